@@ -1,0 +1,33 @@
+"""AMQP 0-9-1 connections (pika) made from Warren's settings."""
+
+from urllib.parse import urlsplit
+
+import pika
+import pika.exceptions
+
+from dashboard.errors import BrokerUnreachable, Unauthorized
+from dashboard.settings import Settings, without_credentials
+
+
+def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
+    """Parameters for the AMQP URL; WARREN_USERNAME/PASSWORD unless the URL carries a user.
+
+    `name` is the client-given connection name the broker shows, so operators see who is connected.
+    """
+    params = pika.URLParameters(settings.amqp_url)
+    if not urlsplit(settings.amqp_url).username:
+        params.credentials = pika.PlainCredentials(
+            settings.username, settings.password.get_secret_value()
+        )
+    params.client_properties = {"connection_name": name, "product": "warren"}
+    return params
+
+
+def connect(settings: Settings, name: str) -> pika.BlockingConnection:
+    shown = without_credentials(settings.amqp_url)
+    try:
+        return pika.BlockingConnection(connection_parameters(settings, name))
+    except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
+        raise Unauthorized(f"The broker at {shown} refused the AMQP login.") from None
+    except pika.exceptions.AMQPConnectionError:
+        raise BrokerUnreachable(f"Cannot open an AMQP connection to {shown}.") from None

@@ -1,0 +1,107 @@
+"""`warren` / `python -m dashboard`: the console's second face, for scripts and runbooks."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from dashboard.errors import WarrenError
+from dashboard.management import ManagementClient
+from dashboard.settings import Settings, load_settings
+from dashboard.tenants import fetch_overview
+
+TENANT_COLUMNS = (
+    ("tenant", "TENANT"),
+    ("queue", "QUEUE"),
+    ("ready", "READY"),
+    ("unacked", "UNACKED"),
+    ("total", "TOTAL"),
+    ("consumers", "CONSUMERS"),
+    ("queue_type", "TYPE"),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(**_overrides(args))
+        return args.handler(args, settings)
+    except WarrenError as exc:
+        print(f"warren: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("warren: interrupted.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warren", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tenants = sub.add_parser("tenants", help="ready and unacked counts per tenant queue")
+    _add_common(tenants)
+    tenants.set_defaults(handler=_tenants)
+    demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
+    demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
+    demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
+    parser.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    pairs = {
+        "vhost": getattr(args, "vhost", None),
+        "tenant_exchange": getattr(args, "exchange", None),
+    }
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+def _tenants(args: argparse.Namespace, settings: Settings) -> int:
+    with ManagementClient(settings) as client:
+        overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
+    records = [row.model_dump(mode="json") for row in overview.rows]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False))
+    else:
+        print(format_table(records, TENANT_COLUMNS))
+        totals = overview.totals
+        print(
+            f"\n{totals.tenants:,} tenants in {totals.queues:,} queues: {totals.ready:,} ready, "
+            f"{totals.unacked:,} unacked, {totals.consumers:,} consumers"
+        )
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboard.demo import run_demo
+
+    return run_demo(port=args.port, tenants=args.tenants)
+
+
+def format_table(records: list[dict], columns: Sequence[tuple[str, str]]) -> str:
+    """A plain-text table: numbers right-aligned with thousands separators, text left-aligned."""
+    cells = [[_cell(record[key]) for key, _ in columns] for record in records]
+    numeric = [all(isinstance(record[key], int) for record in records) for key, _ in columns]
+    widths = [
+        max([len(title), *(len(row[i]) for row in cells)]) for i, (_, title) in enumerate(columns)
+    ]
+    lines = [[title for _, title in columns], *cells]
+    return "\n".join(
+        "  ".join(_align(text, widths[i], numeric[i]) for i, text in enumerate(line)).rstrip()
+        for line in lines
+    )
+
+
+def _cell(value) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _align(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)

@@ -1,0 +1,41 @@
+"""Warren's one error family: every failure a user can meet is one sentence, str(error)."""
+
+
+class WarrenError(Exception):
+    """A failure explained in one sentence that says what happened (and what was not done)."""
+
+
+class SettingsError(WarrenError):
+    """A setting has a value Warren cannot use."""
+
+
+class BrokerError(WarrenError):
+    """The broker could not be asked, or refused what was asked."""
+
+
+class BrokerUnreachable(BrokerError):
+    """No answer: connection refused, DNS failure, or timeout."""
+
+
+class Unauthorized(BrokerError):
+    """401: the broker does not accept the user name and password."""
+
+
+class Forbidden(BrokerError):
+    """403: the user is known but lacks the tag or vhost permission."""
+
+
+class NotFound(BrokerError):
+    """404: the vhost, queue, exchange or connection does not exist."""
+
+
+class PreconditionFailed(BrokerError):
+    """406: what was asked conflicts with what exists (for example, different queue arguments)."""
+
+
+class ServerError(BrokerError):
+    """5xx, or an answer Warren cannot read."""
+
+
+class TenantExchangeMissing(NotFound):
+    """The configured tenant exchange does not exist, so no queue can be a tenant queue."""

@@ -1,0 +1,201 @@
+"""A disposable RabbitMQ node in a temp dir on free loopback ports, for the demo and the tests.
+
+It runs Debian's rabbitmq-server as the current user (DESIGN §5): the /usr/lib entry point, not
+/usr/sbin, which would switch to the rabbitmq user and then fail to write our temp dir.
+"""
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+RABBITMQ_BIN = Path(os.environ.get("WARREN_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]."
+# One-second stats keep the management API close to AMQP truth in tests and the demo.
+STATS_INTERVAL_MS = 1000
+
+
+class LocalBrokerError(RuntimeError):
+    pass
+
+
+def free_port(preferred: int | None = None) -> int:
+    """A TCP port free on 127.0.0.1 right now: the preferred one when it is free."""
+    candidates = [preferred, 0] if preferred else [0]
+    for candidate in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise LocalBrokerError("no free TCP port on 127.0.0.1")
+
+
+@dataclass
+class LocalBroker:
+    base_dir: Path
+    node: str
+    amqp_port: int
+    management_port: int
+    dist_port: int
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    owns_base_dir: bool = True
+
+    @classmethod
+    def create(cls, base_dir: Path | None = None, default_ports: bool = False) -> "LocalBroker":
+        """Lay out a node's files; `default_ports` takes 5672/15672 when they are free."""
+        owns = base_dir is None
+        base = Path(base_dir or tempfile.mkdtemp(prefix="warren-broker-"))
+        broker = cls(
+            base_dir=base,
+            node=f"warren-{secrets.token_hex(4)}@localhost",
+            amqp_port=free_port(5672 if default_ports else None),
+            management_port=free_port(15672 if default_ports else None),
+            dist_port=free_port(),
+            owns_base_dir=owns,
+        )
+        broker._write_files()
+        return broker
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    def _write_files(self) -> None:
+        for sub in ("mnesia", "log", "home"):
+            (self.base_dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.base_dir / "enabled_plugins").write_text(PLUGINS)
+        (self.base_dir / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+                    f"management.tcp.port = {self.management_port}",
+                    "management.tcp.ip = 127.0.0.1",
+                    f"collect_statistics_interval = {STATS_INTERVAL_MS}",
+                    "management.sample_retention_policies.global.minute = 1",
+                    "management.sample_retention_policies.basic.minute = 1",
+                    "management.sample_retention_policies.detailed.10 = 1",
+                    "log.console = false",
+                    "",
+                ]
+            )
+        )
+
+    def env(self) -> dict[str, str]:
+        base = self.base_dir
+        return {
+            **os.environ,
+            "HOME": str(base / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def start(self, timeout: float = 90) -> "LocalBroker":
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise LocalBrokerError(
+                f"{RABBITMQ_BIN}/rabbitmq-server not found: install it with "
+                "`apt-get install -y rabbitmq-server`."
+            )
+        log = (self.base_dir / "server.out").open("ab")
+        self.process = subprocess.Popen(
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
+            try:
+                answer = requests.get(
+                    f"{self.management_url}/api/overview", auth=("guest", "guest"), timeout=2
+                )
+                if answer.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise LocalBrokerError(f"rabbitmq-server did not answer within {timeout:.0f} s")
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = (self.base_dir / "server.out").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """Run rabbitmqctl against this node; its output, or LocalBrokerError."""
+        done = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise LocalBrokerError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def stop(self) -> None:
+        """Stop the node and everything it started, and remove its files when we made them."""
+        if self.process and self.process.poll() is None:
+            try:
+                self.ctl("stop", timeout=30)
+                self.process.wait(timeout=30)
+            except (LocalBrokerError, subprocess.TimeoutExpired):
+                self._kill_group()
+        self._kill_group()
+        stop_idle_epmd(self.env())
+        if self.owns_base_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def _kill_group(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def __enter__(self) -> "LocalBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def stop_idle_epmd(env: dict[str, str]) -> None:
+    """Erlang starts epmd on demand and leaves it behind: stop it when no node is left on it."""
+    epmd = shutil.which("epmd") or "/usr/bin/epmd"
+    try:
+        names = subprocess.run([epmd, "-names"], env=env, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if names.returncode == 0 and "name " not in names.stdout:
+        subprocess.run([epmd, "-kill"], env=env, capture_output=True, timeout=5)

@@ -1,0 +1,169 @@
+"""The RabbitMQ management HTTP API client: the one place that builds URLs and speaks HTTP.
+
+Each method says which permission it needs and whether it changes anything on the broker.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from dashboard.errors import (
+    BrokerUnreachable,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ServerError,
+    Unauthorized,
+)
+from dashboard.settings import Settings, without_credentials
+
+# Connection set-up fails fast; reading may take the configured timeout (big listings are slow).
+CONNECT_TIMEOUT = 3.05
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+
+
+def api_path(*segments: str) -> str:
+    """`/api/` followed by each segment quoted whole: vhost `/` is `%2F`, and `#?% /` are data."""
+    return "/api/" + "/".join(quote(segment, safe="") for segment in segments)
+
+
+def _retrying_session(auth: tuple[str, str]) -> requests.Session:
+    # Only GETs are retried after a request was sent; a refused connection sent nothing, so any
+    # method may retry that.
+    retry = Retry(
+        total=3,
+        connect=2,
+        read=2,
+        status=2,
+        backoff_factor=0.2,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=IDEMPOTENT,
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    session.auth = auth
+    session.headers["Accept"] = "application/json"
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class ManagementClient:
+    def __init__(self, settings: Settings):
+        self.base_url = settings.management_url
+        self.shown_url = without_credentials(settings.management_url)
+        self.username = settings.username
+        self.timeout = (min(CONNECT_TIMEOUT, settings.request_timeout), settings.request_timeout)
+        self.session = _retrying_session((settings.username, settings.password.get_secret_value()))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ManagementClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, segments: Iterable[str], what: str, params: Mapping[str, str] | None = None):
+        """GET a resource as parsed JSON; `what` names it in error sentences."""
+        url = self.base_url + api_path(*segments)
+        try:
+            answer = self.session.get(url, params=params, timeout=self.timeout)
+        except requests.Timeout:
+            raise BrokerUnreachable(
+                f"The management API at {self.shown_url} did not answer within "
+                f"{self.timeout[1]:g} s while reading {what}."
+            ) from None
+        except requests.RequestException as exc:
+            raise BrokerUnreachable(
+                f"Cannot reach the management API at {self.shown_url}: {_reason(exc)}."
+            ) from None
+        return self._json(answer, what)
+
+    def _json(self, answer: requests.Response, what: str) -> Any:
+        if answer.status_code >= 400:
+            raise self._error(answer, what)
+        try:
+            return answer.json()
+        except ValueError:
+            raise ServerError(
+                f"The management API at {self.shown_url} sent something that is not JSON "
+                f"for {what} (HTTP {answer.status_code})."
+            ) from None
+
+    def _error(self, answer: requests.Response, what: str) -> Exception:
+        status, reason = answer.status_code, _broker_reason(answer)
+        if status == 401:
+            return Unauthorized(
+                f"The broker at {self.shown_url} refused user {self.username!r}: "
+                "wrong user name or password (401)."
+            )
+        if status == 403:
+            return Forbidden(
+                f"User {self.username!r} is not allowed to read {what} on {self.shown_url} "
+                f"(403{': ' + reason if reason else ''})."
+            )
+        if status == 404:
+            return NotFound(f"Not found on {self.shown_url}: {what} (404).")
+        if status == 406:
+            return PreconditionFailed(
+                f"The broker refused {what}: {reason or 'precondition failed'} (406)."
+            )
+        return ServerError(
+            f"The management API at {self.shown_url} failed with HTTP {status} while reading "
+            f"{what}{': ' + reason if reason else ''}."
+        )
+
+    def whoami(self) -> dict:
+        """The user these credentials log in as, with its tags. Any user tag; read-only."""
+        return self.get(("whoami",), "the current user")
+
+    def list_queues_in(self, vhost: str, columns: Iterable[str]) -> list[dict]:
+        """Queues of one vhost, only the named columns. Needs `monitoring` (or vhost access)."""
+        return self.get(
+            ("queues", vhost), f"the queues of vhost {vhost!r}", {"columns": ",".join(columns)}
+        )
+
+    def get_exchange(self, vhost: str, exchange: str) -> dict:
+        """One exchange's definition. Read-only; NotFound when it does not exist."""
+        return self.get(("exchanges", vhost, exchange), f"exchange {exchange!r} in vhost {vhost!r}")
+
+    def list_bindings_from(self, vhost: str, exchange: str) -> list[dict]:
+        """Bindings whose source is `exchange`. Read-only.
+
+        A missing exchange answers an empty list, not 404 (3.10): ask `get_exchange` to tell.
+        """
+        return self.get(
+            ("exchanges", vhost, exchange, "bindings", "source"),
+            f"exchange {exchange!r} in vhost {vhost!r}",
+        )
+
+
+def _reason(exc: requests.RequestException) -> str:
+    text = str(exc)
+    for marker, sentence in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host name"),
+        ("Failed to resolve", "unknown host name"),
+        ("timed out", "connection timed out"),
+        ("RemoteDisconnected", "the connection was closed without an answer"),
+    ):
+        if marker in text:
+            return sentence
+    return type(exc).__name__
+
+
+def _broker_reason(answer: requests.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("error") or "")
+    return ""

@@ -1,0 +1,95 @@
+"""Typed shapes of what the management API returns and of what Warren derives from it."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _ApiModel(BaseModel):
+    # The API adds fields between versions; Warren reads the ones it names and ignores the rest.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Rate(_ApiModel):
+    rate: float = 0.0
+
+
+class MessageStats(_ApiModel):
+    publish_details: Rate | None = None
+    deliver_get_details: Rate | None = None
+    ack_details: Rate | None = None
+
+
+class QueueInfo(_ApiModel):
+    """One queue as `GET /api/queues/{vhost}?columns=...` returns it.
+
+    Counts are absent until the broker's first stats emission for a new queue: they read 0.
+    """
+
+    name: str
+    vhost: str
+    type: str = "classic"
+    state: str | None = None
+    messages_ready: int = 0
+    messages_unacknowledged: int = 0
+    messages: int = 0
+    consumers: int = 0
+    # Renamed in 3.11; both are sent by the versions Warren supports.
+    consumer_capacity: float | None = None
+    consumer_utilisation: float | None = None
+    message_stats: MessageStats | None = None
+
+    @property
+    def capacity(self) -> float | None:
+        return (
+            self.consumer_capacity
+            if self.consumer_capacity is not None
+            else (self.consumer_utilisation)
+        )
+
+
+class Binding(_ApiModel):
+    source: str
+    vhost: str
+    destination: str
+    destination_type: str
+    routing_key: str
+
+
+class TenantRow(BaseModel):
+    """One tenant binding: routing key `tenant` on the tenant exchange delivers to `queue`."""
+
+    tenant: str
+    vhost: str
+    queue: str
+    ready: int
+    unacked: int
+    total: int
+    consumers: int
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
+    ack_rate: float | None = None
+    consumer_capacity: float | None = None
+    queue_type: str
+    state: str | None = None
+    # Other tenant ids bound to the same queue: its counts are shared with those rows.
+    shares_queue_with: list[str] = Field(default_factory=list)
+
+
+class Totals(BaseModel):
+    """Sums over distinct queues, so a queue bound under two tenant ids counts once."""
+
+    tenants: int
+    queues: int
+    ready: int
+    unacked: int
+    total: int
+    consumers: int
+
+
+class Overview(BaseModel):
+    vhost: str
+    exchange: str
+    rows: list[TenantRow]
+    totals: Totals
+    fetched_at: datetime

@@ -1,0 +1,96 @@
+"""One shared poll of the broker for every viewer: at most one fetch per interval, and the last
+good data kept (with when the failures began) while the broker does not answer."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from dashboard.errors import WarrenError
+from dashboard.management import ManagementClient
+from dashboard.models import Overview
+from dashboard.settings import Settings
+from dashboard.tenants import fetch_overview
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[T]):
+    data: T | None = None
+    fetched_at: datetime | None = None
+    # The latest poll's failure; None when it succeeded.
+    error: WarrenError | None = None
+    failing_since: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.error is not None
+
+
+class SharedPoll(Generic[T]):
+    """Calls `fetch` at most once per `interval` seconds, however many callers ask.
+
+    A caller that arrives while another is fetching gets the previous snapshot at once, rather
+    than waiting on a slow broker; only the very first callers wait.
+    """
+
+    def __init__(self, fetch: Callable[[], T], interval: float, clock=time.monotonic):
+        self._fetch = fetch
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot[T] = Snapshot()
+        self._polled_at: float | None = None
+        self.fetches = 0
+
+    def get(self) -> Snapshot[T]:
+        if self._fresh():
+            return self._snapshot
+        first = self._polled_at is None
+        if not self._lock.acquire(blocking=first):
+            return self._snapshot
+        try:
+            if not self._fresh():
+                self._refresh()
+            return self._snapshot
+        finally:
+            self._lock.release()
+
+    def _fresh(self) -> bool:
+        return self._polled_at is not None and self._clock() - self._polled_at < self.interval
+
+    def _refresh(self) -> None:
+        self.fetches += 1
+        now = datetime.now(UTC)
+        try:
+            self._snapshot = Snapshot(data=self._fetch(), fetched_at=now)
+        except WarrenError as exc:
+            self._snapshot = self._failed(exc, now)
+        except Exception as exc:
+            # A bug, or an answer of a shape Warren does not know: logged in full, shown as a
+            # sentence.
+            log.exception("poll failed")
+            self._snapshot = self._failed(
+                WarrenError(f"Warren could not read the broker's answer ({type(exc).__name__})."),
+                now,
+            )
+        self._polled_at = self._clock()
+
+    def _failed(self, error: WarrenError, now: datetime) -> Snapshot[T]:
+        return replace(
+            self._snapshot, error=error, failing_since=self._snapshot.failing_since or now
+        )
+
+
+def overview_poll(settings: Settings) -> SharedPoll[Overview]:
+    """The tenant overview, polled every WARREN_REFRESH_SECONDS over one HTTP session."""
+    client = ManagementClient(settings)
+    return SharedPoll(
+        lambda: fetch_overview(client, settings.vhost, settings.tenant_exchange),
+        settings.refresh_seconds,
+    )

@@ -1,0 +1,68 @@
+"""Warren's settings: environment variables prefixed WARREN_, or a .env file beside the app."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dashboard.errors import SettingsError
+
+ENV_PREFIX = "WARREN_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    management_url: str = "http://localhost:15672"
+    amqp_url: str = "amqp://localhost:5672/%2F"
+    username: str = "guest"
+    password: SecretStr = SecretStr("guest")
+    vhost: str = Field(default="/", min_length=1)
+    tenant_exchange: str = Field(default="tenants", min_length=1)
+    refresh_seconds: float = Field(default=10, ge=1, le=3600)
+    request_timeout: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("management_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _checked_url(value, ("http", "https"))
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        return _checked_url(value, ("amqp", "amqps"))
+
+    def display_management_url(self) -> str:
+        """The management URL as it may be shown: without any user or password in it."""
+        return without_credentials(self.management_url)
+
+
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected a {' or '.join(schemes)} URL with a host name")
+    return value.strip().rstrip("/")
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings; a bad value becomes one SettingsError line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_input=False, include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    reason = error["msg"].removeprefix("Value error, ")
+    return f"Invalid setting {ENV_PREFIX}{field.upper()}: {reason}."

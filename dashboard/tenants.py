@@ -1,0 +1,115 @@
+"""The tenant overview: queues bound to the tenant exchange, keyed by routing key = tenant id."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from dashboard.errors import NotFound, TenantExchangeMissing
+from dashboard.management import ManagementClient
+from dashboard.models import Binding, Overview, QueueInfo, TenantRow, Totals
+
+QUEUE_COLUMNS = (
+    "name",
+    "vhost",
+    "type",
+    "state",
+    "messages_ready",
+    "messages_unacknowledged",
+    "messages",
+    "consumers",
+    "consumer_capacity",
+    "consumer_utilisation",
+    "message_stats.publish_details.rate",
+    "message_stats.deliver_get_details.rate",
+    "message_stats.ack_details.rate",
+)
+
+
+def tenant_bindings(client: ManagementClient, vhost: str, exchange: str) -> list[Binding]:
+    """The exchange's bindings to queues (exchange-to-exchange bindings are not tenants).
+
+    The broker answers a missing exchange with no bindings, so only then is its existence checked.
+    """
+    raw = client.list_bindings_from(vhost, exchange)
+    if not raw:
+        _require_exchange(client, vhost, exchange)
+    bindings = (Binding.model_validate(item) for item in raw)
+    return [binding for binding in bindings if binding.destination_type == "queue"]
+
+
+def _require_exchange(client: ManagementClient, vhost: str, exchange: str) -> None:
+    try:
+        client.get_exchange(vhost, exchange)
+    except NotFound:
+        raise TenantExchangeMissing(
+            f"The tenant exchange {exchange!r} does not exist in vhost {vhost!r}, so there are "
+            "no tenant queues to show: check WARREN_TENANT_EXCHANGE and WARREN_VHOST."
+        ) from None
+
+
+def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overview:
+    bindings = tenant_bindings(client, vhost, exchange)
+    queues = {
+        queue.name: queue
+        for queue in map(QueueInfo.model_validate, client.list_queues_in(vhost, QUEUE_COLUMNS))
+    }
+    rows = build_rows(bindings, queues)
+    return Overview(
+        vhost=vhost,
+        exchange=exchange,
+        rows=rows,
+        totals=totals_of(rows, queues),
+        fetched_at=datetime.now(UTC),
+    )
+
+
+def build_rows(bindings: list[Binding], queues: dict[str, QueueInfo]) -> list[TenantRow]:
+    """One row per (tenant id, queue), most backed-up first.
+
+    A binding whose queue vanished between the two requests is skipped: it has no counts.
+    """
+    tenants_of_queue: dict[str, set[str]] = defaultdict(set)
+    for binding in bindings:
+        tenants_of_queue[binding.destination].add(binding.routing_key)
+    rows = [
+        _row(tenant, queues[queue_name], sorted(tenants - {tenant}))
+        for queue_name, tenants in tenants_of_queue.items()
+        if queue_name in queues
+        for tenant in tenants
+    ]
+    return sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
+
+
+def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
+    stats = queue.message_stats
+    return TenantRow(
+        tenant=tenant,
+        vhost=queue.vhost,
+        queue=queue.name,
+        ready=queue.messages_ready,
+        unacked=queue.messages_unacknowledged,
+        total=queue.messages,
+        consumers=queue.consumers,
+        publish_rate=_rate(stats and stats.publish_details),
+        deliver_rate=_rate(stats and stats.deliver_get_details),
+        ack_rate=_rate(stats and stats.ack_details),
+        consumer_capacity=queue.capacity,
+        queue_type=queue.type,
+        state=queue.state,
+        shares_queue_with=others,
+    )
+
+
+def _rate(details) -> float | None:
+    return details.rate if details is not None else None
+
+
+def totals_of(rows: list[TenantRow], queues: dict[str, QueueInfo]) -> Totals:
+    distinct = [queues[name] for name in {row.queue for row in rows}]
+    return Totals(
+        tenants=len({row.tenant for row in rows}),
+        queues=len(distinct),
+        ready=sum(queue.messages_ready for queue in distinct),
+        unacked=sum(queue.messages_unacknowledged for queue in distinct),
+        total=sum(queue.messages for queue in distinct),
+        consumers=sum(queue.consumers for queue in distinct),
+    )

@@ -1,5 +1,6 @@
 """Warren's settings: environment variables prefixed WARREN_, or a .env file beside the app."""
 
+import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     @classmethod
     def _amqp_url(cls, value: str) -> str:
         return _checked_url(value, ("amqp", "amqps"))
+
+    def fingerprint(self) -> str:
+        """A digest of every value, the password included, to key caches per configuration."""
+        values = self.model_dump() | {"password": self.password.get_secret_value()}
+        return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 
     def display_management_url(self) -> str:
         """The management URL as it may be shown: without any user or password in it."""

@@ -1,0 +1,91 @@
+"""Tenant overview: which tenant is backed up, live, for every viewer from one shared poll."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.models import Overview
+from pages.components.formatting import literal
+from pages.components.freshness import show_freshness
+from pages.components.state import current_settings, shared_overview_poll
+
+COLUMNS = {
+    "tenant": st.column_config.TextColumn("Tenant", pinned=True),
+    "queue": st.column_config.TextColumn("Queue"),
+    "ready": st.column_config.NumberColumn("Ready", format="localized"),
+    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
+    "total": st.column_config.NumberColumn("Total", format="localized"),
+    "consumers": st.column_config.NumberColumn("Consumers", format="localized"),
+    "publish_rate": st.column_config.NumberColumn("Publish/s", format="%.1f"),
+    "deliver_rate": st.column_config.NumberColumn("Deliver/s", format="%.1f"),
+    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
+    "consumer_capacity": st.column_config.NumberColumn(
+        "Capacity",
+        format="percent",
+        help="Share of time the queue could deliver to its consumers at once (100% is best).",
+    ),
+    "queue_type": st.column_config.TextColumn("Type"),
+    "state": st.column_config.TextColumn("State"),
+    "shares_queue_with": st.column_config.ListColumn(
+        "Also bound as", help="Other tenant ids routed to the same queue: counts are shared."
+    ),
+}
+
+settings = current_settings()
+poll = shared_overview_poll(settings)
+
+st.title("Tenants")
+query = st.text_input(
+    "Filter by tenant or queue",
+    value=st.query_params.get("q", ""),
+    placeholder="part of a tenant id or queue name",
+)
+if query:
+    st.query_params["q"] = query
+else:
+    st.query_params.pop("q", None)
+
+
+def show_headline(overview: Overview) -> None:
+    totals = overview.totals
+    tenants, ready, unacked, consumers = st.columns(4)
+    tenants.metric("Tenants", f"{totals.tenants:,}")
+    ready.metric("Ready", f"{totals.ready:,}")
+    unacked.metric("Unacked", f"{totals.unacked:,}")
+    consumers.metric("Consumers", f"{totals.consumers:,}")
+
+
+def show_table(overview: Overview, query: str) -> None:
+    needle = query.casefold()
+    rows = [
+        row.model_dump()
+        for row in overview.rows
+        if needle in row.tenant.casefold() or needle in row.queue.casefold()
+    ]
+    if not overview.rows:
+        st.info(
+            f"No queue is bound to exchange {literal(overview.exchange)} in vhost "
+            f"{literal(overview.vhost)} yet. A tenant appears here once its queue is bound to "
+            "that exchange with routing key = tenant id."
+        )
+    elif not rows:
+        st.info("No tenant or queue matches the filter. Clear it to see all tenants.")
+    else:
+        st.caption(f"{len(rows):,} of {len(overview.rows):,} tenant bindings, most ready first.")
+        st.dataframe(
+            pd.DataFrame(rows, columns=list(COLUMNS)),
+            column_config=COLUMNS,
+            hide_index=True,
+            width="stretch",
+        )
+
+
+@st.fragment(run_every=settings.refresh_seconds)
+def live_overview() -> None:
+    snapshot = poll.get()
+    show_freshness(snapshot)
+    if snapshot.data is not None:
+        show_headline(snapshot.data)
+        show_table(snapshot.data, query)
+
+
+live_overview()

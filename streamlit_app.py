@@ -1,0 +1,14 @@
+"""Warren's console: `streamlit run streamlit_app.py`."""
+
+import streamlit as st
+
+from pages.components.sidebar import render_sidebar
+from pages.components.state import current_settings
+
+st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
+settings = current_settings()
+page = st.navigation(
+    [st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True)]
+)
+render_sidebar(settings)
+page.run()

@@ -1,0 +1,64 @@
+"""AMQP set-up for tests: tenants with messages, and consumers that hold messages unacked."""
+
+import pika
+
+from dashboard.localbroker import LocalBroker
+from dashboard.workload import declare_tenant
+
+
+def publish(channel, exchange: str, routing_key: str, count: int) -> None:
+    for number in range(count):
+        channel.basic_publish(
+            exchange,
+            routing_key,
+            f"message {number}".encode(),
+            pika.BasicProperties(delivery_mode=2),
+            mandatory=True,
+        )
+
+
+def tenant_with_messages(channel, exchange: str, tenant: str, queue: str, count: int) -> str:
+    declare_tenant(channel, exchange, tenant, queue=queue)
+    publish(channel, exchange, tenant, count)
+    return queue
+
+
+def ready_and_consumers(channel, queue: str) -> tuple[int, int]:
+    """AMQP's own answer: messages ready and consumers on `queue`, with no stats lag."""
+    method = channel.queue_declare(queue, passive=True).method
+    return method.message_count, method.consumer_count
+
+
+class Holder:
+    """A pod that takes messages under a prefetch window and never acks them."""
+
+    def __init__(self, broker: LocalBroker, name: str = "holder", vhost: str = "/"):
+        params = pika.ConnectionParameters(
+            host="127.0.0.1",
+            port=broker.amqp_port,
+            virtual_host=vhost,
+            credentials=pika.PlainCredentials("guest", "guest"),
+            client_properties={"connection_name": name},
+        )
+        self.connection = pika.BlockingConnection(params)
+        self.held: dict[str, int] = {}
+
+    def hold(self, queue: str, prefetch: int, expect: int) -> int:
+        """Consume `queue` with `prefetch` until `expect` messages are held; returns the count."""
+        channel = self.connection.channel()
+        channel.basic_qos(prefetch_count=prefetch)
+        self.held[queue] = 0
+
+        def keep(_channel, _method, _properties, _body) -> None:
+            self.held[queue] += 1
+
+        channel.basic_consume(queue, keep, auto_ack=False)
+        for _ in range(100):
+            if self.held[queue] >= expect:
+                break
+            self.connection.process_data_events(time_limit=0.1)
+        return self.held[queue]
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()

@@ -1,0 +1,184 @@
+"""The tenant overview against a real broker: exact counts, odd names, vhosts, missing pieces."""
+
+import pytest
+
+from dashboard.errors import BrokerUnreachable, TenantExchangeMissing, Unauthorized
+from dashboard.management import ManagementClient, api_path
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import Holder, publish, ready_and_consumers, tenant_with_messages
+from tests.conftest import wait_until
+
+
+def overview_when(settings, expected: dict) -> object:
+    """The overview once its (tenant, queue) -> (ready, unacked, consumers) equal `expected`."""
+    with ManagementClient(settings) as client:
+
+        def matches():
+            overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
+            seen = {(r.tenant, r.queue): (r.ready, r.unacked, r.consumers) for r in overview.rows}
+            return overview if seen == expected else None
+
+        return wait_until(matches, what=f"the overview to show {expected}")
+
+
+def test_api_path_quotes_every_segment_whole():
+    assert api_path("queues", "/", "a b#c%2F/d?é") == "/api/queues/%2F/a%20b%23c%252F%2Fd%3F%C3%A9"
+
+
+def test_twenty_two_tenants_with_consumers_match_amqp(broker, settings_for, channel, unique):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    published = {f"tenant-{number:02d}": number + 1 for number in range(22)}
+    queues = {
+        tenant: tenant_with_messages(channel, exchange, tenant, unique(f"q.{tenant}"), count)
+        for tenant, count in published.items()
+    }
+    pod_a, pod_b = Holder(broker, "pod-a"), Holder(broker, "pod-b")
+    try:
+        held = {
+            queues["tenant-09"]: pod_a.hold(queues["tenant-09"], prefetch=3, expect=3),
+            queues["tenant-15"]: pod_a.hold(queues["tenant-15"], prefetch=5, expect=5),
+            queues["tenant-21"]: pod_b.hold(queues["tenant-21"], prefetch=2, expect=2),
+        }
+        assert list(held.values()) == [3, 5, 2]
+        expected = {}
+        for tenant, queue in queues.items():
+            ready, consumers = ready_and_consumers(channel, queue)
+            expected[(tenant, queue)] = (ready, held.get(queue, 0), consumers)
+        assert expected[("tenant-09", queues["tenant-09"])] == (10 - 3, 3, 1)
+
+        overview = overview_when(settings, expected)
+    finally:
+        pod_a.close()
+        pod_b.close()
+
+    # Most ready first; equal ready (21 holds 2 of its 22) goes by total.
+    assert [row.tenant for row in overview.rows[:3]] == ["tenant-20", "tenant-21", "tenant-19"]
+    assert [row.ready for row in overview.rows[:3]] == [21, 20, 20]
+    assert overview.totals.model_dump() == {
+        "tenants": 22,
+        "queues": 22,
+        "ready": sum(published.values()) - 10,
+        "unacked": 10,
+        "total": sum(published.values()),
+        "consumers": 3,
+    }
+    assert {row.queue_type for row in overview.rows} == {"classic"}
+    assert {row.state for row in overview.rows} == {"running"}
+
+
+def test_queue_bound_under_two_tenant_ids_shows_a_row_each_and_counts_once(
+    settings_for, channel, unique
+):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    shared = tenant_with_messages(channel, exchange, "alpha", unique("shared"), 4)
+    channel.queue_bind(shared, exchange, routing_key="beta")
+    publish(channel, exchange, "beta", 2)
+    own = tenant_with_messages(channel, exchange, "gamma", unique("own"), 1)
+
+    overview = overview_when(
+        settings,
+        {("alpha", shared): (6, 0, 0), ("beta", shared): (6, 0, 0), ("gamma", own): (1, 0, 0)},
+    )
+
+    others = {row.tenant: row.shares_queue_with for row in overview.rows}
+    assert others == {"alpha": ["beta"], "beta": ["alpha"], "gamma": []}
+    assert (overview.totals.tenants, overview.totals.queues, overview.totals.ready) == (3, 2, 7)
+
+
+def test_one_tenant_id_bound_to_two_queues_shows_both(settings_for, channel, unique):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    first = tenant_with_messages(channel, exchange, "acme", unique("acme-a"), 0)
+    second = tenant_with_messages(channel, exchange, "acme", unique("acme-b"), 0)
+    publish(channel, exchange, "acme", 3)
+
+    overview = overview_when(settings, {("acme", first): (3, 0, 0), ("acme", second): (3, 0, 0)})
+
+    assert (overview.totals.tenants, overview.totals.queues, overview.totals.ready) == (1, 2, 6)
+
+
+def test_exchange_to_exchange_bindings_are_not_tenants(settings_for, channel, unique):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
+    downstream = unique("downstream")
+    channel.exchange_declare(downstream, "fanout", auto_delete=True)
+    channel.exchange_bind(downstream, exchange, routing_key="not-a-tenant")
+
+    overview_when(settings, {("acme", queue): (1, 0, 0)})
+
+
+HOSTILE_TENANTS = ["acme corp", "ü-tenant ☃", "a#b", "%2F", "x/y?z", "50%", "<b>bold</b>"]
+
+
+def test_hostile_tenant_ids_and_queue_names_come_back_exactly(settings_for, channel, unique):
+    exchange = unique("tenants #%/?é")
+    settings = settings_for(tenant_exchange=exchange)
+    expected = {}
+    for number, tenant in enumerate(HOSTILE_TENANTS, start=1):
+        queue = unique(f"q {tenant} #%2F/?")
+        tenant_with_messages(channel, exchange, tenant, queue, number)
+        expected[(tenant, queue)] = (number, 0, 0)
+
+    overview = overview_when(settings, expected)
+
+    assert overview.exchange == exchange
+
+
+def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique):
+    default_queue = tenant_with_messages(channel, "tenants", "acme", unique("acme-default"), 2)
+    vhost = unique("eu/west #1 ü")
+    broker.ctl("add_vhost", vhost)
+    broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        holder = Holder(broker, "vhost-setup", vhost=vhost)
+        channel = holder.connection.channel()
+        channel.confirm_delivery()
+        queue = tenant_with_messages(channel, "tenants", "acme", "acme", 5)
+        holder.close()
+        settings = settings_for(vhost=vhost)
+
+        overview = overview_when(settings, {("acme", queue): (5, 0, 0)})
+
+        assert {row.vhost for row in overview.rows} == {vhost}
+        with ManagementClient(settings_for()) as client:
+            default_vhost = fetch_overview(client, "/", "tenants")
+        acme_queues = {row.queue for row in default_vhost.rows if row.tenant == "acme"}
+        assert default_queue in acme_queues
+        assert "acme" not in acme_queues
+    finally:
+        broker.ctl("delete_vhost", vhost)
+
+
+def test_missing_tenant_exchange_is_one_sentence(settings_for, unique):
+    settings = settings_for(tenant_exchange=unique("nowhere"))
+    with ManagementClient(settings) as client, pytest.raises(TenantExchangeMissing) as caught:
+        fetch_overview(client, settings.vhost, settings.tenant_exchange)
+    assert str(caught.value) == (
+        f"The tenant exchange {settings.tenant_exchange!r} does not exist in vhost '/', so there "
+        "are no tenant queues to show: check WARREN_TENANT_EXCHANGE and WARREN_VHOST."
+    )
+
+
+def test_wrong_password_is_a_sentence_without_the_password(settings_for):
+    settings = settings_for(password="s3cret-Wrong!")
+    with ManagementClient(settings) as client, pytest.raises(Unauthorized) as caught:
+        fetch_overview(client, "/", "tenants")
+    assert str(caught.value) == (
+        f"The broker at {settings.management_url} refused user 'guest': "
+        "wrong user name or password (401)."
+    )
+    assert "s3cret" not in str(caught.value)
+
+
+def test_broker_down_is_a_sentence(settings_for):
+    from dashboard.localbroker import free_port
+
+    settings = settings_for(management_url=f"http://127.0.0.1:{free_port()}")
+    with ManagementClient(settings) as client, pytest.raises(BrokerUnreachable) as caught:
+        fetch_overview(client, "/", "tenants")
+    assert str(caught.value) == (
+        f"Cannot reach the management API at {settings.management_url}: connection refused."
+    )

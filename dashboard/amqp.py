@@ -6,7 +6,7 @@ import pika
 import pika.exceptions
 
 from dashboard.errors import BrokerUnreachable, Unauthorized
-from dashboard.settings import Settings, without_credentials
+from dashboard.settings import Settings
 
 
 def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
@@ -14,8 +14,9 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
 
     `name` is the client-given connection name the broker shows, so operators see who is connected.
     """
-    params = pika.URLParameters(settings.amqp_url)
-    if not urlsplit(settings.amqp_url).username:
+    url = settings.amqp_url.get_secret_value()
+    params = pika.URLParameters(url)
+    if not urlsplit(url).username:
         params.credentials = pika.PlainCredentials(
             settings.username, settings.password.get_secret_value()
         )
@@ -24,7 +25,7 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
 
 
 def connect(settings: Settings, name: str) -> pika.BlockingConnection:
-    shown = without_credentials(settings.amqp_url)
+    shown = settings.display_amqp_url()
     try:
         return pika.BlockingConnection(connection_parameters(settings, name))
     except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):

@@ -71,8 +71,9 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
         print(format_table(records, TENANT_COLUMNS))
         totals = overview.totals
         print(
-            f"\n{totals.tenants:,} tenants in {totals.queues:,} queues: {totals.ready:,} ready, "
-            f"{totals.unacked:,} unacked, {totals.consumers:,} consumers"
+            f"\n{_count(totals.tenants, 'tenant')} in {_count(totals.queues, 'queue')}: "
+            f"{totals.ready:,} ready, {totals.unacked:,} unacked, "
+            f"{_count(totals.consumers, 'consumer')}"
         )
     return 0
 
@@ -105,3 +106,7 @@ def _cell(value) -> str:
 
 def _align(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

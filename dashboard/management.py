@@ -19,7 +19,7 @@ from dashboard.errors import (
     ServerError,
     Unauthorized,
 )
-from dashboard.settings import Settings, without_credentials
+from dashboard.settings import Settings
 
 # Connection set-up fails fast; reading may take the configured timeout (big listings are slow).
 CONNECT_TIMEOUT = 3.05
@@ -56,7 +56,7 @@ def _retrying_session(auth: tuple[str, str]) -> requests.Session:
 class ManagementClient:
     def __init__(self, settings: Settings):
         self.base_url = settings.management_url
-        self.shown_url = without_credentials(settings.management_url)
+        self.shown_url = settings.management_url
         self.username = settings.username
         self.timeout = (min(CONNECT_TIMEOUT, settings.request_timeout), settings.request_timeout)
         self.session = _retrying_session((settings.username, settings.password.get_secret_value()))

@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     )
 
     management_url: str = "http://localhost:15672"
-    amqp_url: str = "amqp://localhost:5672/%2F"
+    # A secret: it may carry its own user and password (which then win over USERNAME/PASSWORD).
+    amqp_url: SecretStr = SecretStr("amqp://localhost:5672/%2F")
     username: str = "guest"
     password: SecretStr = SecretStr("guest")
     vhost: str = Field(default="/", min_length=1)
@@ -28,21 +29,28 @@ class Settings(BaseSettings):
     @field_validator("management_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        if urlsplit(value.strip()).username:
+            raise ValueError(
+                "put the user and password in WARREN_USERNAME and WARREN_PASSWORD, not in the URL"
+            )
         return _checked_url(value, ("http", "https"))
 
     @field_validator("amqp_url")
     @classmethod
-    def _amqp_url(cls, value: str) -> str:
-        return _checked_url(value, ("amqp", "amqps"))
+    def _amqp_url(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(_checked_url(value.get_secret_value(), ("amqp", "amqps")))
 
     def fingerprint(self) -> str:
         """A digest of every value, the password included, to key caches per configuration."""
-        values = self.model_dump() | {"password": self.password.get_secret_value()}
+        values = self.model_dump() | {
+            "password": self.password.get_secret_value(),
+            "amqp_url": self.amqp_url.get_secret_value(),
+        }
         return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 
-    def display_management_url(self) -> str:
-        """The management URL as it may be shown: without any user or password in it."""
-        return without_credentials(self.management_url)
+    def display_amqp_url(self) -> str:
+        """The AMQP URL as it may be shown: without any user or password in it."""
+        return without_credentials(self.amqp_url.get_secret_value())
 
 
 def _checked_url(value: str, schemes: tuple[str, ...]) -> str:

@@ -9,7 +9,7 @@ from pages.components.formatting import literal
 def render_sidebar(settings: Settings) -> None:
     with st.sidebar:
         st.markdown(
-            f"**Broker** {literal(settings.display_management_url())}  \n"
+            f"**Broker** {literal(settings.management_url)}  \n"
             f"**vhost** {literal(settings.vhost)}  \n"
             f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
             f"**User** {literal(settings.username)}  \n"

@@ -1,0 +1,121 @@
+"""`python -m dashboard tenants` as a script would run it: a real process, exit codes, JSON."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard.localbroker import free_port
+from tests.amqp_helpers import Holder, tenant_with_messages
+from tests.conftest import wait_until
+
+
+def run_cli(broker, *args: str, entry=(sys.executable, "-m", "dashboard"), **env: str):
+    environment = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
+    environment |= {
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_AMQP_URL": f"amqp://127.0.0.1:{broker.amqp_port}/%2F",
+    } | env
+    return subprocess.run(
+        [*entry, *args],
+        env=environment,
+        cwd=broker.base_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique):
+    exchange = unique("tenants")
+    first = tenant_with_messages(channel, exchange, "acme", unique("acme"), 5)
+    second = tenant_with_messages(channel, exchange, "globex", unique("globex"), 2)
+    pod = Holder(broker, "pod-cli")
+    try:
+        assert pod.hold(first, prefetch=2, expect=2) == 2
+        expected = [
+            {
+                "tenant": "acme",
+                "vhost": "/",
+                "queue": first,
+                "ready": 3,
+                "unacked": 2,
+                "consumers": 1,
+            },
+            {
+                "tenant": "globex",
+                "vhost": "/",
+                "queue": second,
+                "ready": 2,
+                "unacked": 0,
+                "consumers": 0,
+            },
+        ]
+
+        def listed():
+            done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
+            assert (done.returncode, done.stderr) == (0, "")
+            records = json.loads(done.stdout)
+            picked = [{key: record[key] for key in expected[0]} for record in records]
+            return records if picked == expected else None
+
+        records = wait_until(listed, what="the CLI to list both tenants")
+    finally:
+        pod.close()
+    assert all(isinstance(record[key], int) for record in records for key in ("ready", "unacked"))
+
+
+def test_tenants_table_and_the_warren_script(broker, channel, unique):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme corp", unique("acme"), 1234)
+    warren = (str(Path(sys.executable).parent / "warren"),)
+
+    def table():
+        done = run_cli(broker, "tenants", "--exchange", exchange, entry=warren)
+        assert done.returncode == 0, done.stderr
+        return done.stdout if "1,234" in done.stdout else None
+
+    lines = wait_until(table, what="the table to show 1,234 ready").splitlines()
+    assert lines[0].split() == ["TENANT", "QUEUE", "READY", "UNACKED", "TOTAL", "CONSUMERS", "TYPE"]
+    assert lines[1].split() == ["acme", "corp", queue, "1,234", "0", "1,234", "0", "classic"]
+    assert lines[-1] == "1 tenant in 1 queue: 1,234 ready, 0 unacked, 0 consumers"
+
+
+def assert_one_sentence(done, sentence: str) -> None:
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"warren: {sentence}\n"
+
+
+def test_wrong_password_exits_1_with_a_sentence_and_no_password(broker):
+    done = run_cli(broker, "tenants", "--json", WARREN_PASSWORD="not-the-password")
+    assert_one_sentence(
+        done,
+        f"The broker at {broker.management_url} refused user 'guest': "
+        "wrong user name or password (401).",
+    )
+    assert "not-the-password" not in done.stderr
+
+
+def test_broker_down_exits_1_with_a_sentence(broker):
+    url = f"http://127.0.0.1:{free_port()}"
+    done = run_cli(broker, "tenants", WARREN_MANAGEMENT_URL=url)
+    assert_one_sentence(done, f"Cannot reach the management API at {url}: connection refused.")
+
+
+def test_missing_exchange_exits_1_with_a_sentence(broker, unique):
+    exchange = unique("missing")
+    done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
+    assert_one_sentence(
+        done,
+        f"The tenant exchange {exchange!r} does not exist in vhost '/', so there are no tenant "
+        "queues to show: check WARREN_TENANT_EXCHANGE and WARREN_VHOST.",
+    )
+
+
+def test_bad_setting_exits_1_naming_the_variable(broker):
+    done = run_cli(broker, "tenants", WARREN_REQUEST_TIMEOUT="-1")
+    assert_one_sentence(
+        done, "Invalid setting WARREN_REQUEST_TIMEOUT: Input should be greater than 0."
+    )

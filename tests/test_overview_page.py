@@ -1,0 +1,144 @@
+"""The console's overview page, run by Streamlit's AppTest against the real broker."""
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard.management import ManagementClient
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import Holder, tenant_with_messages
+from tests.conftest import wait_until
+from tests.tcpproxy import TcpProxy
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.fixture
+def console(settings_for, monkeypatch):
+    """Returns a function that points the app at the broker (env overrides) and runs it."""
+    st.cache_resource.clear()
+
+    def run(query: dict | None = None, **env: str) -> AppTest:
+        base = settings_for()
+        values = {
+            "WARREN_MANAGEMENT_URL": base.management_url,
+            "WARREN_AMQP_URL": base.amqp_url.get_secret_value(),
+            "WARREN_REFRESH_SECONDS": "1",
+        } | env
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        app = AppTest.from_file(APP, default_timeout=30)
+        app.query_params.update(query or {})
+        return app.run()
+
+    yield run
+    st.cache_resource.clear()
+
+
+def settled(settings_for, exchange: str, ready: int) -> None:
+    """Wait until the management API's lagging stats show `ready` messages in total."""
+    with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
+        wait_until(
+            lambda: fetch_overview(client, "/", exchange).totals.ready == ready,
+            what=f"{ready} ready messages",
+        )
+
+
+def metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def test_overview_shows_headline_and_tenants_most_ready_first(
+    broker, settings_for, channel, unique, console
+):
+    exchange = unique("tenants")
+    busy = tenant_with_messages(channel, exchange, "busy", unique("busy"), 1500)
+    calm = tenant_with_messages(channel, exchange, "calm", unique("calm"), 4)
+    pod = Holder(broker, "pod-page")
+    try:
+        assert pod.hold(calm, prefetch=2, expect=2) == 2
+        settled(settings_for, exchange, 1500 + 2)
+
+        app = console(WARREN_TENANT_EXCHANGE=exchange)
+    finally:
+        pod.close()
+
+    assert not app.exception
+    assert metrics(app) == {"Tenants": "2", "Ready": "1,502", "Unacked": "2", "Consumers": "1"}
+    table = app.dataframe[0].value
+    assert table[["tenant", "queue", "ready", "unacked", "consumers"]].values.tolist() == [
+        ["busy", busy, 1500, 0, 0],
+        ["calm", calm, 2, 2, 1],
+    ]
+
+
+def test_filter_from_the_deep_link(settings_for, channel, unique, console):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "acme-eu", unique("a"), 1)
+    tenant_with_messages(channel, exchange, "acme-us", unique("b"), 2)
+    tenant_with_messages(channel, exchange, "globex", unique("c"), 3)
+    settled(settings_for, exchange, 6)
+
+    app = console({"q": "ACME"}, WARREN_TENANT_EXCHANGE=exchange)
+
+    assert app.text_input[0].value == "ACME"
+    assert app.dataframe[0].value["tenant"].tolist() == ["acme-us", "acme-eu"]
+    app.text_input[0].set_value("nothing-like-it").run()
+    assert [info.value for info in app.info] == [
+        "No tenant or queue matches the filter. Clear it to see all tenants."
+    ]
+    assert app.query_params["q"] == "nothing-like-it"
+
+
+def test_stale_banner_keeps_last_data_and_clears_when_broker_returns(
+    broker, settings_for, channel, unique, console
+):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "acme", unique("acme"), 7)
+    settled(settings_for, exchange, 7)
+    proxy = TcpProxy(broker.management_port)
+    try:
+        app = console(WARREN_MANAGEMENT_URL=proxy.url, WARREN_TENANT_EXCHANGE=exchange)
+        assert not app.error
+        assert metrics(app)["Ready"] == "7"
+
+        proxy.cut()
+        wait_until(lambda: app.run().error, what="the stale banner")
+        banner = app.error[0].value
+        assert banner.startswith("**The broker has not answered since ")
+        assert "Showing the last good data, from " in banner
+        assert metrics(app)["Ready"] == "7"
+        assert not app.exception
+
+        proxy.restore()
+        wait_until(lambda: not app.run().error, what="the banner to clear")
+        assert metrics(app)["Ready"] == "7"
+    finally:
+        proxy.close()
+
+
+def test_missing_exchange_is_a_warning_not_an_outage(unique, console):
+    app = console(WARREN_TENANT_EXCHANGE=unique("nowhere"))
+    assert not app.exception
+    assert not app.error
+    assert "does not exist in vhost" in app.warning[0].value
+
+
+def test_bad_setting_is_one_line_on_the_page(console):
+    app = console(WARREN_REFRESH_SECONDS="soon")
+    assert not app.exception
+    assert [error.value for error in app.error] == [
+        "Invalid setting WARREN_REFRESH_SECONDS: Input should be a valid number, unable to "
+        "parse string as a number."
+    ]
+
+
+def test_broker_never_reached_shows_banner_without_data(console):
+    from dashboard.localbroker import free_port
+
+    app = console(WARREN_MANAGEMENT_URL=f"http://127.0.0.1:{free_port()}")
+    assert not app.exception
+    assert "No data has been read yet." in app.error[0].value
+    assert not app.metric

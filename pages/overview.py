@@ -9,7 +9,7 @@ from pages.components.freshness import show_freshness
 from pages.components.state import current_settings, shared_overview_poll
 
 COLUMNS = {
-    "tenant": st.column_config.TextColumn("Tenant", pinned=True),
+    "tenant": st.column_config.TextColumn("Tenant"),
     "queue": st.column_config.TextColumn("Queue"),
     "ready": st.column_config.NumberColumn("Ready", format="localized"),
     "unacked": st.column_config.NumberColumn("Unacked", format="localized"),

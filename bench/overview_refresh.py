@@ -1,0 +1,130 @@
+"""How long one tenant-overview refresh takes at 20 and at 1,000 tenant queues.
+
+Builds its own disposable broker with one vhost per size (built once per run, via
+`POST /api/definitions`), then times, side by side in the same run:
+  - Warren's refresh: bindings of the tenant exchange + only the queue columns it shows;
+  - the naive baseline: every field of every queue plus every binding of the vhost;
+  - the CLI, `warren tenants --json`, as a whole process.
+Run: .venv/bin/python bench/overview_refresh.py [--sizes 20 1000] [--repeat 10]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from urllib.parse import quote
+
+import pika
+import requests
+
+from dashboard.localbroker import LocalBroker
+from dashboard.management import ManagementClient, api_path
+from dashboard.settings import load_settings
+from dashboard.tenants import fetch_overview
+
+EXCHANGE = "tenants"
+
+
+def build_vhost(broker: LocalBroker, vhost: str, tenants: int) -> None:
+    auth = ("guest", "guest")
+    requests.put(
+        f"{broker.management_url}{api_path('vhosts', vhost)}", auth=auth
+    ).raise_for_status()
+    requests.put(
+        f"{broker.management_url}{api_path('permissions', vhost, 'guest')}",
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+        auth=auth,
+    ).raise_for_status()
+    names = [f"tenant-{number:05d}" for number in range(tenants)]
+    definitions = {
+        "exchanges": [
+            {"name": EXCHANGE, "vhost": vhost, "type": "direct", "durable": True,
+             "auto_delete": False, "internal": False, "arguments": {}}
+        ],
+        "queues": [
+            {"name": f"q.{name}", "vhost": vhost, "durable": True, "auto_delete": False,
+             "arguments": {"x-max-priority": 10}}
+            for name in names
+        ],
+        "bindings": [
+            {"source": EXCHANGE, "vhost": vhost, "destination": f"q.{name}",
+             "destination_type": "queue", "routing_key": name, "arguments": {}}
+            for name in names
+        ],
+    }  # fmt: skip
+    requests.post(
+        f"{broker.management_url}/api/definitions", json=definitions, auth=auth, timeout=600
+    ).raise_for_status()
+    url = f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/{quote(vhost, safe='')}"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    for number, name in enumerate(names):
+        for _ in range(number % 5):
+            channel.basic_publish(EXCHANGE, name, b"job")
+    connection.close()
+
+
+def timed(action, repeat: int) -> float:
+    """Median seconds of `repeat` runs (after one warm-up run)."""
+    action()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def naive_refresh(session: requests.Session, base: str, vhost: str) -> int:
+    queues = session.get(f"{base}{api_path('queues', vhost)}").content
+    bindings = session.get(f"{base}{api_path('bindings', vhost)}").content
+    return len(queues) + len(bindings)
+
+
+def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
+    settings = load_settings(
+        management_url=broker.management_url, vhost=vhost, tenant_exchange=EXCHANGE
+    )
+    with ManagementClient(settings) as client:
+        overview = fetch_overview(client, vhost, EXCHANGE)
+        assert overview.totals.tenants == tenants, overview.totals
+        warren = timed(lambda: fetch_overview(client, vhost, EXCHANGE), repeat)
+        naive = timed(lambda: naive_refresh(client.session, broker.management_url, vhost), repeat)
+    env = os.environ | {
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_VHOST": vhost,
+        "WARREN_TENANT_EXCHANGE": EXCHANGE,
+    }
+    command = [sys.executable, "-m", "dashboard", "tenants", "--json"]
+    cli = timed(lambda: subprocess.run(command, env=env, check=True, capture_output=True), 3)
+    return {"tenants": tenants, "warren": warren, "naive": naive, "cli": cli}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 1000])
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with LocalBroker.create() as broker:
+        print(f"broker started in {time.perf_counter() - started:.1f} s", flush=True)
+        results = []
+        for size in args.sizes:
+            vhost = f"bench-{size}"
+            built = time.perf_counter()
+            build_vhost(broker, vhost, size)
+            print(f"built {size} tenant queues in {time.perf_counter() - built:.1f} s", flush=True)
+            time.sleep(2)  # let the first stats emission land; the figures are times, not counts
+            results.append(measure(broker, vhost, size, args.repeat))
+    print(f"\n{'tenants':>8} {'warren':>10} {'naive':>10} {'naive/warren':>13} {'cli process':>12}")
+    for row in results:
+        print(
+            f"{row['tenants']:>8,} {row['warren'] * 1000:>8.1f}ms {row['naive'] * 1000:>8.1f}ms "
+            f"{row['naive'] / row['warren']:>12.1f}x {row['cli'] * 1000:>10.0f}ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ class Unauthorized(BrokerError):
 
 
 class Forbidden(BrokerError):
-    """403: the user is known but lacks the tag or vhost permission."""
+    """401/403 for a known user: it lacks the user tag or the vhost permission."""
 
 
 class NotFound(BrokerError):

@@ -24,6 +24,7 @@ from dashboard.settings import Settings
 # Connection set-up fails fast; reading may take the configured timeout (big listings are slow).
 CONNECT_TIMEOUT = 3.05
 IDEMPOTENT = frozenset({"GET", "HEAD"})
+LOGIN_FAILED = "Login failed"
 
 
 def api_path(*segments: str) -> str:
@@ -33,11 +34,11 @@ def api_path(*segments: str) -> str:
 
 def _retrying_session(auth: tuple[str, str]) -> requests.Session:
     # Only GETs are retried after a request was sent; a refused connection sent nothing, so any
-    # method may retry that.
+    # method may retry that. One read retry only: a hanging node would multiply the wait.
     retry = Retry(
         total=3,
         connect=2,
-        read=2,
+        read=1,
         status=2,
         backoff_factor=0.2,
         status_forcelist=(502, 503, 504),
@@ -56,7 +57,6 @@ def _retrying_session(auth: tuple[str, str]) -> requests.Session:
 class ManagementClient:
     def __init__(self, settings: Settings):
         self.base_url = settings.management_url
-        self.shown_url = settings.management_url
         self.username = settings.username
         self.timeout = (min(CONNECT_TIMEOUT, settings.request_timeout), settings.request_timeout)
         self.session = _retrying_session((settings.username, settings.password.get_secret_value()))
@@ -75,16 +75,20 @@ class ManagementClient:
         url = self.base_url + api_path(*segments)
         try:
             answer = self.session.get(url, params=params, timeout=self.timeout)
-        except requests.Timeout:
-            raise BrokerUnreachable(
-                f"The management API at {self.shown_url} did not answer within "
-                f"{self.timeout[1]:g} s while reading {what}."
-            ) from None
         except requests.RequestException as exc:
-            raise BrokerUnreachable(
-                f"Cannot reach the management API at {self.shown_url}: {_reason(exc)}."
-            ) from None
+            raise self._unreachable(exc, what) from None
         return self._json(answer, what)
+
+    def _unreachable(self, exc: requests.RequestException, what: str) -> BrokerUnreachable:
+        # Once retries are spent, a read timeout arrives wrapped in a ConnectionError.
+        if isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc):
+            return BrokerUnreachable(
+                f"The management API at {self.base_url} did not answer within "
+                f"{self.timeout[1]:g} s while reading {what}."
+            )
+        return BrokerUnreachable(
+            f"Cannot reach the management API at {self.base_url}: {_reason(exc)}."
+        )
 
     def _json(self, answer: requests.Response, what: str) -> Any:
         if answer.status_code >= 400:
@@ -93,30 +97,32 @@ class ManagementClient:
             return answer.json()
         except ValueError:
             raise ServerError(
-                f"The management API at {self.shown_url} sent something that is not JSON "
+                f"The management API at {self.base_url} sent something that is not JSON "
                 f"for {what} (HTTP {answer.status_code})."
             ) from None
 
     def _error(self, answer: requests.Response, what: str) -> Exception:
         status, reason = answer.status_code, _broker_reason(answer)
-        if status == 401:
+        # The broker answers 401 both for bad credentials ("Login failed") and for a user it
+        # knows but will not serve (no management tag, no access to the vhost).
+        if status == 401 and reason in ("", LOGIN_FAILED):
             return Unauthorized(
-                f"The broker at {self.shown_url} refused user {self.username!r}: "
+                f"The broker at {self.base_url} refused user {self.username!r}: "
                 "wrong user name or password (401)."
             )
-        if status == 403:
+        if status in (401, 403):
             return Forbidden(
-                f"User {self.username!r} is not allowed to read {what} on {self.shown_url} "
-                f"(403{': ' + reason if reason else ''})."
+                f"User {self.username!r} may not read {what} on {self.base_url}: "
+                f"{reason or 'access refused'} ({status})."
             )
         if status == 404:
-            return NotFound(f"Not found on {self.shown_url}: {what} (404).")
+            return NotFound(f"Not found on {self.base_url}: {what} (404).")
         if status == 406:
             return PreconditionFailed(
                 f"The broker refused {what}: {reason or 'precondition failed'} (406)."
             )
         return ServerError(
-            f"The management API at {self.shown_url} failed with HTTP {status} while reading "
+            f"The management API at {self.base_url} failed with HTTP {status} while reading "
             f"{what}{': ' + reason if reason else ''}."
         )
 

@@ -1,0 +1,119 @@
+"""The management client's answers to refusals and faults: each one a sentence of its own type."""
+
+import time
+
+import pytest
+
+from dashboard.errors import BrokerUnreachable, Forbidden, ServerError
+from dashboard.management import ManagementClient
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import tenant_with_messages
+from tests.conftest import wait_until
+from tests.faultserver import FaultServer
+
+
+@pytest.fixture
+def user(broker, unique):
+    """Creates a broker user with the given tags (and optionally permissions on `/`)."""
+    made = []
+
+    def create(tags: str, permitted: bool) -> str:
+        name = unique(f"user-{tags or 'none'}")
+        broker.ctl("add_user", name, "pw-of-test")
+        broker.ctl("set_user_tags", name, *tags.split())
+        if permitted:
+            broker.ctl("set_permissions", "-p", "/", name, "", "", ".*")
+        made.append(name)
+        return name
+
+    yield create
+    for name in made:
+        broker.ctl("delete_user", name)
+
+
+def test_user_without_management_tag_is_refused_with_the_reason(settings_for, user):
+    name = user("", permitted=True)
+    settings = settings_for(username=name, password="pw-of-test")
+    with ManagementClient(settings) as client, pytest.raises(Forbidden) as caught:
+        client.list_queues_in("/", ["name"])
+    assert str(caught.value) == (
+        f"User {name!r} may not read the queues of vhost '/' on {settings.management_url}: "
+        "Not management user (401)."
+    )
+
+
+def test_monitoring_user_needs_access_to_the_vhost(settings_for, user):
+    name = user("monitoring", permitted=False)
+    settings = settings_for(username=name, password="pw-of-test")
+    with ManagementClient(settings) as client, pytest.raises(Forbidden) as caught:
+        fetch_overview(client, "/", "tenants")
+    assert "User not authorised to access virtual host (401)." in str(caught.value)
+
+
+def test_monitoring_user_with_read_permission_sees_the_overview(
+    settings_for, channel, unique, user
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    settings = settings_for(username=user("monitoring", permitted=True), password="pw-of-test")
+    with ManagementClient(settings) as client:
+        overview = wait_until(
+            lambda: (view := fetch_overview(client, "/", exchange)).totals.ready == 2 and view,
+            what="2 ready",
+        )
+    assert [(row.tenant, row.queue) for row in overview.rows] == [("acme", queue)]
+
+
+@pytest.fixture
+def faulty():
+    servers = []
+
+    def serve(*script):
+        servers.append(FaultServer(list(script)))
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.close()
+
+
+def test_server_error_with_reason(settings_for, faulty):
+    server = faulty((500, b'{"error":"internal","reason":"stats db down"}', 0))
+    client = ManagementClient(settings_for(management_url=server.url))
+    with client, pytest.raises(ServerError) as caught:
+        client.list_queues_in("/", ["name"])
+    assert str(caught.value) == (
+        f"The management API at {server.url} failed with HTTP 500 while reading "
+        "the queues of vhost '/': stats db down."
+    )
+
+
+def test_answer_that_is_not_json(settings_for, faulty):
+    server = faulty((200, b"<html>proxy login</html>", 0))
+    client = ManagementClient(settings_for(management_url=server.url))
+    with client, pytest.raises(ServerError) as caught:
+        client.whoami()
+    assert str(caught.value) == (
+        f"The management API at {server.url} sent something that is not JSON for "
+        "the current user (HTTP 200)."
+    )
+
+
+def test_gets_are_retried_on_503_then_succeed(settings_for, faulty):
+    server = faulty((503, b"{}", 0), (503, b"{}", 0), (200, b'{"name": "guest", "tags": []}', 0))
+    with ManagementClient(settings_for(management_url=server.url)) as client:
+        assert client.whoami()["name"] == "guest"
+    assert server.requests == ["/api/whoami"] * 3
+
+
+def test_a_hanging_node_times_out_with_a_sentence(settings_for, faulty):
+    server = faulty((200, b"[]", 30))
+    settings = settings_for(management_url=server.url, request_timeout=0.5)
+    started = time.monotonic()
+    with ManagementClient(settings) as client, pytest.raises(BrokerUnreachable) as caught:
+        client.whoami()
+    assert time.monotonic() - started < 10
+    assert str(caught.value) == (
+        f"The management API at {server.url} did not answer within 0.5 s while reading "
+        "the current user."
+    )

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _ApiModel(BaseModel):
@@ -38,6 +38,12 @@ class QueueInfo(_ApiModel):
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None
     message_stats: MessageStats | None = None
+
+    @field_validator("message_stats", mode="before")
+    @classmethod
+    def _no_stats(cls, value):
+        # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
+        return value or None
 
     @property
     def capacity(self) -> float | None:

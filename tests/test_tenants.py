@@ -4,6 +4,7 @@ import pytest
 
 from dashboard.errors import BrokerUnreachable, TenantExchangeMissing, Unauthorized
 from dashboard.management import ManagementClient, api_path
+from dashboard.models import QueueInfo
 from dashboard.tenants import fetch_overview
 from tests.amqp_helpers import Holder, publish, ready_and_consumers, tenant_with_messages
 from tests.conftest import wait_until
@@ -23,6 +24,12 @@ def overview_when(settings, expected: dict) -> object:
 
 def test_api_path_quotes_every_segment_whole():
     assert api_path("queues", "/", "a b#c%2F/d?é") == "/api/queues/%2F/a%20b%23c%252F%2Fd%3F%C3%A9"
+
+
+def test_queue_without_the_asked_for_stats_parses():
+    # What 3.10 sends for a queue with publishes only, asked for ack and deliver rates.
+    queue = QueueInfo.model_validate({"name": "q", "vhost": "/", "message_stats": []})
+    assert queue.message_stats is None
 
 
 def test_twenty_two_tenants_with_consumers_match_amqp(broker, settings_for, channel, unique):

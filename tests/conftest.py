@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.localbroker import LocalBroker
 from dashboard.settings import Settings, load_settings
+from tests.amqp_helpers import Holder
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +59,20 @@ def channel(broker: LocalBroker) -> Iterator[pika.adapters.blocking_connection.B
     yield chan
     if connection.is_open:
         connection.close()
+
+
+@pytest.fixture
+def pod(broker: LocalBroker) -> Iterator[Callable[..., Holder]]:
+    """Opens consumer connections ("pods") that hold messages; all closed after the test."""
+    opened: list[Holder] = []
+
+    def open_pod(name: str, vhost: str = "/") -> Holder:
+        opened.append(Holder(broker, name, vhost))
+        return opened[-1]
+
+    yield open_pod
+    for holder in opened:
+        holder.close()
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "condition"):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from dashboard.localbroker import free_port
-from tests.amqp_helpers import Holder, tenant_with_messages
+from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 
 
@@ -27,43 +27,22 @@ def run_cli(broker, *args: str, entry=(sys.executable, "-m", "dashboard"), **env
     )
 
 
-def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique):
+def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique, pod):
     exchange = unique("tenants")
     first = tenant_with_messages(channel, exchange, "acme", unique("acme"), 5)
     second = tenant_with_messages(channel, exchange, "globex", unique("globex"), 2)
-    pod = Holder(broker, "pod-cli")
-    try:
-        assert pod.hold(first, prefetch=2, expect=2) == 2
-        expected = [
-            {
-                "tenant": "acme",
-                "vhost": "/",
-                "queue": first,
-                "ready": 3,
-                "unacked": 2,
-                "consumers": 1,
-            },
-            {
-                "tenant": "globex",
-                "vhost": "/",
-                "queue": second,
-                "ready": 2,
-                "unacked": 0,
-                "consumers": 0,
-            },
-        ]
+    assert pod("pod-cli").hold(first, prefetch=2, expect=2) == 2
+    keys = ("tenant", "vhost", "queue", "ready", "unacked", "consumers")
+    expected = [("acme", "/", first, 3, 2, 1), ("globex", "/", second, 2, 0, 0)]
 
-        def listed():
-            done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
-            assert (done.returncode, done.stderr) == (0, "")
-            records = json.loads(done.stdout)
-            picked = [{key: record[key] for key in expected[0]} for record in records]
-            return records if picked == expected else None
+    def listed():
+        done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
+        assert (done.returncode, done.stderr) == (0, "")
+        records = json.loads(done.stdout)
+        return records if [tuple(r[key] for key in keys) for r in records] == expected else None
 
-        records = wait_until(listed, what="the CLI to list both tenants")
-    finally:
-        pod.close()
-    assert all(isinstance(record[key], int) for record in records for key in ("ready", "unacked"))
+    records = wait_until(listed, what="the CLI to list both tenants")
+    assert all(isinstance(record[key], int) for record in records for key in keys[3:])
 
 
 def test_tenants_table_and_the_warren_script(broker, channel, unique):

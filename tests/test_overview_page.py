@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.management import ManagementClient
 from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import Holder, tenant_with_messages
+from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 from tests.tcpproxy import TcpProxy
 
@@ -51,19 +51,15 @@ def metrics(app: AppTest) -> dict[str, str]:
 
 
 def test_overview_shows_headline_and_tenants_most_ready_first(
-    broker, settings_for, channel, unique, console
+    settings_for, channel, unique, console, pod
 ):
     exchange = unique("tenants")
     busy = tenant_with_messages(channel, exchange, "busy", unique("busy"), 1500)
     calm = tenant_with_messages(channel, exchange, "calm", unique("calm"), 4)
-    pod = Holder(broker, "pod-page")
-    try:
-        assert pod.hold(calm, prefetch=2, expect=2) == 2
-        settled(settings_for, exchange, 1500 + 2)
+    assert pod("pod-page").hold(calm, prefetch=2, expect=2) == 2
+    settled(settings_for, exchange, 1500 + 2)
 
-        app = console(WARREN_TENANT_EXCHANGE=exchange)
-    finally:
-        pod.close()
+    app = console(WARREN_TENANT_EXCHANGE=exchange)
 
     assert not app.exception
     assert metrics(app) == {"Tenants": "2", "Ready": "1,502", "Unacked": "2", "Consumers": "1"}

@@ -6,7 +6,7 @@ from dashboard.errors import BrokerUnreachable, TenantExchangeMissing, Unauthori
 from dashboard.management import ManagementClient, api_path
 from dashboard.models import QueueInfo
 from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import Holder, publish, ready_and_consumers, tenant_with_messages
+from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
 from tests.conftest import wait_until
 
 
@@ -32,7 +32,7 @@ def test_queue_without_the_asked_for_stats_parses():
     assert queue.message_stats is None
 
 
-def test_twenty_two_tenants_with_consumers_match_amqp(broker, settings_for, channel, unique):
+def test_twenty_two_tenants_with_consumers_match_amqp(settings_for, channel, unique, pod):
     exchange = unique("tenants")
     settings = settings_for(tenant_exchange=exchange)
     published = {f"tenant-{number:02d}": number + 1 for number in range(22)}
@@ -40,24 +40,20 @@ def test_twenty_two_tenants_with_consumers_match_amqp(broker, settings_for, chan
         tenant: tenant_with_messages(channel, exchange, tenant, unique(f"q.{tenant}"), count)
         for tenant, count in published.items()
     }
-    pod_a, pod_b = Holder(broker, "pod-a"), Holder(broker, "pod-b")
-    try:
-        held = {
-            queues["tenant-09"]: pod_a.hold(queues["tenant-09"], prefetch=3, expect=3),
-            queues["tenant-15"]: pod_a.hold(queues["tenant-15"], prefetch=5, expect=5),
-            queues["tenant-21"]: pod_b.hold(queues["tenant-21"], prefetch=2, expect=2),
-        }
-        assert list(held.values()) == [3, 5, 2]
-        expected = {}
-        for tenant, queue in queues.items():
-            ready, consumers = ready_and_consumers(channel, queue)
-            expected[(tenant, queue)] = (ready, held.get(queue, 0), consumers)
-        assert expected[("tenant-09", queues["tenant-09"])] == (10 - 3, 3, 1)
+    pod_a, pod_b = pod("pod-a"), pod("pod-b")
+    held = {
+        queues["tenant-09"]: pod_a.hold(queues["tenant-09"], prefetch=3, expect=3),
+        queues["tenant-15"]: pod_a.hold(queues["tenant-15"], prefetch=5, expect=5),
+        queues["tenant-21"]: pod_b.hold(queues["tenant-21"], prefetch=2, expect=2),
+    }
+    assert list(held.values()) == [3, 5, 2]
+    expected = {}
+    for tenant, queue in queues.items():
+        ready, consumers = ready_and_consumers(channel, queue)
+        expected[(tenant, queue)] = (ready, held.get(queue, 0), consumers)
+    assert expected[("tenant-09", queues["tenant-09"])] == (10 - 3, 3, 1)
 
-        overview = overview_when(settings, expected)
-    finally:
-        pod_a.close()
-        pod_b.close()
+    overview = overview_when(settings, expected)
 
     # Most ready first; equal ready (21 holds 2 of its 22) goes by total.
     assert [row.tenant for row in overview.rows[:3]] == ["tenant-20", "tenant-21", "tenant-19"]
@@ -134,17 +130,15 @@ def test_hostile_tenant_ids_and_queue_names_come_back_exactly(settings_for, chan
     assert overview.exchange == exchange
 
 
-def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique):
+def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique, pod):
     default_queue = tenant_with_messages(channel, "tenants", "acme", unique("acme-default"), 2)
     vhost = unique("eu/west #1 ü")
     broker.ctl("add_vhost", vhost)
     broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     try:
-        holder = Holder(broker, "vhost-setup", vhost=vhost)
-        channel = holder.connection.channel()
-        channel.confirm_delivery()
-        queue = tenant_with_messages(channel, "tenants", "acme", "acme", 5)
-        holder.close()
+        vhost_channel = pod("vhost-setup", vhost=vhost).connection.channel()
+        vhost_channel.confirm_delivery()
+        queue = tenant_with_messages(vhost_channel, "tenants", "acme", "acme", 5)
         settings = settings_for(vhost=vhost)
 
         overview = overview_when(settings, {("acme", queue): (5, 0, 0)})

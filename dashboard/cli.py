@@ -5,6 +5,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from dashboard.consumers import fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.settings import Settings, load_settings
@@ -18,6 +19,17 @@ TENANT_COLUMNS = (
     ("total", "TOTAL"),
     ("consumers", "CONSUMERS"),
     ("queue_type", "TYPE"),
+)
+
+CONSUMER_COLUMNS = (
+    ("connection", "CONNECTION"),
+    ("queue", "QUEUE"),
+    ("consumer_tag", "TAG"),
+    ("prefetch", "PREFETCH"),
+    ("unacked", "UNACKED"),
+    ("load", "LOAD"),
+    ("ack_rate", "ACK/S"),
+    ("flags", "FLAGS"),
 )
 
 
@@ -40,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     tenants = sub.add_parser("tenants", help="ready and unacked counts per tenant queue")
     _add_common(tenants)
     tenants.set_defaults(handler=_tenants)
+    consumers = sub.add_parser("consumers", help="per-consumer load, grouped by connection (pod)")
+    _add_common(consumers)
+    consumers.set_defaults(handler=_consumers)
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -75,6 +90,25 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
             f"{totals.ready:,} ready, {totals.unacked:,} unacked, "
             f"{_count(totals.consumers, 'consumer')}"
         )
+    return 0
+
+
+def _consumers(args: argparse.Namespace, settings: Settings) -> int:
+    with ManagementClient(settings) as client:
+        loads = fetch_consumers(
+            client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
+        )
+    records = [load.model_dump(mode="json") for load in loads]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False))
+        return 0
+    for record in records:
+        record["flags"] = ", ".join(flag["kind"] for flag in record["flags"])
+        record["load"] = "" if record["load"] is None else f"{record['load']:.0%}"
+    print(format_table(records, CONSUMER_COLUMNS))
+    for load in loads:
+        for flag in load.flags:
+            print(f"{load.connection} {load.consumer_tag}: {flag.reason}")
     return 0
 
 

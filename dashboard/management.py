@@ -150,6 +150,26 @@ class ManagementClient:
             f"exchange {exchange!r} in vhost {vhost!r}",
         )
 
+    def list_consumers_in(self, vhost: str) -> list[dict]:
+        """Consumers of one vhost with queue, tag, prefetch and channel. Read-only."""
+        return self.get(("consumers", vhost), f"the consumers of vhost {vhost!r}")
+
+    def list_channels_in(self, vhost: str, columns: Iterable[str]) -> list[dict]:
+        """Channels of one vhost: unacked counts live here, not on consumers. Read-only."""
+        return self.get(
+            ("vhosts", vhost, "channels"),
+            f"the channels of vhost {vhost!r}",
+            {"columns": ",".join(columns)},
+        )
+
+    def list_connections_in(self, vhost: str, columns: Iterable[str]) -> list[dict]:
+        """Connections of one vhost, with the client-given connection name. Read-only."""
+        return self.get(
+            ("vhosts", vhost, "connections"),
+            f"the connections of vhost {vhost!r}",
+            {"columns": ",".join(columns)},
+        )
+
 
 def _reason(exc: requests.RequestException) -> str:
     text = str(exc)

@@ -1,6 +1,6 @@
 """Typed shapes of what the management API returns and of what Warren derives from it."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -99,3 +99,88 @@ class Overview(BaseModel):
     rows: list[TenantRow]
     totals: Totals
     fetched_at: datetime
+
+
+class QueueRef(_ApiModel):
+    name: str
+    vhost: str
+
+
+class ChannelRef(_ApiModel):
+    name: str
+    connection_name: str
+    peer_host: str | None = None
+    peer_port: int | None = None
+
+
+class ConsumerInfo(_ApiModel):
+    """One consumer as `GET /api/consumers/{vhost}` returns it."""
+
+    consumer_tag: str
+    queue: QueueRef
+    channel_details: ChannelRef
+    prefetch_count: int = 0
+    ack_required: bool = True
+
+
+class ChannelStats(_ApiModel):
+    ack_details: Rate | None = None
+
+
+class ChannelInfo(_ApiModel):
+    """One channel: it, not the consumer, holds the unacked messages."""
+
+    name: str
+    messages_unacknowledged: int = 0
+    global_prefetch_count: int = 0
+    idle_since: datetime | None = None
+    message_stats: ChannelStats | None = None
+
+    @field_validator("message_stats", mode="before")
+    @classmethod
+    def _no_stats(cls, value):
+        return value or None
+
+    @field_validator("idle_since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # Older brokers send "2026-11-27 22:33:48" with no zone; it is UTC.
+        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+
+
+class ConnectionInfo(_ApiModel):
+    name: str
+    client_properties: dict = Field(default_factory=dict)
+
+    @property
+    def client_name(self) -> str | None:
+        name = self.client_properties.get("connection_name")
+        return str(name) if name else None
+
+
+class Flag(BaseModel):
+    """Something an on-call engineer should look at, with the one-line reason."""
+
+    kind: str
+    reason: str
+
+
+class ConsumerLoad(BaseModel):
+    """One consumer joined to its channel and connection: who holds how much of which queue."""
+
+    connection: str
+    connection_id: str
+    channel: str
+    consumer_tag: str
+    queue: str
+    vhost: str
+    tenants: list[str]
+    prefetch: int
+    unacked: int
+    # Unacked is counted per channel: when consumers share one, they share the count.
+    channel_consumers: int
+    load: float | None
+    ack_rate: float | None
+    ack_required: bool
+    idle_since: datetime | None
+    flags: list[Flag] = Field(default_factory=list)

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     tenant_exchange: str = Field(default="tenants", min_length=1)
     refresh_seconds: float = Field(default=10, ge=1, le=3600)
     request_timeout: float = Field(default=10, gt=0, le=300)
+    # A worker saturated at its prefetch with no ack for this long is stuck: set it above the
+    # longest legitimate job (the seed platform's jobs take up to 30 minutes).
+    stuck_after_seconds: float = Field(default=2400, gt=0)
 
     @field_validator("management_url")
     @classmethod

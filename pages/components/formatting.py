@@ -4,6 +4,8 @@ import re
 import string
 from datetime import UTC, datetime
 
+from dashboard.durations import duration_text
+
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them
 # also disarms Streamlit's own directives (`:red[...]`, `:material/...:`, `$...$`).
 _PUNCTUATION = re.compile(f"([{re.escape(string.punctuation)}])")
@@ -15,14 +17,7 @@ def literal(text: str) -> str:
 
 
 def age_text(when: datetime, now: datetime | None = None) -> str:
-    seconds = max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return duration_text(((now or datetime.now(UTC)) - when).total_seconds())
 
 
 def clock_text(when: datetime) -> str:

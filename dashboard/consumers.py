@@ -1,0 +1,145 @@
+"""Per-consumer load: consumers joined to their channels (which hold the unacked messages) and
+connections (whose client-given name is the pod's), with flags an on-call engineer acts on."""
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+
+from dashboard.durations import duration_text
+from dashboard.errors import TenantExchangeMissing
+from dashboard.management import ManagementClient
+from dashboard.models import ChannelInfo, ConnectionInfo, ConsumerInfo, ConsumerLoad, Flag
+from dashboard.tenants import tenant_bindings
+
+CHANNEL_COLUMNS = (
+    "name",
+    "messages_unacknowledged",
+    "global_prefetch_count",
+    "idle_since",
+    "message_stats.ack_details.rate",
+)
+CONNECTION_COLUMNS = ("name", "client_properties")
+
+
+def fetch_consumers(
+    client: ManagementClient,
+    vhost: str,
+    exchange: str,
+    stuck_after: float,
+    now: datetime | None = None,
+) -> list[ConsumerLoad]:
+    """Every consumer of the vhost, grouped by connection (pod), flagged.
+
+    A consumer whose channel closed between the requests is left out: it holds nothing now.
+    """
+    consumers = [ConsumerInfo.model_validate(item) for item in client.list_consumers_in(vhost)]
+    channels = {
+        channel.name: channel
+        for channel in map(
+            ChannelInfo.model_validate, client.list_channels_in(vhost, CHANNEL_COLUMNS)
+        )
+    }
+    connections = {
+        connection.name: connection
+        for connection in map(
+            ConnectionInfo.model_validate, client.list_connections_in(vhost, CONNECTION_COLUMNS)
+        )
+    }
+    tenants = _tenants_by_queue(client, vhost, exchange)
+    sharing = Counter(consumer.channel_details.name for consumer in consumers)
+    moment = now or datetime.now(UTC)
+    loads = [
+        _load(
+            consumer,
+            channels[consumer.channel_details.name],
+            connections.get(consumer.channel_details.connection_name),
+            tenants.get(consumer.queue.name, []),
+            sharing[consumer.channel_details.name],
+        )
+        for consumer in consumers
+        if consumer.channel_details.name in channels
+    ]
+    for load in loads:
+        load.flags = flags_of(load, stuck_after, moment)
+    return sorted(loads, key=lambda load: (load.connection, load.channel, load.consumer_tag))
+
+
+def _tenants_by_queue(client: ManagementClient, vhost: str, exchange: str) -> dict[str, list[str]]:
+    try:
+        bindings = tenant_bindings(client, vhost, exchange)
+    except TenantExchangeMissing:
+        return {}
+    tenants: dict[str, list[str]] = defaultdict(list)
+    for binding in bindings:
+        tenants[binding.destination].append(binding.routing_key)
+    return {queue: sorted(ids) for queue, ids in tenants.items()}
+
+
+def _load(
+    consumer: ConsumerInfo,
+    channel: ChannelInfo,
+    connection: ConnectionInfo | None,
+    tenants: list[str],
+    channel_consumers: int,
+) -> ConsumerLoad:
+    details = consumer.channel_details
+    # basic.qos with global=false limits each consumer; global=true limits the whole channel.
+    prefetch = consumer.prefetch_count or channel.global_prefetch_count
+    unacked = channel.messages_unacknowledged
+    stats = channel.message_stats
+    return ConsumerLoad(
+        connection=(connection and connection.client_name) or _peer(details),
+        connection_id=details.connection_name,
+        channel=details.name,
+        consumer_tag=consumer.consumer_tag,
+        queue=consumer.queue.name,
+        vhost=consumer.queue.vhost,
+        tenants=tenants,
+        prefetch=prefetch,
+        unacked=unacked,
+        channel_consumers=channel_consumers,
+        load=unacked / prefetch if prefetch else None,
+        ack_rate=stats.ack_details.rate if stats and stats.ack_details else None,
+        ack_required=consumer.ack_required,
+        idle_since=channel.idle_since,
+    )
+
+
+def _peer(details) -> str:
+    return (
+        f"{details.peer_host}:{details.peer_port}" if details.peer_host else details.connection_name
+    )
+
+
+def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag]:
+    idle_for = (now - load.idle_since).total_seconds() if load.idle_since else 0.0
+    flags = []
+    if not load.ack_required:
+        flags.append(
+            Flag(
+                kind="auto-ack",
+                reason="Acks on delivery: a message is lost if this pod dies mid-job.",
+            )
+        )
+    elif load.prefetch == 0:
+        flags.append(
+            Flag(
+                kind="unlimited-prefetch",
+                reason="Prefetch 0 (unlimited): the broker pushes every ready message to this "
+                "consumer, which defeats fair dispatch of long jobs.",
+            )
+        )
+    if load.prefetch and load.unacked >= load.prefetch and idle_for >= stuck_after:
+        flags.append(
+            Flag(
+                kind="stuck",
+                reason=f"Saturated ({load.unacked:,} unacked, prefetch {load.prefetch:,}) with "
+                f"no ack for {duration_text(idle_for)}: a stuck worker.",
+            )
+        )
+    if load.unacked == 0 and idle_for >= stuck_after:
+        flags.append(
+            Flag(
+                kind="idle", reason=f"Holds nothing and got nothing for {duration_text(idle_for)}."
+            )
+        )
+    return flags

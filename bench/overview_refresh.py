@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-from urllib.parse import quote
 
 import pika
 import requests
@@ -55,10 +54,12 @@ def build_vhost(broker: LocalBroker, vhost: str, tenants: int) -> None:
         ],
     }  # fmt: skip
     requests.post(
-        f"{broker.management_url}/api/definitions", json=definitions, auth=auth, timeout=600
+        broker.management_url + api_path("definitions"),
+        json=definitions,
+        auth=("guest", "guest"),
+        timeout=600,
     ).raise_for_status()
-    url = f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/{quote(vhost, safe='')}"
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_for(vhost)))
     channel = connection.channel()
     for number, name in enumerate(names):
         for _ in range(number % 5):

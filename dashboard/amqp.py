@@ -1,5 +1,6 @@
 """AMQP 0-9-1 connections (pika) made from Warren's settings."""
 
+import contextlib
 from urllib.parse import urlsplit
 
 import pika
@@ -32,3 +33,9 @@ def connect(settings: Settings, name: str) -> pika.BlockingConnection:
         raise Unauthorized(f"The broker at {shown} refused the AMQP login.") from None
     except pika.exceptions.AMQPConnectionError:
         raise BrokerUnreachable(f"Cannot open an AMQP connection to {shown}.") from None
+
+
+def close_quietly(connection) -> None:
+    """Close a connection that the broker may already have closed, or that is gone with it."""
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        connection.close()

@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -36,14 +38,17 @@ CONSUMER_COLUMNS = (
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(**_overrides(args))
-        return args.handler(args, settings)
+        return args.handler(args)
     except WarrenError as exc:
         print(f"warren: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("warren: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`warren tenants | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,15 +73,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    pairs = {
-        "vhost": getattr(args, "vhost", None),
-        "tenant_exchange": getattr(args, "exchange", None),
-    }
-    return {key: value for key, value in pairs.items() if value is not None}
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings, with --vhost and --exchange winning over WARREN_VHOST and the like."""
+    pairs = {"vhost": args.vhost, "tenant_exchange": args.exchange}
+    return load_settings(**{key: value for key, value in pairs.items() if value is not None})
 
 
-def _tenants(args: argparse.Namespace, settings: Settings) -> int:
+def _tenants(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     with ManagementClient(settings) as client:
         overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
     records = [row.model_dump(mode="json") for row in overview.rows]
@@ -93,7 +97,8 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _consumers(args: argparse.Namespace, settings: Settings) -> int:
+def _consumers(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     with ManagementClient(settings) as client:
         loads = fetch_consumers(
             client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
@@ -112,7 +117,7 @@ def _consumers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from dashboard.demo import run_demo
 
     return run_demo(port=args.port, tenants=args.tenants)
@@ -135,7 +140,15 @@ def format_table(records: list[dict], columns: Sequence[tuple[str, str]]) -> str
 def _cell(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
-    return "" if value is None else str(value)
+    return "" if value is None else _CONTROL.sub(_escaped, str(value))
+
+
+# Broker names may hold terminal escape sequences: shown as \x1b, never sent to the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escaped(match: re.Match) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def _align(text: str, width: int, right: bool) -> str:

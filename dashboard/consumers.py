@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from dashboard.durations import duration_text
 from dashboard.errors import TenantExchangeMissing
 from dashboard.management import ManagementClient
-from dashboard.models import ChannelInfo, ConnectionInfo, ConsumerInfo, ConsumerLoad, Flag
+from dashboard.models import (
+    ChannelInfo,
+    ConnectionInfo,
+    ConsumerInfo,
+    ConsumerLoad,
+    Flag,
+)
 from dashboard.tenants import tenant_bindings
 
 CHANNEL_COLUMNS = (

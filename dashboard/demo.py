@@ -1,6 +1,6 @@
 """`warren demo`: a disposable local broker, a live workload, and the console on top of it.
 
-Ctrl-C stops all three and leaves nothing running.
+Ctrl-C (or SIGTERM, or closing the terminal) stops all three and leaves nothing running.
 """
 
 import os
@@ -11,24 +11,25 @@ from pathlib import Path
 
 from dashboard.localbroker import LocalBroker
 from dashboard.settings import ENV_PREFIX, load_settings
-from dashboard.workload import DEMO_TENANTS, Workload
+from dashboard.workload import Workload, demo_tenants
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_demo(port: int, tenants: int) -> int:
-    # A terminal closing or `kill` must clean up like Ctrl-C does.
-    for number in (signal.SIGTERM, signal.SIGHUP):
+    for number in STOP_SIGNALS[1:]:
         signal.signal(number, _interrupt)
-    print("Starting a disposable RabbitMQ node (about 10 s)...", flush=True)
-    broker = LocalBroker.create(default_ports=True).start()
+    broker = LocalBroker.create(default_ports=True)
     workload = None
     try:
+        print("Starting a disposable RabbitMQ node (a few seconds)...", flush=True)
+        broker.start()
         demo_env = broker_env(broker)
         settings = load_settings(
             **{key.removeprefix(ENV_PREFIX).lower(): value for key, value in demo_env.items()}
         )
-        workload = Workload(settings, list(DEMO_TENANTS[: max(1, tenants)]))
+        workload = Workload(settings, demo_tenants(tenants))
         workload.seed_backlog()
         workload.start()
         print(
@@ -41,6 +42,9 @@ def run_demo(port: int, tenants: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C must not abandon the clean-up half way.
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
         print("Stopping the workload and the broker...", flush=True)
         if workload:
             workload.stop()
@@ -52,14 +56,19 @@ def _interrupt(signum, frame) -> None:
 
 
 def broker_env(broker: LocalBroker) -> dict[str, str]:
-    """The WARREN_ settings that point the console at the demo broker, whatever the shell has."""
+    """Every WARREN_ setting the console and workload use, pinned to the demo broker, so that
+    neither the shell nor a .env file can point one of them elsewhere."""
     return {
         "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AMQP_URL": f"amqp://127.0.0.1:{broker.amqp_port}/%2F",
+        "WARREN_AMQP_URL": broker.amqp_url,
         "WARREN_USERNAME": "guest",
         "WARREN_PASSWORD": "guest",
         "WARREN_VHOST": "/",
+        "WARREN_TENANT_EXCHANGE": "tenants",
         "WARREN_REFRESH_SECONDS": "5",
+        "WARREN_REQUEST_TIMEOUT": "10",
+        # Demo jobs take seconds, not minutes.
+        "WARREN_STUCK_AFTER_SECONDS": "20",
     }
 
 
@@ -73,5 +82,9 @@ def _serve(env: dict[str, str], port: int) -> int:
         return console.wait()
     except KeyboardInterrupt:
         console.terminate()
-        console.wait(timeout=15)
+        try:
+            console.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            console.kill()
+            console.wait()
         return 0

@@ -15,8 +15,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
+
+from dashboard.errors import WarrenError
+from dashboard.management import api_path
 
 RABBITMQ_BIN = Path(os.environ.get("WARREN_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]."
@@ -24,8 +28,8 @@ PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]."
 STATS_INTERVAL_MS = 1000
 
 
-class LocalBrokerError(RuntimeError):
-    pass
+class LocalBrokerError(WarrenError):
+    """The disposable node could not be started or driven."""
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -73,7 +77,11 @@ class LocalBroker:
 
     @property
     def amqp_url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+        """The default vhost; pika's default user is guest, as is Warren's."""
+        return self.amqp_url_for("/")
+
+    def amqp_url_for(self, vhost: str) -> str:
+        return f"amqp://127.0.0.1:{self.amqp_port}/{quote(vhost, safe='')}"
 
     def _write_files(self) -> None:
         for sub in ("mnesia", "log", "home"):
@@ -117,15 +125,15 @@ class LocalBroker:
                 f"{RABBITMQ_BIN}/rabbitmq-server not found: install it with "
                 "`apt-get install -y rabbitmq-server`."
             )
-        log = (self.base_dir / "server.out").open("ab")
-        self.process = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with (self.base_dir / "server.out").open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(RABBITMQ_BIN / "rabbitmq-server")],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self._wait_ready(timeout)
         return self
 
@@ -133,10 +141,12 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
+                problem = LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
+                self.stop()
+                raise problem
             try:
                 answer = requests.get(
-                    f"{self.management_url}/api/overview", auth=("guest", "guest"), timeout=2
+                    self.management_url + api_path("overview"), auth=("guest", "guest"), timeout=2
                 )
                 if answer.status_code == 200:
                     return
@@ -177,11 +187,22 @@ class LocalBroker:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def _kill_group(self) -> None:
+        """Whatever the node left in its session (erl_child_setup, inet_gethost) goes too."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        group = self.process.pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
         self.process.wait()
+        self.process = None
+        # SIGKILL is delivered, not awaited: the rest of the group may take a moment to go.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
 
     def __enter__(self) -> "LocalBroker":
         return self.start()

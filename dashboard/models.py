@@ -1,8 +1,30 @@
 """Typed shapes of what the management API returns and of what Warren derives from it."""
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from dashboard.errors import ServerError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_all(model: type[M], items: object, what: str) -> list[M]:
+    """Validate a list the API returned; an answer of another shape is a ServerError sentence."""
+    try:
+        return TypeAdapter(list[model]).validate_python(items)
+    except ValidationError:
+        raise ServerError(
+            f"Warren could not read {what}: the answer does not have the expected shape."
+        ) from None
 
 
 class _ApiModel(BaseModel):

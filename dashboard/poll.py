@@ -33,7 +33,7 @@ class Snapshot(Generic[T]):
 
 
 class SharedPoll(Generic[T]):
-    """Calls `fetch` at most once per `interval` seconds, however many callers ask.
+    """Calls `fetch` about once per `interval` seconds, however many callers ask.
 
     A caller that arrives while another is fetching gets the previous snapshot at once, rather
     than waiting on a slow broker; only the very first callers wait.
@@ -51,8 +51,8 @@ class SharedPoll(Generic[T]):
     def get(self) -> Snapshot[T]:
         if self._fresh():
             return self._snapshot
-        first = self._polled_at is None
-        if not self._lock.acquire(blocking=first):
+        nothing_yet = self._snapshot.fetched_at is None and self._snapshot.error is None
+        if not self._lock.acquire(blocking=nothing_yet):
             return self._snapshot
         try:
             if not self._fresh():
@@ -62,10 +62,16 @@ class SharedPoll(Generic[T]):
             self._lock.release()
 
     def _fresh(self) -> bool:
-        return self._polled_at is not None and self._clock() - self._polled_at < self.interval
+        # Viewers re-ask every `interval`, a hair after the previous poll began: without slack
+        # their ticks would find it fresh and every other interval would go unpolled.
+        slack = min(1.0, 0.2 * self.interval)
+        return (
+            self._polled_at is not None and self._clock() - self._polled_at < self.interval - slack
+        )
 
     def _refresh(self) -> None:
         self.fetches += 1
+        self._polled_at = self._clock()
         now = datetime.now(UTC)
         try:
             self._snapshot = Snapshot(data=self._fetch(), fetched_at=now)
@@ -79,7 +85,6 @@ class SharedPoll(Generic[T]):
                 WarrenError(f"Warren could not read the broker's answer ({type(exc).__name__})."),
                 now,
             )
-        self._polled_at = self._clock()
 
     def _failed(self, error: WarrenError, now: datetime) -> Snapshot[T]:
         return replace(

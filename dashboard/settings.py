@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     @field_validator("management_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if urlsplit(value.strip()).username:
+        parts = urlsplit(value.strip())
+        if parts.username is not None or parts.password is not None:
             raise ValueError(
                 "put the user and password in WARREN_USERNAME and WARREN_PASSWORD, not in the URL"
             )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from dashboard.errors import NotFound, TenantExchangeMissing
 from dashboard.management import ManagementClient
-from dashboard.models import Binding, Overview, QueueInfo, TenantRow, Totals
+from dashboard.models import Binding, Overview, QueueInfo, TenantRow, Totals, parse_all
 
 QUEUE_COLUMNS = (
     "name",
@@ -32,7 +32,7 @@ def tenant_bindings(client: ManagementClient, vhost: str, exchange: str) -> list
     raw = client.list_bindings_from(vhost, exchange)
     if not raw:
         _require_exchange(client, vhost, exchange)
-    bindings = (Binding.model_validate(item) for item in raw)
+    bindings = parse_all(Binding, raw, f"the bindings of exchange {exchange!r}")
     return [binding for binding in bindings if binding.destination_type == "queue"]
 
 
@@ -48,10 +48,8 @@ def _require_exchange(client: ManagementClient, vhost: str, exchange: str) -> No
 
 def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overview:
     bindings = tenant_bindings(client, vhost, exchange)
-    queues = {
-        queue.name: queue
-        for queue in map(QueueInfo.model_validate, client.list_queues_in(vhost, QUEUE_COLUMNS))
-    }
+    listed = client.list_queues_in(vhost, QUEUE_COLUMNS)
+    queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
     rows = build_rows(bindings, queues)
     return Overview(
         vhost=vhost,

@@ -1,17 +1,25 @@
-"""A workload that behaves like the seed's platform: tenant queues on a direct exchange, producers
-with priorities, and workers whose jobs take very different times under a prefetch window.
+"""A workload that behaves like the seed's platform, for the demo and the tests.
 
-Deterministic from a seed, so the demo and tests see the same tenants and the same backlog.
+Tenant queues on a direct exchange (routing key = tenant id), priority queues with a per-tenant
+dead-letter queue; a producer with priorities; worker pods whose jobs take 1 to 30 "minutes"
+(scaled to 0.1 to 3 s) under a prefetch window, some failing (dead-lettered), some pods dying
+mid-job (their unacked go back to ready), and one pod that hangs holding its messages.
+Deterministic from a seed: the same seed gives the same tenants, backlog and job sequence.
 """
 
+import logging
 import random
 import threading
 from dataclasses import dataclass, field
 
 import pika
+import pika.exceptions
 
-from dashboard.amqp import connect
+from dashboard.amqp import close_quietly, connect
+from dashboard.errors import WarrenError
 from dashboard.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DEMO_TENANTS = (
     "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell",
@@ -19,6 +27,13 @@ DEMO_TENANTS = (
     "gringotts", "monarch", "duff", "krusty", "nakatomi",
 )  # fmt: skip
 MAX_PRIORITY = 10
+SECONDS_PER_JOB_MINUTE = 0.1
+
+
+def demo_tenants(count: int) -> list[str]:
+    """`count` tenant ids: the named ones first, then tenant-021, tenant-022, ..."""
+    extra = [f"tenant-{number:03d}" for number in range(len(DEMO_TENANTS) + 1, count + 1)]
+    return [*DEMO_TENANTS, *extra][: max(1, count)]
 
 
 def tenant_queue(tenant: str) -> str:
@@ -26,21 +41,41 @@ def tenant_queue(tenant: str) -> str:
     return f"tenant.{tenant}"
 
 
+def dead_letter_exchange(exchange: str) -> str:
+    return f"{exchange}.dlx"
+
+
 def declare_tenant(
-    channel, exchange: str, tenant: str, queue: str | None = None, max_priority: int = MAX_PRIORITY
+    channel,
+    exchange: str,
+    tenant: str,
+    queue: str | None = None,
+    max_priority: int = MAX_PRIORITY,
+    dead_letters: bool = True,
 ) -> str:
-    """Declare a durable priority queue for `tenant` and bind it with routing key = tenant id."""
+    """Declare `tenant`'s durable priority queue bound with routing key = tenant id, and (with
+    `dead_letters`) its dead-letter queue `<queue>.dlq` on `<exchange>.dlx`, same routing key."""
     queue = queue or tenant_queue(tenant)
+    arguments: dict = {"x-max-priority": max_priority}
     channel.exchange_declare(exchange, "direct", durable=True)
-    channel.queue_declare(queue, durable=True, arguments={"x-max-priority": max_priority})
+    if dead_letters:
+        dlx = dead_letter_exchange(exchange)
+        channel.exchange_declare(dlx, "direct", durable=True)
+        channel.queue_declare(f"{queue}.dlq", durable=True)
+        channel.queue_bind(f"{queue}.dlq", dlx, routing_key=tenant)
+        arguments |= {"x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": tenant}
+    channel.queue_declare(queue, durable=True, arguments=arguments)
     channel.queue_bind(queue, exchange, routing_key=tenant)
     return queue
 
 
 def publish_jobs(channel, exchange: str, tenant: str, count: int, rng: random.Random) -> None:
-    """Publish `count` persistent jobs with mandatory routing and confirms on the channel."""
-    for number in range(count):
-        body = f'{{"tenant": "{tenant}", "job": {number}, "seconds": {rng.randint(1, 30)}}}'
+    """Publish `count` persistent jobs, mandatory-routed (confirms when the channel has them)."""
+    for _ in range(count):
+        minutes = rng.randint(1, 30)
+        body = (
+            f'{{"tenant": "{tenant}", "job": "{rng.getrandbits(48):012x}", "minutes": {minutes}}}'
+        )
         channel.basic_publish(
             exchange,
             tenant,
@@ -49,6 +84,7 @@ def publish_jobs(channel, exchange: str, tenant: str, count: int, rng: random.Ra
                 delivery_mode=2,
                 priority=rng.choice((0, 0, 0, 5, 9)),
                 content_type="application/json",
+                headers={"x-job-minutes": minutes},
             ),
             mandatory=True,
         )
@@ -56,15 +92,36 @@ def publish_jobs(channel, exchange: str, tenant: str, count: int, rng: random.Ra
 
 @dataclass
 class Workload:
-    """Seeds tenants with a backlog, then keeps producers and workers running until stopped."""
+    """Seeds tenants with a backlog, then runs a producer and worker pods until stopped.
+
+    Half the tenants (the first) have workers; the rest build up a backlog with no consumer.
+    Pod `pod-hung` takes its prefetch and never acks: a stuck worker. Jobs fail at
+    `failure_rate` (`flaky` tenant: five times as often) and are dead-lettered.
+    """
 
     settings: Settings
     tenants: list[str]
     seed: int = 7
     workers: int = 4
     publish_per_second: float = 4.0
+    failure_rate: float = 0.05
+    # Each worker pod dies (closes its connection mid-job) after about this many jobs.
+    jobs_per_life: int = 25
+    backlog: tuple[int, int] = (0, 60)
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def served(self) -> list[str]:
+        return self.tenants[: max(1, len(self.tenants) // 2)]
+
+    @property
+    def flaky(self) -> str:
+        return self.served[-1]
+
+    @property
+    def hung(self) -> str:
+        return self.served[0]
 
     def seed_backlog(self) -> None:
         rng = random.Random(self.seed)
@@ -74,54 +131,89 @@ class Workload:
             channel.confirm_delivery()
             for tenant in self.tenants:
                 declare_tenant(channel, self.settings.tenant_exchange, tenant)
-                publish_jobs(
-                    channel, self.settings.tenant_exchange, tenant, rng.randint(0, 60), rng
-                )
+                count = rng.randint(*self.backlog)
+                publish_jobs(channel, self.settings.tenant_exchange, tenant, count, rng)
         finally:
             connection.close()
 
     def start(self) -> None:
-        # Workers serve only the first tenants: the rest build up a backlog with no consumer.
-        served = self.tenants[: max(1, len(self.tenants) // 2)]
         for number in range(self.workers):
-            tenant = served[number % len(served)]
+            tenant = self.served[number % len(self.served)]
             self._spawn(self._work, f"pod-worker-{number}", tenant, self.seed + number)
-        self._spawn(self._produce, "pod-producer", None, self.seed)
-
-    def _spawn(self, target, name: str, tenant: str | None, seed: int) -> None:
-        thread = threading.Thread(target=target, args=(name, tenant, seed), name=name, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _produce(self, name: str, _tenant: None, seed: int) -> None:
-        rng = random.Random(seed)
-        connection = connect(self.settings, name)
-        channel = connection.channel()
-        channel.confirm_delivery()
-        while not self.stop_event.is_set():
-            tenant = rng.choice(self.tenants)
-            publish_jobs(channel, self.settings.tenant_exchange, tenant, 1, rng)
-            connection.sleep(rng.expovariate(self.publish_per_second))
-        connection.close()
-
-    def _work(self, name: str, tenant: str, seed: int) -> None:
-        """A pod: prefetch 2, jobs of 1 to 30 'minutes' scaled to tenths of seconds, then ack."""
-        rng = random.Random(seed)
-        connection = connect(self.settings, name)
-        channel = connection.channel()
-        channel.basic_qos(prefetch_count=2)
-        for method, _properties, _body in channel.consume(
-            tenant_queue(tenant), inactivity_timeout=1
-        ):
-            if self.stop_event.is_set():
-                break
-            if method is None:
-                continue
-            connection.sleep(rng.uniform(0.1, 3.0))
-            channel.basic_ack(method.delivery_tag)
-        connection.close()
+        self._spawn(self._hang, "pod-hung", self.hung, self.seed)
+        self._spawn(self._produce, "pod-producer", "", self.seed)
 
     def stop(self) -> None:
         self.stop_event.set()
         for thread in self.threads:
             thread.join(timeout=10)
+
+    def _spawn(self, target, name: str, tenant: str, seed: int) -> None:
+        thread = threading.Thread(
+            target=self._guarded, args=(target, name, tenant, seed), name=name, daemon=True
+        )
+        thread.start()
+        self.threads.append(thread)
+
+    def _guarded(self, target, name: str, tenant: str, seed: int) -> None:
+        """Runs a pod; a broker that goes away ends it with a log line, not a traceback."""
+        try:
+            target(name, tenant, seed)
+        except (pika.exceptions.AMQPError, WarrenError) as exc:
+            if not self.stop_event.is_set():
+                log.warning("%s stopped: %s", name, exc or type(exc).__name__)
+
+    def _produce(self, name: str, _tenant: str, seed: int) -> None:
+        rng = random.Random(seed)
+        connection = connect(self.settings, name)
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            while not self.stop_event.is_set():
+                tenant = rng.choice(self.tenants)
+                publish_jobs(channel, self.settings.tenant_exchange, tenant, 1, rng)
+                connection.sleep(rng.expovariate(self.publish_per_second))
+        finally:
+            close_quietly(connection)
+
+    def _work(self, name: str, tenant: str, seed: int) -> None:
+        """A pod's lives: each takes jobs under prefetch 2 and dies mid-job, then it restarts."""
+        rng = random.Random(seed)
+        life = 0
+        while not self.stop_event.is_set():
+            life += 1
+            self._live(f"{name}-{life}", tenant, rng)
+            self.stop_event.wait(rng.uniform(0.5, 2.0))  # the pod restarting
+
+    def _live(self, name: str, tenant: str, rng: random.Random) -> None:
+        failure_rate = self.failure_rate * (5 if tenant == self.flaky else 1)
+        jobs_left = rng.randint(self.jobs_per_life // 2, self.jobs_per_life * 3 // 2)
+        connection = connect(self.settings, name)
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=2)
+            queue = tenant_queue(tenant)
+            for method, _, _ in channel.consume(queue, inactivity_timeout=0.5):
+                if self.stop_event.is_set() or jobs_left == 0:
+                    return  # dies holding what it has: the broker requeues it
+                if method is None:
+                    continue
+                jobs_left -= 1
+                connection.sleep(rng.randint(1, 30) * SECONDS_PER_JOB_MINUTE)
+                if rng.random() < failure_rate:
+                    channel.basic_reject(method.delivery_tag, requeue=False)
+                else:
+                    channel.basic_ack(method.delivery_tag)
+        finally:
+            close_quietly(connection)
+
+    def _hang(self, name: str, tenant: str, _seed: int) -> None:
+        connection = connect(self.settings, name)
+        try:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=3)
+            channel.basic_consume(tenant_queue(tenant), lambda *_: None)
+            while not self.stop_event.is_set():
+                connection.process_data_events(time_limit=0.5)
+        finally:
+            close_quietly(connection)

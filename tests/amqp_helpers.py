@@ -1,10 +1,8 @@
 """AMQP set-up for tests: tenants with messages, and consumers that hold messages unacked."""
 
-import contextlib
-
 import pika
-import pika.exceptions
 
+from dashboard.amqp import close_quietly
 from dashboard.localbroker import LocalBroker
 from dashboard.workload import declare_tenant
 
@@ -63,6 +61,4 @@ class Holder:
         return self.held[queue]
 
     def close(self) -> None:
-        # The broker may have closed it first (a deleted vhost, a closed connection).
-        with contextlib.suppress(pika.exceptions.AMQPError):
-            self.connection.close()
+        close_quietly(self.connection)

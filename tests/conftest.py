@@ -41,7 +41,7 @@ def settings_for(broker: LocalBroker, monkeypatch) -> Callable[..., Settings]:
     def make(**overrides) -> Settings:
         values = {
             "management_url": broker.management_url,
-            "amqp_url": f"amqp://127.0.0.1:{broker.amqp_port}/%2F",
+            "amqp_url": broker.amqp_url,
             "refresh_seconds": 1,
             "request_timeout": 5,
         }

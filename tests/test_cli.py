@@ -15,7 +15,7 @@ def run_cli(broker, *args: str, entry=(sys.executable, "-m", "dashboard"), **env
     environment = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
     environment |= {
         "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AMQP_URL": f"amqp://127.0.0.1:{broker.amqp_port}/%2F",
+        "WARREN_AMQP_URL": broker.amqp_url,
     } | env
     return subprocess.run(
         [*entry, *args],

@@ -1,11 +1,16 @@
-"""`warren demo` as a newcomer runs it: broker, tenants and console come up; Ctrl-C ends all."""
+"""`warren demo` as a newcomer runs it: broker, tenants and console come up; Ctrl-C ends all,
+even half-way through start-up, and leaves no process and no broker files behind."""
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,48 +18,117 @@ import requests
 from dashboard.localbroker import free_port
 from tests.conftest import wait_until
 
+ENV = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
 
-def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(tmp_path):
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "dashboard", "demo", "--port", str(port), "--tenants", "6"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        lines = []
-        while not any("Warren: http://" in line for line in lines):
-            line = demo.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
-        management = re.search(r"management (http://\S+)", "".join(lines)).group(1)
 
-        def console_up():
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok
-            except requests.ConnectionError:
-                return False
+def broker_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("warren-broker-*"))
 
-        wait_until(console_up, what="the console to answer")
-        listed = subprocess.run(
-            [sys.executable, "-m", "dashboard", "tenants", "--json"],
-            env=env | {"WARREN_MANAGEMENT_URL": management},
-            capture_output=True,
+
+def beam_processes_in(dirs: set[Path]) -> list[int]:
+    """Erlang VMs whose environment points into one of `dirs`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if any(f"RABBITMQ_MNESIA_BASE={folder}" in environ for folder in dirs):
+            found.append(int(proc.name))
+    return found
+
+
+class Demo:
+    def __init__(self, cwd: Path, *args: str):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "demo", "--port", str(self.port), *args],
+            env=ENV,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            check=True,
         )
-        tenants = [record["tenant"] for record in json.loads(listed.stdout)]
-        assert sorted(tenants) == ["acme", "globex", "hooli", "initech", "stark", "umbrella"]
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
 
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=60) == 0
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-    assert not console_up()
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        while not any(text in line for line in self.seen):
+            try:
+                self.seen.append(self.lines.get(timeout=timeout))
+            except queue.Empty:
+                pytest.fail(f"the demo did not print {text!r}; it printed {self.seen}")
+        return "".join(self.seen)
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=90)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+@pytest.fixture
+def demo(tmp_path):
+    started = []
+
+    def start(*args: str) -> Demo:
+        started.append(Demo(tmp_path, *args))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.kill()
+
+
+def console_up(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok
+    except requests.ConnectionError:
+        return False
+
+
+def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
+    before = broker_dirs()
+    running = demo("--tenants", "6")
+    printed = running.wait_for("Warren: http://")
+    management = re.search(r"management (http://\S+)", printed).group(1)
+    wait_until(lambda: console_up(running.port), what="the console to answer")
+    listed = subprocess.run(
+        [sys.executable, "-m", "dashboard", "tenants", "--json"],
+        env=ENV | {"WARREN_MANAGEMENT_URL": management},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tenants = [record["tenant"] for record in json.loads(listed.stdout)]
+    assert sorted(tenants) == ["acme", "globex", "hooli", "initech", "stark", "umbrella"]
+    ours = broker_dirs() - before
+    assert len(ours) == 1
+
+    assert running.interrupt() == 0
+
+    assert not console_up(running.port)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{management}/api/overview", timeout=2)
+    assert broker_dirs() - before == set()
+    assert beam_processes_in(ours) == []
+
+
+def test_ctrl_c_during_start_up_leaves_nothing_running(demo):
+    before = broker_dirs()
+    running = demo()
+    running.wait_for("Starting a disposable RabbitMQ node")
+    ours = wait_until(lambda: broker_dirs() - before, what="the broker's folder")
+    wait_until(lambda: beam_processes_in(ours), what="the broker to be starting")
+
+    assert running.interrupt() == 0
+
+    assert broker_dirs() - before == set()
+    assert beam_processes_in(ours) == []

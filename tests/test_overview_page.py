@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.management import ManagementClient
 from dashboard.tenants import fetch_overview
+from pages.components.formatting import literal
 from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 from tests.tcpproxy import TcpProxy
@@ -126,8 +127,10 @@ def test_bad_setting_is_one_line_on_the_page(console):
     app = console(WARREN_REFRESH_SECONDS="soon")
     assert not app.exception
     assert [error.value for error in app.error] == [
-        "Invalid setting WARREN_REFRESH_SECONDS: Input should be a valid number, unable to "
-        "parse string as a number."
+        literal(
+            "Invalid setting WARREN_REFRESH_SECONDS: Input should be a valid number, unable to "
+            "parse string as a number."
+        )
     ]
 
 

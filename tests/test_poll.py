@@ -12,9 +12,17 @@ from tests.conftest import wait_until
 from tests.tcpproxy import TcpProxy
 
 
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_twenty_viewers_cause_one_fetch_per_interval():
-    fetches = []
-    poll = SharedPoll(lambda: fetches.append(time.monotonic()) or len(fetches), interval=0.5)
+    clock = FakeClock()
+    poll = SharedPoll(lambda: poll.fetches, interval=10, clock=clock)
     start = threading.Barrier(20)
 
     def viewer():
@@ -27,10 +35,37 @@ def test_twenty_viewers_cause_one_fetch_per_interval():
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(fetches) == 1
-    time.sleep(0.5)
+    assert poll.fetches == 1
+
+    clock.now += 8.9  # the next tick of a viewer comes a hair early: 1 s of slack
+    assert (poll.get().data, poll.fetches) == (1, 1)
+    clock.now += 0.1
+    assert (poll.get().data, poll.fetches) == (2, 2)
+
+
+def test_a_viewer_arriving_during_a_slow_fetch_gets_the_last_snapshot_at_once():
+    clock = FakeClock()
+    release = threading.Event()
+
+    def fetch():
+        if poll.fetches > 1:
+            release.wait(timeout=10)
+        return poll.fetches
+
+    poll = SharedPoll(fetch, interval=10, clock=clock)
+    assert poll.get().data == 1
+    clock.now += 10
+    slow = threading.Thread(target=poll.get)
+    slow.start()
+    while poll.fetches < 2:
+        time.sleep(0.01)
+
+    started = time.monotonic()
+    assert poll.get().data == 1
+    assert time.monotonic() - started < 1
+    release.set()
+    slow.join()
     assert poll.get().data == 2
-    assert poll.fetches == 2
 
 
 @pytest.fixture
@@ -59,8 +94,11 @@ def test_broker_outage_keeps_last_good_data_and_recovers(settings_for, channel, 
     assert down.fetched_at == good.fetched_at
     assert down.failing_since > good.fetched_at
 
-    time.sleep(1)
-    still_down = wait_until(lambda: (snap := poll.get()) is not down and snap, what="a retry")
+    failed_polls = poll.fetches
+    still_down = wait_until(
+        lambda: (snap := poll.get()).stale and poll.fetches > failed_polls and snap,
+        what="another failed poll",
+    )
     assert still_down.failing_since == down.failing_since
 
     proxy.restore()

@@ -79,8 +79,11 @@ def test_passwords_are_never_shown(clean_env):
     assert settings.display_amqp_url() == "amqp://broker:5672/%2F"
 
 
-def test_management_url_with_credentials_is_refused_without_echoing_them(clean_env):
-    clean_env.setenv("WARREN_MANAGEMENT_URL", "http://admin:hunter2-secret@broker:15672")
+@pytest.mark.parametrize(
+    "url", ["http://admin:hunter2-secret@broker:15672", "http://:hunter2-secret@broker"]
+)
+def test_management_url_with_credentials_is_refused_without_echoing_them(clean_env, url):
+    clean_env.setenv("WARREN_MANAGEMENT_URL", url)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value) == (

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.errors import TenantExchangeMissing
+from dashboard.errors import BrokerUnreachable, TenantExchangeMissing
 from dashboard.poll import Snapshot
 from pages.components.formatting import age_text, clock_text, literal
 
@@ -19,8 +19,14 @@ def show_freshness(snapshot: Snapshot) -> None:
             if snapshot.fetched_at
             else "No data has been read yet."
         )
+        # Only silence is an outage; a refusal or a broken answer means the broker is up.
+        what = (
+            "has not answered"
+            if isinstance(snapshot.error, BrokerUnreachable)
+            else "has refused or failed every request"
+        )
         st.error(
-            f"**The broker has not answered since {clock_text(since)}** ({age_text(since)} ago). "
+            f"**The broker {what} since {clock_text(since)}** ({age_text(since)} ago). "
             f"{literal(str(snapshot.error))} {shown} Warren keeps trying.",
             icon=":material/cloud_off:",
         )

@@ -6,6 +6,7 @@ from dashboard.errors import SettingsError
 from dashboard.models import Overview
 from dashboard.poll import SharedPoll, overview_poll
 from dashboard.settings import Settings, load_settings
+from pages.components.formatting import literal
 
 
 def current_settings() -> Settings:
@@ -13,11 +14,12 @@ def current_settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        st.error(str(exc), icon=":material/settings_alert:")
+        st.error(literal(str(exc)), icon=":material/settings_alert:")
         st.stop()
 
 
-@st.cache_resource(show_spinner=False)
+# A few entries only: each new configuration (an edited .env) gets its own poll.
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _overview_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Overview]:
     return overview_poll(_settings)
 

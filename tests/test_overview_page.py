@@ -1,5 +1,6 @@
 """The console's overview page, run by Streamlit's AppTest against the real broker."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,23 @@ def test_stale_banner_keeps_last_data_and_clears_when_broker_returns(
 
 
 def test_missing_exchange_is_a_warning_not_an_outage(unique, console):
-    app = console(WARREN_TENANT_EXCHANGE=unique("nowhere"))
+    hostile = unique("[click](http://evil.example) *x* :red[y] $z$ <b>b</b>\r\n# h")
+    app = console(WARREN_TENANT_EXCHANGE=hostile)
     assert not app.exception
     assert not app.error
-    assert "does not exist in vhost" in app.warning[0].value
+    assert [warning.value for warning in app.warning] == [
+        literal(
+            f"The tenant exchange {hostile!r} does not exist in vhost '/', so there are no "
+            "tenant queues to show: check WARREN_TENANT_EXCHANGE and WARREN_VHOST."
+        )
+    ]
+
+
+def test_literal_leaves_no_markdown_or_line_break_unescaped():
+    shown = literal("a\r\n# b [l](u) *e* _i_ `c` :red[r] $m$ <s> | ~ \\ !")
+    assert "\r" not in shown and "\n" not in shown
+    unescaped = re.findall(r"(?<!\\)[#\[\]()*_`:$<>|~!]", shown)
+    assert unescaped == []
 
 
 def test_bad_setting_is_one_line_on_the_page(console):

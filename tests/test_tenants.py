@@ -125,9 +125,7 @@ def test_hostile_tenant_ids_and_queue_names_come_back_exactly(settings_for, chan
         tenant_with_messages(channel, exchange, tenant, queue, number)
         expected[(tenant, queue)] = (number, 0, 0)
 
-    overview = overview_when(settings, expected)
-
-    assert overview.exchange == exchange
+    overview_when(settings, expected)
 
 
 def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique, pod):

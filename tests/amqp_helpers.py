@@ -46,19 +46,27 @@ class Holder:
 
     def hold(self, queue: str, prefetch: int, expect: int) -> int:
         """Consume `queue` with `prefetch` until `expect` messages are held; returns the count."""
+        tag = self.consume(queue, prefetch, expect)
+        return self.held[tag]
+
+    def consume(
+        self, queue: str, prefetch: int, expect: int, tag: str = "", auto_ack: bool = False
+    ) -> str:
+        """Start a consumer on its own channel and wait for `expect` deliveries; its tag."""
         channel = self.connection.channel()
         channel.basic_qos(prefetch_count=prefetch)
-        self.held[queue] = 0
+        tag = tag or f"ctag-{channel.channel_number}"
+        self.held[tag] = 0
 
         def keep(_channel, _method, _properties, _body) -> None:
-            self.held[queue] += 1
+            self.held[tag] += 1
 
-        channel.basic_consume(queue, keep, auto_ack=False)
+        channel.basic_consume(queue, keep, auto_ack=auto_ack, consumer_tag=tag)
         for _ in range(100):
-            if self.held[queue] >= expect:
+            if self.held[tag] >= expect:
                 break
             self.connection.process_data_events(time_limit=0.1)
-        return self.held[queue]
+        return tag
 
     def close(self) -> None:
         close_quietly(self.connection)

@@ -1,0 +1,165 @@
+"""Per-consumer load against a real broker: exact prefetch and unacked, and every flag both
+raised and not raised."""
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pika
+
+from dashboard.consumers import fetch_consumers
+from dashboard.management import ManagementClient
+from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
+from tests.conftest import wait_until
+
+
+def consumers_when(settings, queue: str, expected: set, now=None, stuck_after=3600.0):
+    """The consumers of `queue` once their (connection, prefetch, unacked) equal `expected`."""
+    with ManagementClient(settings) as client:
+
+        def matches():
+            loads = [
+                load
+                for load in fetch_consumers(
+                    client, "/", settings.tenant_exchange, stuck_after, now=now
+                )
+                if load.queue == queue
+            ]
+            seen = {(load.connection, load.prefetch, load.unacked) for load in loads}
+            return loads if seen == expected and len(loads) == len(expected) else None
+
+        return wait_until(matches, what=f"consumers {expected}")
+
+
+def test_three_consumers_over_two_connections_match_amqp(settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 20)
+    pod_a, pod_b = pod("pod-a"), pod("pod-b")
+    assert pod_a.hold(queue, prefetch=2, expect=2) == 2
+    assert pod_a.hold(queue, prefetch=5, expect=5) == 5
+    assert pod_b.hold(queue, prefetch=3, expect=3) == 3
+    assert ready_and_consumers(channel, queue) == (10, 3)
+
+    loads = consumers_when(
+        settings_for(tenant_exchange=exchange),
+        queue,
+        {("pod-a", 2, 2), ("pod-a", 5, 5), ("pod-b", 3, 3)},
+    )
+
+    assert [load.connection for load in loads] == ["pod-a", "pod-a", "pod-b"]
+    assert {load.tenants == ["acme"] for load in loads} == {True}
+    assert {load.load for load in loads} == {1.0}
+    assert len({load.channel for load in loads}) == 3
+    assert {load.channel_consumers for load in loads} == {1}
+
+
+def test_connection_without_a_client_name_shows_its_peer(broker, settings_for, channel, unique):
+    queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 1)
+    anonymous = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    try:
+        consumer = anonymous.channel()
+        consumer.basic_qos(prefetch_count=1)
+        consumer.basic_consume(queue, lambda *_: None)
+        anonymous.process_data_events(time_limit=0.5)
+        local_port = anonymous._impl._transport._sock.getsockname()[1]
+
+        consumers_when(settings_for(), queue, {(f"127.0.0.1:{local_port}", 1, 1)})
+    finally:
+        anonymous.close()
+
+
+def flags_by_tag(loads) -> dict[str, list[str]]:
+    return {load.consumer_tag: [flag.kind for flag in load.flags] for load in loads}
+
+
+def test_flags_raised_and_not_raised(settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    publish(channel, exchange, "acme", 4)
+    empty = tenant_with_messages(channel, exchange, "calm", unique("calm"), 0)
+    worker = pod("pod-flags")
+    saturated = worker.consume(queue, prefetch=2, expect=2, tag="saturated")
+    unlimited = worker.consume(queue, prefetch=0, expect=2, tag="unlimited")
+    idle = worker.consume(empty, prefetch=5, expect=0, tag="idle")
+    autoack = worker.consume(empty, prefetch=5, expect=0, tag="autoack", auto_ack=True)
+    consumers_when(settings, queue, {("pod-flags", 2, 2), ("pod-flags", 0, 2)})
+
+    later = wait_until(lambda: _all_idle(settings, queue, empty), what="idle channels")
+    fresh = flags_by_tag(later(stuck_after=3600, seconds_later=0))
+    assert fresh == {
+        saturated: [],
+        unlimited: ["unlimited-prefetch"],
+        idle: [],
+        autoack: ["auto-ack"],
+    }
+
+    hour_later = flags_by_tag(later(stuck_after=3600, seconds_later=3601))
+    assert hour_later == {
+        saturated: ["stuck"],
+        unlimited: ["unlimited-prefetch"],
+        idle: ["idle"],
+        autoack: ["auto-ack", "idle"],
+    }
+
+
+def _all_idle(settings, *queues: str):
+    """Once every consumer's channel reports `idle_since`, a function of (stuck_after, seconds
+    later than now) that fetches the consumers of `queues` as if that much time had passed."""
+    with ManagementClient(settings) as client:
+        loads = [
+            load
+            for load in fetch_consumers(client, "/", settings.tenant_exchange, 3600)
+            if load.queue in queues
+        ]
+    if len(loads) != 4 or any(load.idle_since is None for load in loads):
+        return None
+
+    def at(stuck_after: float, seconds_later: float):
+        now = datetime.now(UTC) + timedelta(seconds=seconds_later)
+        with ManagementClient(settings) as client:
+            return [
+                load
+                for load in fetch_consumers(
+                    client, "/", settings.tenant_exchange, stuck_after, now=now
+                )
+                if load.queue in queues
+            ]
+
+    return at
+
+
+def test_consumers_cli_json(broker, settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    assert pod("pod-cli").hold(queue, prefetch=2, expect=2) == 2
+    environment = {
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_TENANT_EXCHANGE": exchange,
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def listed():
+        done = subprocess.run(
+            [sys.executable, "-m", "dashboard", "consumers", "--json"],
+            env=environment,
+            cwd=broker.base_dir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        mine = [record for record in json.loads(done.stdout) if record["queue"] == queue]
+        return mine if mine and mine[0]["unacked"] == 2 else None
+
+    [record] = wait_until(listed, what="the CLI to show 2 unacked")
+    assert {key: record[key] for key in ("connection", "queue", "prefetch", "unacked")} == {
+        "connection": "pod-cli",
+        "queue": queue,
+        "prefetch": 2,
+        "unacked": 2,
+    }
+    assert record["channel"].endswith("(1)")
+    assert record["consumer_tag"]
+    assert record["ack_rate"] == 0.0
+    assert record["tenants"] == ["acme"]

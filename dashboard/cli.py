@@ -11,6 +11,7 @@ from dashboard.consumers import fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.settings import Settings, load_settings
+from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
 
 TENANT_COLUMNS = (
@@ -83,6 +84,7 @@ def _tenants(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with ManagementClient(settings) as client:
         overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
+    flag_overview(overview, None, settings)
     records = [row.model_dump(mode="json") for row in overview.rows]
     if args.json:
         print(json.dumps(records, ensure_ascii=False))

@@ -37,6 +37,7 @@ class Rate(_ApiModel):
 
 
 class MessageStats(_ApiModel):
+    ack: int | None = None
     publish_details: Rate | None = None
     deliver_get_details: Rate | None = None
     ack_details: Rate | None = None
@@ -56,6 +57,7 @@ class QueueInfo(_ApiModel):
     messages_unacknowledged: int = 0
     messages: int = 0
     consumers: int = 0
+    arguments: dict = Field(default_factory=dict)
     # Renamed in 3.11; both are sent by the versions Warren supports.
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None
@@ -84,6 +86,13 @@ class Binding(_ApiModel):
     routing_key: str
 
 
+class Flag(BaseModel):
+    """Something an on-call engineer should look at, with the one-line reason."""
+
+    kind: str
+    reason: str
+
+
 class TenantRow(BaseModel):
     """One tenant binding: routing key `tenant` on the tenant exchange delivers to `queue`."""
 
@@ -102,6 +111,11 @@ class TenantRow(BaseModel):
     state: str | None = None
     # Other tenant ids bound to the same queue: its counts are shared with those rows.
     shares_queue_with: list[str] = Field(default_factory=list)
+    dead_letter_queue: str | None = None
+    dead_letters: int | None = None
+    # Cumulative acks of the queue, for telling "no acks over a window" from history.
+    acks: int | None = None
+    flags: list[Flag] = Field(default_factory=list)
 
 
 class Totals(BaseModel):
@@ -178,13 +192,6 @@ class ConnectionInfo(_ApiModel):
     def client_name(self) -> str | None:
         name = self.client_properties.get("connection_name")
         return str(name) if name else None
-
-
-class Flag(BaseModel):
-    """Something an on-call engineer should look at, with the one-line reason."""
-
-    kind: str
-    reason: str
 
 
 class ConsumerLoad(BaseModel):

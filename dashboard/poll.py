@@ -2,6 +2,7 @@
 good data kept (with when the failures began) while the broker does not answer."""
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -9,10 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from dashboard.consumers import fetch_consumers
 from dashboard.errors import WarrenError
+from dashboard.history import History
 from dashboard.management import ManagementClient
-from dashboard.models import Overview
+from dashboard.models import ConsumerLoad, Overview
 from dashboard.settings import Settings
+from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
 
 log = logging.getLogger(__name__)
@@ -92,10 +96,33 @@ class SharedPoll(Generic[T]):
         )
 
 
-def overview_poll(settings: Settings) -> SharedPoll[Overview]:
-    """The tenant overview, polled every WARREN_REFRESH_SECONDS over one HTTP session."""
+def overview_poll(settings: Settings, history: History | None) -> SharedPoll[Overview]:
+    """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
+    client = ManagementClient(settings)
+
+    def read() -> Overview:
+        overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
+        flag_overview(overview, history, settings)
+        return overview
+
+    return SharedPoll(read, settings.refresh_seconds)
+
+
+def consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+    """Per-consumer load, every WARREN_REFRESH_SECONDS over one HTTP session."""
     client = ManagementClient(settings)
     return SharedPoll(
-        lambda: fetch_overview(client, settings.vhost, settings.tenant_exchange),
+        lambda: fetch_consumers(
+            client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
+        ),
         settings.refresh_seconds,
     )
+
+
+def open_history(settings: Settings) -> History | None:
+    """The history store, or None (logged) when its file cannot be opened."""
+    try:
+        return History(settings.history_db, settings.history_hours * 3600)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("no history: %s cannot be opened: %s", settings.history_db, exc)
+        return None

@@ -1,6 +1,7 @@
 """Warren's settings: environment variables prefixed WARREN_, or a .env file beside the app."""
 
 import hashlib
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     # A worker saturated at its prefetch with no ack for this long is stuck: set it above the
     # longest legitimate job (the seed platform's jobs take up to 30 minutes).
     stuck_after_seconds: float = Field(default=2400, gt=0)
+    dead_letter_window_seconds: float = Field(default=900, gt=0)
+    history_db: Path = Path("~/.local/state/warren/history.sqlite")
+    history_hours: float = Field(default=24, gt=0, le=24 * 90)
 
     @field_validator("management_url")
     @classmethod

@@ -21,7 +21,11 @@ QUEUE_COLUMNS = (
     "message_stats.publish_details.rate",
     "message_stats.deliver_get_details.rate",
     "message_stats.ack_details.rate",
+    "message_stats.ack",
+    "arguments",
 )
+DLX = "x-dead-letter-exchange"
+DLRK = "x-dead-letter-routing-key"
 
 
 def tenant_bindings(client: ManagementClient, vhost: str, exchange: str) -> list[Binding]:
@@ -51,6 +55,7 @@ def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overv
     listed = client.list_queues_in(vhost, QUEUE_COLUMNS)
     queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
     rows = build_rows(bindings, queues)
+    attach_dead_letters(client, vhost, rows, queues)
     return Overview(
         vhost=vhost,
         exchange=exchange,
@@ -77,6 +82,48 @@ def build_rows(bindings: list[Binding], queues: dict[str, QueueInfo]) -> list[Te
     return sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
 
 
+def attach_dead_letters(
+    client: ManagementClient, vhost: str, rows: list[TenantRow], queues: dict[str, QueueInfo]
+) -> None:
+    """Fill in each row's dead-letter queue and its message count.
+
+    Messages rejected or expired in a tenant queue go to its `x-dead-letter-exchange` with its
+    `x-dead-letter-routing-key` (else their own routing key: the tenant id). The dead-letter
+    queue is the queue that exchange routes that key to, by exact routing-key match (direct
+    exchanges; the default exchange routes a key to the queue of that name). Each dead-letter
+    exchange's bindings are asked for once per refresh.
+    """
+    routes: dict[str, dict[str, str]] = {}
+    for row in rows:
+        arguments = queues[row.queue].arguments
+        if DLX not in arguments:
+            continue
+        exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, row.tenant))
+        if exchange == "":
+            target = key
+        else:
+            if exchange not in routes:
+                routes[exchange] = _first_queue_by_key(client, vhost, exchange)
+            target = routes[exchange].get(key)
+        if target in queues:
+            row.dead_letter_queue, row.dead_letters = target, queues[target].messages
+
+
+def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> dict[str, str]:
+    try:
+        raw = client.list_bindings_from(vhost, exchange)
+    except NotFound:
+        return {}
+    routes: dict[str, str] = {}
+    for binding in sorted(
+        parse_all(Binding, raw, f"the bindings of exchange {exchange!r}"),
+        key=lambda binding: binding.destination,
+    ):
+        if binding.destination_type == "queue":
+            routes.setdefault(binding.routing_key, binding.destination)
+    return routes
+
+
 def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
     stats = queue.message_stats
     return TenantRow(
@@ -94,6 +141,7 @@ def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
         queue_type=queue.type,
         state=queue.state,
         shares_queue_with=others,
+        acks=stats.ack if stats else None,
     )
 
 

@@ -31,7 +31,7 @@ def unique() -> Callable[[str], str]:
 
 
 @pytest.fixture
-def settings_for(broker: LocalBroker, monkeypatch) -> Callable[..., Settings]:
+def settings_for(broker: LocalBroker, monkeypatch, tmp_path) -> Callable[..., Settings]:
     """Settings pointing at the test broker; the environment is cleared of WARREN_ values."""
     for name in list(os.environ):
         if name.startswith("WARREN_"):
@@ -44,6 +44,7 @@ def settings_for(broker: LocalBroker, monkeypatch) -> Callable[..., Settings]:
             "amqp_url": broker.amqp_url,
             "refresh_seconds": 1,
             "request_timeout": 5,
+            "history_db": tmp_path / "history.sqlite",
         }
         return load_settings(**(values | overrides))
 

@@ -28,6 +28,7 @@ def console(settings_for, monkeypatch):
             "WARREN_MANAGEMENT_URL": base.management_url,
             "WARREN_AMQP_URL": base.amqp_url.get_secret_value(),
             "WARREN_REFRESH_SECONDS": "1",
+            "WARREN_HISTORY_DB": str(base.history_db),
         } | env
         for name, value in values.items():
             monkeypatch.setenv(name, value)

@@ -1,10 +1,12 @@
-"""Settings and the shared polls, cached once per process for every browser session."""
+"""Settings, the history store and the shared polls: one of each per configuration, per process,
+for every browser session."""
 
 import streamlit as st
 
 from dashboard.errors import SettingsError
-from dashboard.models import Overview
-from dashboard.poll import SharedPoll, overview_poll
+from dashboard.history import History
+from dashboard.models import ConsumerLoad, Overview
+from dashboard.poll import SharedPoll, consumers_poll, open_history, overview_poll
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
 
@@ -18,11 +20,30 @@ def current_settings() -> Settings:
         st.stop()
 
 
-# A few entries only: each new configuration (an edited .env) gets its own poll.
+# Keyed by the settings' fingerprint: each new configuration (an edited .env) gets its own;
+# a few entries only, so old ones do not pile up.
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _history(fingerprint: str, _settings: Settings) -> History | None:
+    return open_history(_settings)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _overview_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Overview]:
-    return overview_poll(_settings)
+    return overview_poll(_settings, shared_history(_settings))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+    return consumers_poll(_settings)
+
+
+def shared_history(settings: Settings) -> History | None:
+    return _history(settings.fingerprint(), settings)
 
 
 def shared_overview_poll(settings: Settings) -> SharedPoll[Overview]:
     return _overview_poll(settings.fingerprint(), settings)
+
+
+def shared_consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+    return _consumers_poll(settings.fingerprint(), settings)

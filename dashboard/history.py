@@ -1,0 +1,87 @@
+"""A local history of tenant-queue counts, recorded on each overview poll, for charts longer than
+the broker keeps and for rules that need a window ("no ack for 40 minutes").
+
+SQLite, one file, bounded by a retention period. A store that cannot be written costs the history,
+never the overview: the failure is logged and the poll goes on.
+"""
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dashboard.models import Overview
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    at REAL NOT NULL,
+    vhost TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    ready INTEGER NOT NULL,
+    unacked INTEGER NOT NULL,
+    acks INTEGER,
+    dead_letters INTEGER
+);
+CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (vhost, queue, at);
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    ready: int
+    unacked: int
+    acks: int | None
+    dead_letters: int | None
+
+
+class History:
+    def __init__(self, path: Path, retention_seconds: float):
+        self.path = Path(path).expanduser()
+        self.retention_seconds = retention_seconds
+        self._lock = threading.Lock()
+        self._pruned_at = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=5)
+
+    def record(self, overview: Overview, at: float | None = None) -> None:
+        """One sample per tenant queue (a queue under two tenant ids is recorded once)."""
+        moment = time.time() if at is None else at
+        seen: dict[str, tuple] = {}
+        for row in overview.rows:
+            seen[row.queue] = (
+                moment, row.vhost, row.queue, row.ready, row.unacked, row.acks, row.dead_letters
+            )  # fmt: skip
+        with self._lock, self._connect() as db:
+            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", seen.values())
+            if moment - self._pruned_at > 60:
+                db.execute("DELETE FROM samples WHERE at < ?", (moment - self.retention_seconds,))
+                self._pruned_at = moment
+
+    def series(self, vhost: str, queue: str, since: float) -> list[Sample]:
+        """Samples of one queue from `since` on, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT at, ready, unacked, acks, dead_letters FROM samples "
+                "WHERE vhost = ? AND queue = ? AND at >= ? ORDER BY at",
+                (vhost, queue, since),
+            ).fetchall()
+        return [Sample(*row) for row in rows]
+
+    def recent(self, vhost: str, since: float) -> dict[str, list[Sample]]:
+        """Samples of every queue of `vhost` from `since` on, per queue, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT queue, at, ready, unacked, acks, dead_letters FROM samples "
+                "WHERE vhost = ? AND at >= ? ORDER BY at",
+                (vhost, since),
+            ).fetchall()
+        by_queue: dict[str, list[Sample]] = {}
+        for queue, *values in rows:
+            by_queue.setdefault(queue, []).append(Sample(*values))
+        return by_queue

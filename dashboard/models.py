@@ -37,7 +37,8 @@ class Rate(_ApiModel):
 
 
 class MessageStats(_ApiModel):
-    ack: int | None = None
+    # Absent until the queue's first ack.
+    ack: int = 0
     publish_details: Rate | None = None
     deliver_get_details: Rate | None = None
     ack_details: Rate | None = None
@@ -114,7 +115,7 @@ class TenantRow(BaseModel):
     dead_letter_queue: str | None = None
     dead_letters: int | None = None
     # Cumulative acks of the queue, for telling "no acks over a window" from history.
-    acks: int | None = None
+    acks: int = 0
     flags: list[Flag] = Field(default_factory=list)
 
 

@@ -29,7 +29,9 @@ def flag_overview(
     moment = time.time() if now is None else now
     samples: dict[str, list[Sample]] = {}
     if history is not None:
-        oldest = moment - max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
+        # Twice the window: a rule needs a sample from before the window began to fire at all.
+        window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
+        oldest = moment - 2 * window
         try:
             history.record(overview, moment)
             samples = history.recent(overview.vhost, oldest)
@@ -80,7 +82,7 @@ def tenant_flags(
 def _unacked_without_acks_for(row: TenantRow, samples: list[Sample], now: float) -> float | None:
     """How long the queue has had unacked messages and the same ack count, back to the oldest
     sample that agrees (a lower bound when history is short); None when it acked just now."""
-    if row.unacked == 0 or row.acks is None:
+    if row.unacked == 0:
         return None
     since = None
     for sample in reversed(samples):

@@ -141,7 +141,7 @@ def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
         queue_type=queue.type,
         state=queue.state,
         shares_queue_with=others,
-        acks=stats.ack if stats else None,
+        acks=stats.ack if stats else 0,
     )
 
 

@@ -43,6 +43,8 @@ class Holder:
         )
         self.connection = pika.BlockingConnection(params)
         self.held: dict[str, int] = {}
+        # Per queue, the channel and delivery tags of the messages held, oldest first.
+        self.deliveries: dict[str, list] = {}
 
     def hold(self, queue: str, prefetch: int, expect: int) -> int:
         """Consume `queue` with `prefetch` until `expect` messages are held; returns the count."""
@@ -58,8 +60,9 @@ class Holder:
         tag = tag or f"ctag-{channel.channel_number}"
         self.held[tag] = 0
 
-        def keep(_channel, _method, _properties, _body) -> None:
+        def keep(channel, method, _properties, _body) -> None:
             self.held[tag] += 1
+            self.deliveries.setdefault(queue, []).append((channel, method.delivery_tag))
 
         channel.basic_consume(queue, keep, auto_ack=auto_ack, consumer_tag=tag)
         for _ in range(100):
@@ -67,6 +70,17 @@ class Holder:
                 break
             self.connection.process_data_events(time_limit=0.1)
         return tag
+
+    def ack_one(self, queue: str) -> None:
+        channel, tag = self.deliveries[queue].pop(0)
+        channel.basic_ack(tag)
+        self.connection.process_data_events(time_limit=0.1)
+
+    def reject_all(self, queue: str) -> None:
+        """Reject without requeue every message held from `queue`: the broker dead-letters them."""
+        for channel, tag in self.deliveries.pop(queue, []):
+            channel.basic_reject(tag, requeue=False)
+        self.connection.process_data_events(time_limit=0.1)
 
     def close(self) -> None:
         close_quietly(self.connection)

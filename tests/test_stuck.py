@@ -1,0 +1,98 @@
+"""Stuck-tenant rules on real broker data, each both triggered and not. The history's clock is
+set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
+
+import time
+
+from dashboard.history import History
+from dashboard.management import ManagementClient
+from dashboard.stuck import flag_overview
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import tenant_with_messages
+from tests.conftest import wait_until
+
+
+def overview_where(settings, condition):
+    with ManagementClient(settings) as client:
+        return wait_until(
+            lambda: (
+                (view := fetch_overview(client, "/", settings.tenant_exchange))
+                and condition({row.tenant: row for row in view.rows})
+                and view
+            ),
+            what="the overview to settle",
+        )
+
+
+def flags(overview) -> dict[str, list[str]]:
+    return {row.tenant: [flag.kind for flag in row.flags] for row in overview.rows}
+
+
+def test_backlog_without_consumer(settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange)
+    tenant_with_messages(channel, exchange, "orphan", unique("orphan"), 3)
+    served = tenant_with_messages(channel, exchange, "served", unique("served"), 3)
+    tenant_with_messages(channel, exchange, "empty", unique("empty"), 0)
+    assert pod("pod-stuck").hold(served, prefetch=5, expect=3) == 3
+    overview = overview_where(
+        settings, lambda rows: rows["orphan"].ready == 3 and rows["served"].unacked == 3
+    )
+
+    flag_overview(overview, None, settings)
+
+    assert flags(overview) == {"orphan": ["no-consumer"], "served": [], "empty": []}
+    assert overview.rows[0].flags[0].reason == "3 ready and no consumer."
+
+
+def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod, tmp_path):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange, stuck_after_seconds=2400)
+    history = History(tmp_path / "h.sqlite", 86400)
+    silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
+    acking_queue = tenant_with_messages(channel, exchange, "acking", unique("acking"), 2)
+    fresh_queue = tenant_with_messages(channel, exchange, "fresh", unique("fresh"), 2)
+    worker = pod("pod-window")
+    silent, acking = worker.hold(silent_queue, 2, 2), worker.hold(acking_queue, 2, 2)
+    assert (silent, acking) == (2, 2)
+    before = overview_where(
+        settings, lambda rows: rows["silent"].unacked == 2 and rows["acking"].unacked == 2
+    )
+    now = time.time()
+    flag_overview(before, history, settings, now=now - 2500)
+    assert worker.hold(fresh_queue, 2, 2) == 2
+    worker.ack_one(acking_queue)
+
+    after = overview_where(
+        settings, lambda rows: rows["acking"].unacked == 1 and rows["fresh"].unacked == 2
+    )
+    flag_overview(after, history, settings, now=now)
+
+    assert flags(after) == {"silent": ["no-acks"], "acking": [], "fresh": []}
+    [silent_flag] = next(row for row in after.rows if row.tenant == "silent").flags
+    assert silent_flag.reason == "2 unacked and no ack for 41 min 40 s."
+
+
+def test_growing_dead_letter_queue(settings_for, channel, unique, pod, tmp_path):
+    exchange = unique("tenants")
+    settings = settings_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
+    history = History(tmp_path / "h.sqlite", 86400)
+    failing = tenant_with_messages(channel, exchange, "failing", unique("failing"), 4)
+    steady = tenant_with_messages(channel, exchange, "steady", unique("steady"), 1)
+    worker = pod("pod-dlq")
+    assert worker.hold(steady, 1, 1) == 1
+    worker.reject_all(steady)
+    before = overview_where(settings, lambda rows: rows["steady"].dead_letters == 1)
+    assert next(r for r in before.rows if r.tenant == "steady").dead_letter_queue == f"{steady}.dlq"
+    now = time.time()
+    flag_overview(before, history, settings, now=now - 600)
+    assert worker.hold(failing, 2, 2) == 2
+    worker.reject_all(failing)
+
+    after = overview_where(settings, lambda rows: rows["failing"].dead_letters == 2)
+    flag_overview(after, history, settings, now=now)
+
+    assert flags(after) == {"failing": ["dead-letters-growing"], "steady": []}
+    [grew] = next(row for row in after.rows if row.tenant == "failing").flags
+    assert grew.reason == (
+        f"Dead-letter queue {failing}.dlq grew by 2 in the last 10 min 0 s (now 2)."
+    )

@@ -8,7 +8,11 @@ from pages.components.state import current_settings
 st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
 settings = current_settings()
 page = st.navigation(
-    [st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True)]
+    [
+        st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True),
+        st.Page("pages/consumers.py", title="Consumers", icon=":material/memory:"),
+        st.Page("pages/tenant.py", title="Tenant", icon=":material/inbox:", url_path="tenant"),
+    ]
 )
 render_sidebar(settings)
 page.run()

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dashboard.consumers import fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
+from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     consumers = sub.add_parser("consumers", help="per-consumer load, grouped by connection (pod)")
     _add_common(consumers)
     consumers.set_defaults(handler=_consumers)
+    peek = sub.add_parser("peek", help="show the first ready messages of a queue (requeued)")
+    _add_common(peek)
+    peek.add_argument("--queue", required=True, help="queue name, exactly")
+    peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
+    peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
+    peek.set_defaults(handler=_peek)
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -117,6 +124,47 @@ def _consumers(args: argparse.Namespace) -> int:
         for flag in load.flags:
             print(f"{load.connection} {load.consumer_tag}: {flag.reason}")
     return 0
+
+
+def _peek(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not args.json:
+        print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
+    with ManagementClient(settings) as client:
+        result = peek(client, settings.vhost, args.queue, args.count, confirmed=args.yes)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+        return 0
+    if not result.messages:
+        print(f"Queue {args.queue!r} has no ready message.")
+    for message in result.messages:
+        print(format_message(message))
+    return 0
+
+
+def format_message(message: PeekedMessage) -> str:
+    lines = [
+        f"#{message.position}  exchange={_cell(message.exchange) or '(default)'}  "
+        f"routing key={_cell(message.routing_key)}  redelivered={message.redelivered}  "
+        f"{message.size:,} bytes, {message.kind}",
+        *(f"  {key}: {_cell(str(value))}" for key, value in message.properties.items()),
+        *(f"  header {_cell(key)}: {_cell(str(value))}" for key, value in message.headers.items()),
+        *(_death_line(death) for death in message.deaths),
+        *("    " + line for line in message.shown.splitlines()),
+    ]
+    if message.truncated:
+        lines.append(f"    ... (cut; {message.size:,} bytes in all)")
+    return "\n".join(lines)
+
+
+def _death_line(death: Death) -> str:
+    keys = _cell(", ".join(death.routing_keys))
+    when = f", last {death.time.isoformat()}" if death.time else ""
+    source = _cell(death.exchange) or "(default)"
+    return (
+        f"  died {death.count}x: {death.reason} in {_cell(death.queue)} "
+        f"(from {source}, keys {keys}{when})"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:

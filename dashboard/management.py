@@ -72,9 +72,16 @@ class ManagementClient:
 
     def get(self, segments: Iterable[str], what: str, params: Mapping[str, str] | None = None):
         """GET a resource as parsed JSON; `what` names it in error sentences."""
+        return self._request("GET", segments, what, params=params)
+
+    def post(self, segments: Iterable[str], what: str, body: Mapping[str, Any]):
+        """POST a JSON body; the answer as parsed JSON. Never retried once sent."""
+        return self._request("POST", segments, what, json=body)
+
+    def _request(self, method: str, segments: Iterable[str], what: str, **options):
         url = self.base_url + api_path(*segments)
         try:
-            answer = self.session.get(url, params=params, timeout=self.timeout)
+            answer = self.session.request(method, url, timeout=self.timeout, **options)
         except requests.RequestException as exc:
             raise self._unreachable(exc, what) from None
         return self._json(answer, what)
@@ -148,6 +155,28 @@ class ManagementClient:
         return self.get(
             ("exchanges", vhost, exchange, "bindings", "source"),
             f"exchange {exchange!r} in vhost {vhost!r}",
+        )
+
+    def get_queue(self, vhost: str, queue: str, params: Mapping[str, str]) -> dict:
+        """One queue, with its arguments and (lengths_age/lengths_incr) count samples. Read-only."""
+        return self.get(("queues", vhost, queue), f"queue {queue!r} in vhost {vhost!r}", params)
+
+    def get_messages(self, vhost: str, queue: str, count: int, truncate: int) -> list[dict]:
+        """Take up to `count` ready messages and put them back (`ack_requeue_true`).
+
+        Needs `read` on the queue. It changes the queue: each message is marked redelivered, and
+        on a quorum queue counts as a delivery toward its delivery limit. Payloads are cut to
+        `truncate` bytes and sent base64-encoded, so binary survives exactly.
+        """
+        return self.post(
+            ("queues", vhost, queue, "get"),
+            f"messages of queue {queue!r} in vhost {vhost!r}",
+            {
+                "count": count,
+                "ackmode": "ack_requeue_true",
+                "encoding": "base64",
+                "truncate": truncate,
+            },
         )
 
     def list_consumers_in(self, vhost: str) -> list[dict]:

@@ -6,6 +6,7 @@ import streamlit as st
 from dashboard.models import Overview
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
+from pages.components.navigation import attention_list, filter_box, flag_kinds, open_tenant
 from pages.components.state import current_settings, shared_overview_poll
 
 COLUMNS = {
@@ -25,6 +26,8 @@ COLUMNS = {
     ),
     "queue_type": st.column_config.TextColumn("Type"),
     "state": st.column_config.TextColumn("State"),
+    "flags": st.column_config.TextColumn("Flags", help="Why this tenant needs a look."),
+    "dead_letters": st.column_config.NumberColumn("Dead letters", format="localized"),
     "shares_queue_with": st.column_config.ListColumn(
         "Also bound as", help="Other tenant ids routed to the same queue: counts are shared."
     ),
@@ -34,15 +37,7 @@ settings = current_settings()
 poll = shared_overview_poll(settings)
 
 st.title("Tenants")
-query = st.text_input(
-    "Filter by tenant or queue",
-    value=st.query_params.get("q", ""),
-    placeholder="part of a tenant id or queue name",
-)
-if query:
-    st.query_params["q"] = query
-else:
-    st.query_params.pop("q", None)
+query = filter_box("Filter by tenant or queue", "part of a tenant id or queue name")
 
 
 def show_headline(overview: Overview) -> None:
@@ -54,10 +49,17 @@ def show_headline(overview: Overview) -> None:
     consumers.metric("Consumers", f"{totals.consumers:,}")
 
 
+def show_attention(overview: Overview) -> None:
+    flagged = [(row.tenant, row.tenant, flag) for row in overview.rows for flag in row.flags]
+    if flagged:
+        st.subheader(f"Needs attention ({len({tenant for tenant, _, _ in flagged}):,})")
+        attention_list(flagged)
+
+
 def show_table(overview: Overview, query: str) -> None:
     needle = query.casefold()
     rows = [
-        row.model_dump()
+        row.model_dump() | {"flags": flag_kinds(row.flags)}
         for row in overview.rows
         if needle in row.tenant.casefold() or needle in row.queue.casefold()
     ]
@@ -70,13 +72,21 @@ def show_table(overview: Overview, query: str) -> None:
     elif not rows:
         st.info("No tenant or queue matches the filter. Clear it to see all tenants.")
     else:
-        st.caption(f"{len(rows):,} of {len(overview.rows):,} tenant bindings, most ready first.")
-        st.dataframe(
+        st.caption(
+            f"{len(rows):,} of {len(overview.rows):,} tenant bindings, most ready first. "
+            "Select a row to open its tenant."
+        )
+        picked = st.dataframe(
             pd.DataFrame(rows, columns=list(COLUMNS)),
             column_config=COLUMNS,
             hide_index=True,
             width="stretch",
+            on_select="rerun",
+            selection_mode="single-row",
+            key="tenant-table",
         )
+        if picked.selection.rows:
+            open_tenant(rows[picked.selection.rows[0]]["tenant"])
 
 
 @st.fragment(run_every=settings.refresh_seconds)
@@ -85,6 +95,7 @@ def live_overview() -> None:
     show_freshness(snapshot)
     if snapshot.data is not None:
         show_headline(snapshot.data)
+        show_attention(snapshot.data)
         show_table(snapshot.data, query)
 
 

@@ -1,0 +1,77 @@
+"""One queue in detail: the arguments that matter on call, and its counts over the last minutes
+as the broker itself sampled them."""
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from dashboard.errors import ServerError
+from dashboard.management import ManagementClient
+from dashboard.models import QueueInfo
+
+# What each argument means to the person on call, in the order they look for it.
+ARGUMENT_LABELS = {
+    "x-max-priority": "Max priority",
+    "x-dead-letter-exchange": "Dead-letter exchange",
+    "x-dead-letter-routing-key": "Dead-letter routing key",
+    "x-max-length": "Max length (messages)",
+    "x-max-length-bytes": "Max length (bytes)",
+    "x-overflow": "On overflow",
+    "x-message-ttl": "Message TTL (ms)",
+    "x-expires": "Queue expires after idle (ms)",
+    "x-delivery-limit": "Delivery limit",
+    "x-single-active-consumer": "Single active consumer",
+}
+
+
+class CountSample(BaseModel):
+    at: datetime
+    ready: int
+    unacked: int
+
+
+class QueueDetail(BaseModel):
+    info: QueueInfo
+    samples: list[CountSample]
+
+    @property
+    def settings(self) -> list[tuple[str, str]]:
+        """(label, value) of the queue's type and each argument, known ones first."""
+        arguments = self.info.arguments
+        known = [
+            (label, arguments[key]) for key, label in ARGUMENT_LABELS.items() if key in arguments
+        ]
+        other = [
+            (key, value) for key, value in sorted(arguments.items()) if key not in ARGUMENT_LABELS
+        ]
+        rows = [("Queue type", self.info.type), *known, *other]
+        return [(label, str(value)) for label, value in rows if label != "Type"]
+
+
+def fetch_queue_detail(
+    client: ManagementClient, vhost: str, queue: str, seconds: int = 600, step: int = 10
+) -> QueueDetail:
+    """The queue's arguments and counts, with the broker's samples over the last `seconds`."""
+    raw = client.get_queue(vhost, queue, {"lengths_age": str(seconds), "lengths_incr": str(step)})
+    try:
+        info = QueueInfo.model_validate(raw)
+        ready = _samples(raw, "messages_ready_details")
+        unacked = _samples(raw, "messages_unacknowledged_details")
+    except (ValueError, TypeError, KeyError):
+        raise ServerError(
+            f"Warren could not read queue {queue!r}: the answer does not have the expected shape."
+        ) from None
+    samples = [
+        CountSample(
+            at=datetime.fromtimestamp(stamp / 1000, UTC), ready=count, unacked=unacked[stamp]
+        )
+        for stamp, count in sorted(ready.items())
+        if stamp in unacked
+    ]
+    return QueueDetail(info=info, samples=samples)
+
+
+def _samples(raw: dict, field: str) -> dict[int, int]:
+    return {
+        item["timestamp"]: int(item["sample"]) for item in raw.get(field, {}).get("samples", [])
+    }

@@ -1,0 +1,149 @@
+"""Consumers: which pod holds how much of which tenant's queue, and which pod is stuck."""
+
+from collections import defaultdict
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.models import ConsumerLoad
+from pages.components.formatting import literal
+from pages.components.freshness import show_freshness
+from pages.components.navigation import attention_list, filter_box, flag_kinds
+from pages.components.state import current_settings, shared_consumers_poll
+
+POD_COLUMNS = {
+    "connection": st.column_config.TextColumn("Pod (connection)"),
+    "consumers": st.column_config.NumberColumn("Consumers", format="localized"),
+    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
+    "prefetch": st.column_config.NumberColumn(
+        "Prefetch", format="localized", help="Sum over its consumers; 0 is unlimited."
+    ),
+    "queues": st.column_config.ListColumn("Queues"),
+    "flags": st.column_config.TextColumn("Flags"),
+}
+CONSUMER_COLUMNS = {
+    "connection": st.column_config.TextColumn("Pod (connection)"),
+    "queue": st.column_config.TextColumn("Queue"),
+    "tenants": st.column_config.ListColumn("Tenants"),
+    "prefetch": st.column_config.NumberColumn("Prefetch", format="localized"),
+    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
+    "load": st.column_config.ProgressColumn(
+        "Load", min_value=0, max_value=1, format="percent", help="Unacked against prefetch."
+    ),
+    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
+    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
+    "flags": st.column_config.TextColumn("Flags"),
+    "channel": st.column_config.TextColumn("Channel"),
+    "consumer_tag": st.column_config.TextColumn("Consumer tag"),
+}
+
+settings = current_settings()
+poll = shared_consumers_poll(settings)
+
+st.title("Consumers")
+query = filter_box("Filter by pod, queue or tenant", "part of a pod, queue or tenant name")
+
+
+def matches(load: ConsumerLoad, needle: str) -> bool:
+    names = [load.connection, load.queue, *load.tenants]
+    return any(needle in name.casefold() for name in names)
+
+
+def show_headline(loads: list[ConsumerLoad]) -> None:
+    pods, consumers, unacked, flagged = st.columns(4)
+    pods.metric("Pods", f"{len({load.connection_id for load in loads}):,}")
+    consumers.metric("Consumers", f"{len(loads):,}")
+    unacked.metric("Unacked", f"{sum(_per_channel(loads).values()):,}")
+    flagged.metric("Flagged", f"{sum(1 for load in loads if load.flags):,}")
+
+
+def _per_channel(loads: list[ConsumerLoad]) -> dict[str, int]:
+    """Unacked per channel: consumers sharing a channel share its count."""
+    return {load.channel: load.unacked for load in loads}
+
+
+def show_attention(loads: list[ConsumerLoad]) -> None:
+    linked = [
+        (load.tenants[0], f"{load.connection} on {load.queue}", flag)
+        for load in loads
+        if load.tenants
+        for flag in load.flags
+        if flag.kind != "idle"
+    ]
+    unlinked = [
+        (load, flag)
+        for load in loads
+        if not load.tenants
+        for flag in load.flags
+        if flag.kind != "idle"
+    ]
+    if linked or unlinked:
+        st.subheader("Needs attention")
+        attention_list(linked)
+        for load, flag in unlinked:
+            st.markdown(
+                f"**{literal(load.connection)}** on {literal(load.queue)}: {literal(flag.reason)}"
+            )
+
+
+def pod_rows(loads: list[ConsumerLoad]) -> list[dict]:
+    pods: dict[str, list[ConsumerLoad]] = defaultdict(list)
+    for load in loads:
+        pods[load.connection_id].append(load)
+    return [
+        {
+            "connection": members[0].connection,
+            "consumers": len(members),
+            "unacked": sum(_per_channel(members).values()),
+            "prefetch": sum(load.prefetch for load in members),
+            "queues": sorted({load.queue for load in members}),
+            "flags": flag_kinds([flag for load in members for flag in load.flags]),
+        }
+        for members in pods.values()
+    ]
+
+
+def show_tables(loads: list[ConsumerLoad]) -> None:
+    st.subheader("Pods")
+    st.dataframe(
+        pd.DataFrame(pod_rows(loads), columns=list(POD_COLUMNS)),
+        column_config=POD_COLUMNS,
+        hide_index=True,
+        width="stretch",
+    )
+    st.subheader("Consumers")
+    rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
+    st.dataframe(
+        pd.DataFrame(rows, columns=list(CONSUMER_COLUMNS)),
+        column_config=CONSUMER_COLUMNS,
+        hide_index=True,
+        width="stretch",
+    )
+    if any(load.channel_consumers > 1 for load in loads):
+        st.caption(
+            "Unacked counts are kept per channel: consumers sharing a channel show its total."
+        )
+
+
+@st.fragment(run_every=settings.refresh_seconds)
+def live_consumers() -> None:
+    snapshot = poll.get()
+    show_freshness(snapshot)
+    if snapshot.data is None:
+        return
+    needle = query.casefold()
+    loads = [load for load in snapshot.data if matches(load, needle)]
+    if not snapshot.data:
+        st.info(
+            f"No consumer is connected to vhost {literal(settings.vhost)}. Worker pods appear "
+            "here once they consume a queue."
+        )
+    elif not loads:
+        st.info("No pod, queue or tenant matches the filter. Clear it to see all consumers.")
+    else:
+        show_headline(loads)
+        show_attention(loads)
+        show_tables(loads)
+
+
+live_consumers()

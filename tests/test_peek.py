@@ -1,0 +1,163 @@
+"""Peek on a real broker: x-death from real dead-lettering, awkward payloads shown safely,
+every message still in the queue afterwards, and quorum queues only when confirmed."""
+
+import json
+import subprocess
+import sys
+
+import pika
+import pytest
+
+from dashboard.management import ManagementClient
+from dashboard.messages import SHOW_CHARS, ConfirmationRequired, peek
+from tests.amqp_helpers import ready_and_consumers, tenant_with_messages
+
+
+def put(channel, queue: str, body: bytes, **properties) -> None:
+    channel.basic_publish("", queue, body, pika.BasicProperties(**properties), mandatory=True)
+
+
+def test_x_death_from_reject_and_from_ttl_expiry(settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
+    worker = pod("pod-peek")
+    assert worker.hold(queue, prefetch=1, expect=1) == 1
+    worker.reject_all(queue)
+    short_lived = unique("short-lived")
+    channel.queue_declare(
+        short_lived,
+        arguments={
+            "x-message-ttl": 1,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"{queue}.dlq",
+        },
+    )
+    put(channel, short_lived, b"expired", headers={"trace": "t-1"})
+    dead_letters = f"{queue}.dlq"
+    _wait_for_ready(channel, dead_letters, 2)
+
+    with ManagementClient(settings_for()) as client:
+        result = peek(client, "/", dead_letters, 5)
+
+    rejected, expired = result.messages
+    [death] = rejected.deaths
+    assert (death.reason, death.count, death.queue, death.exchange, death.routing_keys) == (
+        "rejected",
+        1,
+        queue,
+        exchange,
+        ["acme"],
+    )
+    assert death.time is not None
+    [death] = expired.deaths
+    assert (death.reason, death.queue, death.exchange, death.routing_keys) == (
+        "expired",
+        short_lived,
+        "",
+        [short_lived],
+    )
+    assert expired.headers["trace"] == "t-1"
+    assert "x-death" not in expired.headers
+    _wait_for_ready(channel, dead_letters, 2)
+
+
+def _wait_for_ready(channel, queue: str, count: int) -> None:
+    """Until AMQP says `queue` has `count` ready messages and no consumer (a peek's own
+    short-lived consumer on a quorum queue lingers for a moment)."""
+    for _ in range(200):
+        if ready_and_consumers(channel, queue) == (count, 0):
+            return
+        channel.connection.sleep(0.05)
+    pytest.fail(f"{queue} never had {count} ready messages and no consumer")
+
+
+PAYLOADS = {
+    "binary": bytes(range(256)) * 2,
+    "invalid-utf8": b"caf\xe9 \xff\xfe",
+    "script": b"<script>alert('x')</script>",
+    "markdown": b"# Title\n[link](http://evil.example) **bold** :red[x] $y$",
+    "json": b'{"tenant": "acme", "items": [1, 2]}',
+    "empty": b"",
+}
+
+
+def test_awkward_payloads_are_shown_as_plain_data(settings_for, channel, unique):
+    queue = unique("payloads")
+    channel.queue_declare(queue)
+    for name, body in PAYLOADS.items():
+        put(channel, queue, body, message_id=name)
+
+    with ManagementClient(settings_for()) as client:
+        first = peek(client, "/", queue, len(PAYLOADS))
+        result = peek(client, "/", queue, len(PAYLOADS))
+
+    assert {message.redelivered for message in first.messages} == {False}
+    assert {message.redelivered for message in result.messages} == {True}
+    shown = {message.properties["message_id"]: message for message in result.messages}
+    assert {name: shown[name].kind for name in PAYLOADS} == {
+        "binary": "binary",
+        "invalid-utf8": "binary",
+        "script": "text",
+        "markdown": "text",
+        "json": "json",
+        "empty": "empty",
+    }
+    assert shown["binary"].shown.splitlines()[0] == (
+        "00000000  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f  ................"
+    )
+    assert shown["binary"].truncated
+    assert shown["script"].shown == "<script>alert('x')</script>"
+    assert shown["json"].shown == '{\n  "tenant": "acme",\n  "items": [\n    1,\n    2\n  ]\n}'
+    _wait_for_ready(channel, queue, len(PAYLOADS))
+
+
+def test_ten_megabyte_payload_is_cut_not_fetched_whole(settings_for, channel, unique):
+    queue = unique("big")
+    channel.queue_declare(queue)
+    put(channel, queue, b"x" * 10_485_760)
+
+    with ManagementClient(settings_for()) as client:
+        [message] = peek(client, "/", queue, 1).messages
+
+    assert (message.size, message.kind, message.truncated) == (10_485_760, "text", True)
+    assert message.shown == "x" * SHOW_CHARS
+    _wait_for_ready(channel, queue, 1)
+
+
+def test_quorum_queue_needs_confirmation(settings_for, channel, unique):
+    queue = unique("quorum")
+    channel.queue_declare(
+        queue, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 5}
+    )
+    put(channel, queue, b"job")
+    with ManagementClient(settings_for()) as client:
+        with pytest.raises(ConfirmationRequired) as caught:
+            peek(client, "/", queue, 1)
+        assert "Its delivery limit is 5." in str(caught.value)
+        assert ready_and_consumers(channel, queue) == (1, 0)
+
+        [first] = peek(client, "/", queue, 1, confirmed=True).messages
+        [second] = peek(client, "/", queue, 1, confirmed=True).messages
+
+    # Each peek returned the message to the queue, and each return counted as a delivery.
+    assert (first.headers["x-delivery-count"], second.headers["x-delivery-count"]) == (0, 1)
+    _wait_for_ready(channel, queue, 1)
+
+
+def test_peek_cli(broker, channel, unique):
+    queue = unique("cli-peek")
+    channel.queue_declare(queue)
+    put(channel, queue, b'{"job": 1}', priority=3)
+    command = [sys.executable, "-m", "dashboard", "peek", "--queue", queue, "--count", "3"]
+    environment = {"WARREN_MANAGEMENT_URL": broker.management_url, "PATH": "/usr/bin:/bin"}
+
+    done = subprocess.run(
+        [*command, "--json"], env=environment, capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    assert [m["kind"] for m in result["messages"]] == ["json"]
+    assert result["messages"][0]["properties"]["priority"] == 3
+
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    assert done.stderr.startswith("warren: Peeking takes each message from the queue")
+    assert '      "job": 1' in done.stdout.splitlines()

@@ -85,3 +85,23 @@ class History:
         for queue, *values in rows:
             by_queue.setdefault(queue, []).append(Sample(*values))
         return by_queue
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point of a chart; None counts mark a gap, so the line breaks instead of lying."""
+
+    at: float
+    ready: int | None
+    unacked: int | None
+
+
+def with_gaps(samples: list[Sample], max_gap: float) -> list[Point]:
+    """The samples as points, with a gap point wherever two samples lie further apart than
+    `max_gap` seconds (Warren was not polling, or the broker did not answer)."""
+    points: list[Point] = []
+    for sample in samples:
+        if points and sample.at - points[-1].at > max_gap:
+            points.append(Point(points[-1].at + max_gap / 2, None, None))
+        points.append(Point(sample.at, sample.ready, sample.unacked))
+    return points

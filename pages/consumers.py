@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.models import ConsumerLoad
+from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds
@@ -37,6 +38,7 @@ CONSUMER_COLUMNS = {
     "consumer_tag": st.column_config.TextColumn("Consumer tag"),
 }
 
+behind_the_entry_script()
 settings = current_settings()
 poll = shared_consumers_poll(settings)
 

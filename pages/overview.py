@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.models import Overview
+from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds, open_tenant
@@ -33,6 +34,7 @@ COLUMNS = {
     ),
 }
 
+behind_the_entry_script()
 settings = current_settings()
 poll = shared_overview_poll(settings)
 

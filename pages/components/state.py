@@ -5,8 +5,10 @@ import streamlit as st
 
 from dashboard.errors import SettingsError
 from dashboard.history import History
+from dashboard.management import ManagementClient
 from dashboard.models import ConsumerLoad, Overview
 from dashboard.poll import SharedPoll, consumers_poll, open_history, overview_poll
+from dashboard.queues import QueueDetail, fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
 
@@ -35,6 +37,22 @@ def _overview_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Overview
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
     return consumers_poll(_settings)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _client(fingerprint: str, _settings: Settings) -> ManagementClient:
+    return ManagementClient(_settings)
+
+
+def shared_client(settings: Settings) -> ManagementClient:
+    """One HTTP session per configuration, for the reads pages make on demand."""
+    return _client(settings.fingerprint(), settings)
+
+
+@st.cache_data(ttl=5, show_spinner=False, max_entries=64)
+def queue_detail(fingerprint: str, _settings: Settings, queue: str) -> QueueDetail:
+    """A queue's arguments and the broker's samples of its counts, shared for a few seconds."""
+    return fetch_queue_detail(shared_client(_settings), _settings.vhost, queue)
 
 
 def shared_history(settings: Settings) -> History | None:

@@ -1,0 +1,40 @@
+"""Charts: ready and unacked over time, labelled with units and time zone, gaps left as gaps."""
+
+import html
+from datetime import UTC, datetime
+
+import plotly.graph_objects as go
+
+from dashboard.history import Point
+
+COLOURS = {"Ready": "#1f77b4", "Unacked": "#e8590c"}
+
+
+def counts_figure(points: list[Point], title: str) -> go.Figure:
+    times = [datetime.fromtimestamp(point.at, UTC) for point in points]
+    figure = go.Figure()
+    for name, values in (
+        ("Ready", [point.ready for point in points]),
+        ("Unacked", [point.unacked for point in points]),
+    ):
+        figure.add_trace(
+            go.Scatter(
+                x=times,
+                y=values,
+                name=name,
+                mode="lines+markers" if len(points) < 30 else "lines",
+                line={"color": COLOURS[name]},
+                connectgaps=False,
+            )
+        )
+    figure.update_layout(
+        # Plotly renders a subset of HTML in titles: a queue name must stay text.
+        title=html.escape(title),
+        xaxis_title="Time (UTC)",
+        yaxis_title="Messages",
+        yaxis_rangemode="tozero",
+        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=320,
+    )
+    return figure

@@ -4,9 +4,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pika
 import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from dashboard.localbroker import LocalBroker
 from dashboard.settings import Settings, load_settings
@@ -74,6 +77,34 @@ def pod(broker: LocalBroker) -> Iterator[Callable[..., Holder]]:
     yield open_pod
     for holder in opened:
         holder.close()
+
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.fixture
+def console(settings_for, monkeypatch):
+    """Returns a function that points the app at the broker (env overrides) and runs it."""
+    st.cache_resource.clear()
+
+    def run(query: dict | None = None, page: str | None = None, **env: str) -> AppTest:
+        base = settings_for()
+        values = {
+            "WARREN_MANAGEMENT_URL": base.management_url,
+            "WARREN_AMQP_URL": base.amqp_url.get_secret_value(),
+            "WARREN_REFRESH_SECONDS": "1",
+            "WARREN_HISTORY_DB": str(base.history_db),
+        } | env
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        app = AppTest.from_file(APP, default_timeout=30)
+        app.query_params.update(query or {})
+        if page:
+            app.switch_page(page)
+        return app.run()
+
+    yield run
+    st.cache_resource.clear()
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "condition"):

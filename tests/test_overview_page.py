@@ -1,10 +1,7 @@
 """The console's overview page, run by Streamlit's AppTest against the real broker."""
 
 import re
-from pathlib import Path
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.management import ManagementClient
@@ -13,31 +10,6 @@ from pages.components.formatting import literal
 from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 from tests.tcpproxy import TcpProxy
-
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-
-
-@pytest.fixture
-def console(settings_for, monkeypatch):
-    """Returns a function that points the app at the broker (env overrides) and runs it."""
-    st.cache_resource.clear()
-
-    def run(query: dict | None = None, **env: str) -> AppTest:
-        base = settings_for()
-        values = {
-            "WARREN_MANAGEMENT_URL": base.management_url,
-            "WARREN_AMQP_URL": base.amqp_url.get_secret_value(),
-            "WARREN_REFRESH_SECONDS": "1",
-            "WARREN_HISTORY_DB": str(base.history_db),
-        } | env
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        app = AppTest.from_file(APP, default_timeout=30)
-        app.query_params.update(query or {})
-        return app.run()
-
-    yield run
-    st.cache_resource.clear()
 
 
 def settled(settings_for, exchange: str, ready: int) -> None:

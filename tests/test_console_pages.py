@@ -1,0 +1,113 @@
+"""The consumers and tenant pages, run by Streamlit's AppTest against the real broker."""
+
+import pika
+
+from dashboard.consumers import fetch_consumers
+from dashboard.management import ManagementClient
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import tenant_with_messages
+from tests.conftest import wait_until
+
+
+def settled(settings_for, exchange: str, condition) -> None:
+    with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
+        wait_until(
+            lambda: condition(
+                fetch_overview(client, "/", exchange), fetch_consumers(client, "/", exchange, 3600)
+            ),
+            what="the broker stats to settle",
+        )
+
+
+def test_consumers_page_groups_by_pod_and_flags(settings_for, channel, unique, pod, console):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 6)
+    worker = pod(unique("pod"))
+    worker.consume(queue, prefetch=2, expect=2, tag="bounded")
+    worker.consume(queue, prefetch=0, expect=4, tag="unbounded")
+    settled(
+        settings_for,
+        exchange,
+        lambda _, loads: sorted(load.unacked for load in loads if load.queue == queue) == [2, 4],
+    )
+
+    app = console({"q": queue}, page="pages/consumers.py", WARREN_TENANT_EXCHANGE=exchange)
+
+    assert not app.exception
+    assert {m.label: m.value for m in app.metric} == {
+        "Pods": "1",
+        "Consumers": "2",
+        "Unacked": "6",
+        "Flagged": "1",
+    }
+    pods, consumers = (frame.value for frame in app.dataframe)
+    assert pods[["consumers", "unacked", "prefetch", "flags"]].values.tolist() == [
+        [2, 6, 2, "unlimited-prefetch"]
+    ]
+    assert sorted(consumers[["consumer_tag", "prefetch", "unacked", "flags"]].values.tolist()) == [
+        ["bounded", 2, 2, ""],
+        ["unbounded", 0, 4, "unlimited-prefetch"],
+    ]
+    [link] = app.get("page_link")
+    assert "Prefetch 0 \\(unlimited\\)" in link.proto.label
+
+
+def test_tenant_page_deep_link_settings_consumers_and_peek(
+    settings_for, channel, unique, pod, console
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    channel.basic_publish(
+        exchange,
+        "acme",
+        b"<script>alert(1)</script> **not bold**",
+        pika.BasicProperties(priority=7, headers={"trace": "t-9"}),
+        mandatory=True,
+    )
+    channel.basic_publish(exchange, "acme", b"\x00\x01binary", mandatory=True)
+    worker = pod(unique("pod"))
+    assert worker.hold(queue, prefetch=1, expect=1) == 1
+    worker.reject_all(queue)
+    worker.close()  # it would take the next message: the binary one stays ready instead
+    settled(
+        settings_for,
+        exchange,
+        lambda view, _: [(r.ready, r.unacked, r.dead_letters) for r in view.rows] == [(1, 0, 1)],
+    )
+
+    app = console({"tenant": "acme"}, page="pages/tenant.py", WARREN_TENANT_EXCHANGE=exchange)
+
+    assert not app.exception
+    assert app.title[0].value == "Tenant acme"
+    assert {m.label: m.value for m in app.metric} == {
+        "Ready": "1",
+        "Unacked": "0",
+        "Consumers": "0",
+        "Dead letters": "1",
+    }
+    settings_table = dict(app.dataframe[0].value.values.tolist())
+    assert settings_table["Max priority"] == "10"
+    assert settings_table["Dead-letter exchange"] == f"{exchange}.dlx"
+    assert f"{queue}.dlq" in app.caption[1].value.replace("\\", "")
+
+    app.radio[0].set_value(f"{queue}.dlq")
+    app.button[0].click().run()
+    assert not app.exception
+    [payload] = [code.value for code in app.code]
+    assert payload == "<script>alert(1)</script> **not bold**"
+    assert any(
+        death["reason"] == "rejected" for death in app.dataframe[-1].value.to_dict("records")
+    )
+
+    app.radio[0].set_value(queue)
+    app.button[0].click().run()
+    [payload] = [code.value for code in app.code]
+    assert payload.startswith("00000000  00 01 62 69 6e 61 72 79")
+
+
+def test_unknown_tenant_says_so(unique, channel, console):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
+    app = console({"tenant": "nobody"}, page="pages/tenant.py", WARREN_TENANT_EXCHANGE=exchange)
+    assert not app.exception
+    assert "No queue is bound to exchange" in app.warning[0].value

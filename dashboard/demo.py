@@ -18,7 +18,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_demo(port: int, tenants: int) -> int:
-    for number in STOP_SIGNALS[1:]:
+    # SIGINT too: a process started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Ctrl-C must stop the demo however it was started.
+    for number in STOP_SIGNALS:
         signal.signal(number, _interrupt)
     broker = LocalBroker.create(default_ports=True)
     workload = None

@@ -94,8 +94,9 @@ def publish_jobs(channel, exchange: str, tenant: str, count: int, rng: random.Ra
 class Workload:
     """Seeds tenants with a backlog, then runs a producer and worker pods until stopped.
 
-    Half the tenants (the first) have workers; the rest build up a backlog with no consumer.
-    Pod `pod-hung` takes its prefetch and never acks: a stuck worker. Jobs fail at
+    Half the tenants (the first) have workers; the rest build up a backlog with no consumer,
+    but for the first of them, whose only consumer is `pod-hung`: it takes its prefetch and
+    never acks, a stuck worker. Jobs fail at
     `failure_rate` (`flaky` tenant: five times as often) and are dead-lettered.
     """
 
@@ -121,7 +122,9 @@ class Workload:
 
     @property
     def hung(self) -> str:
-        return self.served[0]
+        """The tenant whose only consumer is the hung pod (the first tenant without workers)."""
+        unserved = self.tenants[len(self.served) :]
+        return unserved[0] if unserved else self.served[0]
 
     def seed_backlog(self) -> None:
         rng = random.Random(self.seed)

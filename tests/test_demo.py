@@ -69,9 +69,14 @@ class Demo:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=90)
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """After a failed test: SIGTERM lets the demo clean up; SIGKILL only if it will not."""
         if self.process.poll() is None:
-            self.process.kill()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 @pytest.fixture
@@ -84,7 +89,7 @@ def demo(tmp_path):
 
     yield start
     for running in started:
-        running.kill()
+        running.stop()
 
 
 def console_up(port: int) -> bool:

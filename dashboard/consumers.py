@@ -22,7 +22,31 @@ CHANNEL_COLUMNS = (
     "global_prefetch_count",
     "idle_since",
     "message_stats.ack_details.rate",
+    "message_stats.ack",
 )
+
+
+class AckWatch:
+    """Remembers each channel's ack count across polls, and since when it has not changed.
+
+    A channel's `idle_since` alone cannot prove a worker stuck: the queue process talks to a
+    consuming channel now and then, which resets it although nothing is acked.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, datetime]] = {}
+
+    def unchanged_since(self, channel: str, acks: int, now: datetime) -> datetime:
+        previous = self._seen.get(channel)
+        if previous is None or previous[0] != acks:
+            previous = (acks, now)
+        self._seen[channel] = previous
+        return previous[1]
+
+    def keep_only(self, channels: set[str]) -> None:
+        self._seen = {name: seen for name, seen in self._seen.items() if name in channels}
+
+
 CONNECTION_COLUMNS = ("name", "client_properties")
 
 
@@ -32,6 +56,7 @@ def fetch_consumers(
     exchange: str,
     stuck_after: float,
     now: datetime | None = None,
+    watch: AckWatch | None = None,
 ) -> list[ConsumerLoad]:
     """Every consumer of the vhost, grouped by connection (pod), flagged.
 
@@ -65,7 +90,11 @@ def fetch_consumers(
         if consumer.channel_details.name in channels
     ]
     for load in loads:
+        if watch is not None:
+            load.acks_unchanged_since = watch.unchanged_since(load.channel, load.acks, moment)
         load.flags = flags_of(load, stuck_after, moment)
+    if watch is not None:
+        watch.keep_only({load.channel for load in loads})
     return sorted(loads, key=lambda load: (load.connection, load.channel, load.consumer_tag))
 
 
@@ -105,6 +134,7 @@ def _load(
         channel_consumers=channel_consumers,
         load=unacked / prefetch if prefetch else None,
         ack_rate=stats.ack_details.rate if stats and stats.ack_details else None,
+        acks=stats.ack if stats else 0,
         ack_required=consumer.ack_required,
         idle_since=channel.idle_since,
     )
@@ -118,6 +148,11 @@ def _peer(details) -> str:
 
 def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag]:
     idle_for = (now - load.idle_since).total_seconds() if load.idle_since else 0.0
+    # No activity at all proves no acks; so does an ack count that has not moved.
+    unchanged_for = (
+        (now - load.acks_unchanged_since).total_seconds() if load.acks_unchanged_since else 0.0
+    )
+    quiet_for = max(idle_for, unchanged_for)
     flags = []
     if not load.ack_required:
         flags.append(
@@ -134,12 +169,12 @@ def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag
                 "consumer, which defeats fair dispatch of long jobs.",
             )
         )
-    if load.prefetch and load.unacked >= load.prefetch and idle_for >= stuck_after:
+    if load.prefetch and load.unacked >= load.prefetch and quiet_for >= stuck_after:
         flags.append(
             Flag(
                 kind="stuck",
                 reason=f"Saturated ({load.unacked:,} unacked, prefetch {load.prefetch:,}) with "
-                f"no ack for {duration_text(idle_for)}: a stuck worker.",
+                f"no ack for {duration_text(quiet_for)}: a stuck worker.",
             )
         )
     if load.unacked == 0 and idle_for >= stuck_after:

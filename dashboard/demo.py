@@ -71,6 +71,9 @@ def broker_env(broker: LocalBroker) -> dict[str, str]:
         "WARREN_REQUEST_TIMEOUT": "10",
         # Demo jobs take seconds, not minutes.
         "WARREN_STUCK_AFTER_SECONDS": "20",
+        "WARREN_DEAD_LETTER_WINDOW_SECONDS": "60",
+        # Removed with the broker: a new demo starts with no history.
+        "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
     }
 
 

@@ -16,6 +16,7 @@ from dashboard.models import Overview
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     at REAL NOT NULL,
+    broker TEXT NOT NULL,
     vhost TEXT NOT NULL,
     queue TEXT NOT NULL,
     ready INTEGER NOT NULL,
@@ -23,7 +24,7 @@ CREATE TABLE IF NOT EXISTS samples (
     acks INTEGER,
     dead_letters INTEGER
 );
-CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (vhost, queue, at);
+CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
 """
 
 
@@ -37,8 +38,11 @@ class Sample:
 
 
 class History:
-    def __init__(self, path: Path, retention_seconds: float):
+    """Samples of one broker (`broker`, its management URL): one file may serve several."""
+
+    def __init__(self, path: Path, retention_seconds: float, broker: str):
         self.path = Path(path).expanduser()
+        self.broker = broker
         self.retention_seconds = retention_seconds
         self._lock = threading.Lock()
         self._pruned_at = 0.0
@@ -55,10 +59,11 @@ class History:
         seen: dict[str, tuple] = {}
         for row in overview.rows:
             seen[row.queue] = (
-                moment, row.vhost, row.queue, row.ready, row.unacked, row.acks, row.dead_letters
+                moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,
+                row.dead_letters,
             )  # fmt: skip
         with self._lock, self._connect() as db:
-            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", seen.values())
+            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", seen.values())
             if moment - self._pruned_at > 60:
                 db.execute("DELETE FROM samples WHERE at < ?", (moment - self.retention_seconds,))
                 self._pruned_at = moment
@@ -68,8 +73,8 @@ class History:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT at, ready, unacked, acks, dead_letters FROM samples "
-                "WHERE vhost = ? AND queue = ? AND at >= ? ORDER BY at",
-                (vhost, queue, since),
+                "WHERE broker = ? AND vhost = ? AND queue = ? AND at >= ? ORDER BY at",
+                (self.broker, vhost, queue, since),
             ).fetchall()
         return [Sample(*row) for row in rows]
 
@@ -78,8 +83,8 @@ class History:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT queue, at, ready, unacked, acks, dead_letters FROM samples "
-                "WHERE vhost = ? AND at >= ? ORDER BY at",
-                (vhost, since),
+                "WHERE broker = ? AND vhost = ? AND at >= ? ORDER BY at",
+                (self.broker, vhost, since),
             ).fetchall()
         by_queue: dict[str, list[Sample]] = {}
         for queue, *values in rows:

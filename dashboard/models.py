@@ -161,6 +161,8 @@ class ConsumerInfo(_ApiModel):
 
 
 class ChannelStats(_ApiModel):
+    # Cumulative; absent until the channel's first ack.
+    ack: int = 0
     ack_details: Rate | None = None
 
 
@@ -213,4 +215,7 @@ class ConsumerLoad(BaseModel):
     ack_rate: float | None
     ack_required: bool
     idle_since: datetime | None
+    # The channel's cumulative acks, and since when Warren has known them not to change.
+    acks: int = 0
+    acks_unchanged_since: datetime | None = None
     flags: list[Flag] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from dashboard.consumers import fetch_consumers
+from dashboard.consumers import AckWatch, fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.history import History
 from dashboard.management import ManagementClient
@@ -111,9 +111,14 @@ def overview_poll(settings: Settings, history: History | None) -> SharedPoll[Ove
 def consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
     """Per-consumer load, every WARREN_REFRESH_SECONDS over one HTTP session."""
     client = ManagementClient(settings)
+    watch = AckWatch()
     return SharedPoll(
         lambda: fetch_consumers(
-            client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
+            client,
+            settings.vhost,
+            settings.tenant_exchange,
+            settings.stuck_after_seconds,
+            watch=watch,
         ),
         settings.refresh_seconds,
     )
@@ -122,7 +127,7 @@ def consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
 def open_history(settings: Settings) -> History | None:
     """The history store, or None (logged) when its file cannot be opened."""
     try:
-        return History(settings.history_db, settings.history_hours * 3600)
+        return History(settings.history_db, settings.history_hours * 3600, settings.management_url)
     except (OSError, sqlite3.Error) as exc:
         log.warning("no history: %s cannot be opened: %s", settings.history_db, exc)
         return None

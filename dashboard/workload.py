@@ -94,7 +94,8 @@ def publish_jobs(channel, exchange: str, tenant: str, count: int, rng: random.Ra
 class Workload:
     """Seeds tenants with a backlog, then runs a producer and worker pods until stopped.
 
-    Half the tenants (the first) have workers; the rest build up a backlog with no consumer,
+    The first tenants (one per worker, at most half) have workers; the rest build up a backlog
+    with no consumer,
     but for the first of them, whose only consumer is `pod-hung`: it takes its prefetch and
     never acks, a stuck worker. Jobs fail at
     `failure_rate` (`flaky` tenant: five times as often) and are dead-lettered.
@@ -114,7 +115,8 @@ class Workload:
 
     @property
     def served(self) -> list[str]:
-        return self.tenants[: max(1, len(self.tenants) // 2)]
+        """The tenants with worker pods: one pod each, up to half the tenants."""
+        return self.tenants[: max(1, min(self.workers, len(self.tenants) // 2))]
 
     @property
     def flaky(self) -> str:

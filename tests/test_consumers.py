@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pika
 
-from dashboard.consumers import fetch_consumers
+from dashboard.consumers import AckWatch, fetch_consumers
 from dashboard.management import ManagementClient
 from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
 from tests.conftest import wait_until
@@ -163,3 +163,16 @@ def test_consumers_cli_json(broker, settings_for, channel, unique, pod):
     assert record["consumer_tag"]
     assert record["ack_rate"] == 0.0
     assert record["tenants"] == ["acme"]
+
+
+def test_ack_watch_remembers_since_when_acks_stood_still():
+    watch = AckWatch()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    later = start + timedelta(minutes=10)
+    assert watch.unchanged_since("ch-1", 5, start) == start
+    assert watch.unchanged_since("ch-1", 5, later) == start
+    assert watch.unchanged_since("ch-1", 6, later) == later
+    watch.keep_only({"ch-2"})
+    assert watch.unchanged_since("ch-1", 6, later + timedelta(minutes=1)) == later + timedelta(
+        minutes=1
+    )

@@ -47,7 +47,7 @@ def test_backlog_without_consumer(settings_for, channel, unique, pod):
 def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
     settings = settings_for(tenant_exchange=exchange, stuck_after_seconds=2400)
-    history = History(tmp_path / "h.sqlite", 86400)
+    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
     silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
     acking_queue = tenant_with_messages(channel, exchange, "acking", unique("acking"), 2)
     fresh_queue = tenant_with_messages(channel, exchange, "fresh", unique("fresh"), 2)
@@ -75,7 +75,7 @@ def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod
 def test_growing_dead_letter_queue(settings_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
     settings = settings_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
-    history = History(tmp_path / "h.sqlite", 86400)
+    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
     failing = tenant_with_messages(channel, exchange, "failing", unique("failing"), 4)
     steady = tenant_with_messages(channel, exchange, "steady", unique("steady"), 1)
     worker = pod("pod-dlq")

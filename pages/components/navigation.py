@@ -6,13 +6,14 @@ from dashboard.models import Flag
 from pages.components.formatting import literal
 
 TENANT_PAGE = "pages/tenant.py"
+# Most urgent first: work held and not done, then work failing, then work waiting.
 FLAG_ICONS = {
-    "no-consumer": ":material/person_off:",
+    "stuck": ":material/block:",
     "no-acks": ":material/hourglass_disabled:",
     "dead-letters-growing": ":material/trending_up:",
-    "stuck": ":material/block:",
-    "unlimited-prefetch": ":material/all_inclusive:",
+    "no-consumer": ":material/person_off:",
     "auto-ack": ":material/warning:",
+    "unlimited-prefetch": ":material/all_inclusive:",
     "idle": ":material/bedtime:",
 }
 
@@ -32,8 +33,13 @@ def open_tenant(tenant: str) -> None:
 
 
 def attention_list(items: list[tuple[str, str, Flag]]) -> None:
-    """One line per (tenant, subject, flag), each a link to the tenant's page."""
-    for tenant, subject, flag in items:
+    """One line per (tenant, subject, flag), each a link to the tenant's page, the most urgent
+    kinds first (the order of FLAG_ICONS)."""
+    urgency = list(FLAG_ICONS)
+    ordered = sorted(
+        items, key=lambda item: urgency.index(item[2].kind) if item[2].kind in urgency else 99
+    )
+    for tenant, subject, flag in ordered:
         st.page_link(
             TENANT_PAGE,
             label=f"{literal(subject)}: {literal(flag.reason)}",

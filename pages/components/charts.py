@@ -33,6 +33,7 @@ def counts_figure(points: list[Point], title: str) -> go.Figure:
         xaxis_title="Time (UTC)",
         yaxis_title="Messages",
         yaxis_rangemode="tozero",
+        yaxis_tickformat=",d",
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=320,

@@ -23,7 +23,7 @@ from dashboard.errors import WarrenError
 from dashboard.management import api_path
 
 RABBITMQ_BIN = Path(os.environ.get("WARREN_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
-PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]."
+PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_prometheus]."
 # One-second stats keep the management API close to AMQP truth in tests and the demo.
 STATS_INTERVAL_MS = 1000
 
@@ -52,6 +52,7 @@ class LocalBroker:
     amqp_port: int
     management_port: int
     dist_port: int
+    prometheus_port: int
     process: subprocess.Popen | None = field(default=None, repr=False)
     owns_base_dir: bool = True
 
@@ -66,6 +67,7 @@ class LocalBroker:
             amqp_port=free_port(5672 if default_ports else None),
             management_port=free_port(15672 if default_ports else None),
             dist_port=free_port(),
+            prometheus_port=free_port(),
             owns_base_dir=owns,
         )
         broker._write_files()
@@ -74,6 +76,11 @@ class LocalBroker:
     @property
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """RabbitMQ's own Prometheus endpoint (its metrics, not a Prometheus server)."""
+        return f"http://127.0.0.1:{self.prometheus_port}"
 
     @property
     def amqp_url(self) -> str:
@@ -93,6 +100,8 @@ class LocalBroker:
                     f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
+                    f"prometheus.tcp.port = {self.prometheus_port}",
+                    "prometheus.tcp.ip = 127.0.0.1",
                     f"collect_statistics_interval = {STATS_INTERVAL_MS}",
                     "management.sample_retention_policies.global.minute = 1",
                     "management.sample_retention_policies.basic.minute = 1",

@@ -32,16 +32,19 @@ class Settings(BaseSettings):
     dead_letter_window_seconds: float = Field(default=900, gt=0)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)
+    # A Prometheus server scraping the broker's detailed queue metrics: when set, charts longer
+    # than the broker's own samples come from it instead of the local history.
+    prometheus_url: str | None = None
 
     @field_validator("management_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.username is not None or parts.password is not None:
-            raise ValueError(
-                "put the user and password in WARREN_USERNAME and WARREN_PASSWORD, not in the URL"
-            )
-        return _checked_url(value, ("http", "https"))
+        return _shown_http_url(value)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str | None) -> str | None:
+        return _shown_http_url(value) if value else None
 
     @field_validator("amqp_url")
     @classmethod
@@ -59,6 +62,16 @@ class Settings(BaseSettings):
     def display_amqp_url(self) -> str:
         """The AMQP URL as it may be shown: without any user or password in it."""
         return without_credentials(self.amqp_url.get_secret_value())
+
+
+def _shown_http_url(value: str) -> str:
+    """An http(s) URL that appears in pages and error sentences, so it may hold no secret."""
+    parts = urlsplit(value.strip())
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "put the user and password in WARREN_USERNAME and WARREN_PASSWORD, not in the URL"
+        )
+    return _checked_url(value, ("http", "https"))
 
 
 def _checked_url(value: str, schemes: tuple[str, ...]) -> str:

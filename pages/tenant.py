@@ -22,6 +22,7 @@ from pages.components.state import (
     shared_consumers_poll,
     shared_history,
     shared_overview_poll,
+    shared_prometheus,
 )
 
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
@@ -86,25 +87,40 @@ def show_settings(row: TenantRow) -> bool:
     return True
 
 
+def chart_points(row: TenantRow, seconds: int) -> tuple[list[Point], str] | None:
+    """The points for the window and where they come from; None (said on the page) if none can."""
+    if seconds <= 600:
+        detail = queue_detail(settings.fingerprint(), settings, row.queue)
+        points = [Point(s.at.timestamp(), s.ready, s.unacked) for s in detail.samples]
+        return points, "the broker's own samples"
+    since = time.time() - seconds
+    if settings.prometheus_url:
+        step = max(15.0, seconds / 500)
+        samples = shared_prometheus(settings).series(row.vhost, row.queue, since, step)
+        return with_gaps(samples, max_gap=3 * step), f"Prometheus, one point every {step:g} s"
+    history = shared_history(settings)
+    if history is None:
+        st.info("No local history: the history file cannot be opened (see WARREN_HISTORY_DB).")
+        return None
+    samples = history.series(row.vhost, row.queue, since)
+    return (
+        with_gaps(samples, max_gap=3 * settings.refresh_seconds),
+        f"Warren's history, one sample per poll ({settings.refresh_seconds:g} s)",
+    )
+
+
 def show_chart(row: TenantRow) -> None:
     window = st.segmented_control(
         "Window", list(WINDOWS), default="10 min", key=f"window-{row.queue}"
     )
-    seconds = WINDOWS[window or "10 min"]
-    if seconds <= 600:
-        detail = queue_detail(settings.fingerprint(), settings, row.queue)
-        points = [
-            Point(sample.at.timestamp(), sample.ready, sample.unacked) for sample in detail.samples
-        ]
-        source = "the broker's own samples"
-    else:
-        history = shared_history(settings)
-        if history is None:
-            st.info("No local history: the history file cannot be opened (see WARREN_HISTORY_DB).")
-            return
-        samples = history.series(row.vhost, row.queue, time.time() - seconds)
-        points = with_gaps(samples, max_gap=3 * settings.refresh_seconds)
-        source = f"Warren's history, one sample per poll ({settings.refresh_seconds:g} s)"
+    try:
+        found = chart_points(row, WINDOWS[window or "10 min"])
+    except WarrenError as exc:
+        st.error(literal(str(exc)))
+        return
+    if found is None:
+        return
+    points, source = found
     if not points:
         st.info("No samples for this window yet: they appear as Warren polls the broker.")
         return

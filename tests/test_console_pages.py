@@ -90,6 +90,9 @@ def test_tenant_page_deep_link_settings_consumers_and_peek(
     assert settings_table["Dead-letter exchange"] == f"{exchange}.dlx"
     assert f"{queue}.dlq" in app.caption[1].value.replace("\\", "")
 
+    [chart] = app.get("plotly_chart")
+    assert '"name":"Unacked"' in chart.proto.spec.replace(" ", "")
+
     app.radio[0].set_value(f"{queue}.dlq")
     app.button[0].click().run()
     assert not app.exception

@@ -3,7 +3,7 @@ set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
 
 import time
 
-from dashboard.history import History
+from dashboard.history import History, Sample, with_gaps
 from dashboard.management import ManagementClient
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -96,3 +96,16 @@ def test_growing_dead_letter_queue(settings_for, channel, unique, pod, tmp_path)
     assert grew.reason == (
         f"Dead-letter queue {failing}.dlq grew by 2 in the last 10 min 0 s (now 2)."
     )
+
+
+def test_history_gaps_break_the_line():
+    samples = [Sample(at, 1, 0, 0, None) for at in (0, 10, 20, 80, 90)]
+    points = with_gaps(samples, max_gap=30)
+    assert [(p.at, p.ready) for p in points] == [
+        (0, 1),
+        (10, 1),
+        (20, 1),
+        (35, None),
+        (80, 1),
+        (90, 1),
+    ]

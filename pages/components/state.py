@@ -8,6 +8,7 @@ from dashboard.history import History
 from dashboard.management import ManagementClient
 from dashboard.models import ConsumerLoad, Overview
 from dashboard.poll import SharedPoll, consumers_poll, open_history, overview_poll
+from dashboard.prometheus import PrometheusHistory
 from dashboard.queues import QueueDetail, fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
@@ -53,6 +54,15 @@ def shared_client(settings: Settings) -> ManagementClient:
 def queue_detail(fingerprint: str, _settings: Settings, queue: str) -> QueueDetail:
     """A queue's arguments and the broker's samples of its counts, shared for a few seconds."""
     return fetch_queue_detail(shared_client(_settings), _settings.vhost, queue)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _prometheus(fingerprint: str, _settings: Settings) -> PrometheusHistory:
+    return PrometheusHistory(_settings.prometheus_url, _settings.request_timeout)
+
+
+def shared_prometheus(settings: Settings) -> PrometheusHistory:
+    return _prometheus(settings.fingerprint(), settings)
 
 
 def shared_history(settings: Settings) -> History | None:

@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from dashboard.consumers import fetch_consumers
+from dashboard.consumers import fetch_consumers, own_only_sentence
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
@@ -109,9 +109,12 @@ def _tenants(args: argparse.Namespace) -> int:
 def _consumers(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with ManagementClient(settings) as client:
-        loads = fetch_consumers(
+        report = fetch_consumers(
             client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
         )
+    if report.own_only:
+        print(f"warren: {own_only_sentence(settings.username)}", file=sys.stderr)
+    loads = report.loads
     records = [load.model_dump(mode="json") for load in loads]
     if args.json:
         print(json.dumps(records, ensure_ascii=False))

@@ -1,7 +1,7 @@
 """Per-consumer load: consumers joined to their channels (which hold the unacked messages) and
 connections (whose client-given name is the pod's), with flags an on-call engineer acts on."""
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from dashboard.durations import duration_text
@@ -12,7 +12,9 @@ from dashboard.models import (
     ConnectionInfo,
     ConsumerInfo,
     ConsumerLoad,
+    ConsumerReport,
     Flag,
+    parse_all,
 )
 from dashboard.tenants import tenant_bindings
 
@@ -48,6 +50,7 @@ class AckWatch:
 
 
 CONNECTION_COLUMNS = ("name", "client_properties")
+SEES_ALL_CONNECTIONS = {"monitoring", "administrator"}
 
 
 def fetch_consumers(
@@ -57,26 +60,29 @@ def fetch_consumers(
     stuck_after: float,
     now: datetime | None = None,
     watch: AckWatch | None = None,
-) -> list[ConsumerLoad]:
-    """Every consumer of the vhost, grouped by connection (pod), flagged.
+) -> ConsumerReport:
+    """Every consumer of the vhost that the user may see, grouped by connection (pod), flagged.
 
-    A consumer whose channel closed between the requests is left out: it holds nothing now.
+    A consumer whose channel is closing (or closed between the requests) is left out: it holds
+    nothing now.
     """
-    consumers = [ConsumerInfo.model_validate(item) for item in client.list_consumers_in(vhost)]
-    channels = {
-        channel.name: channel
-        for channel in map(
-            ChannelInfo.model_validate, client.list_channels_in(vhost, CHANNEL_COLUMNS)
-        )
-    }
+    consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
+    listed = client.list_channels_in(vhost, CHANNEL_COLUMNS)
+    channels = {channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")}
+    listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
     connections = {
         connection.name: connection
-        for connection in map(
-            ConnectionInfo.model_validate, client.list_connections_in(vhost, CONNECTION_COLUMNS)
-        )
+        for connection in parse_all(ConnectionInfo, listed, "the connections")
     }
+    visible = [
+        consumer
+        for consumer in consumers
+        if consumer.channel_details and consumer.channel_details.name in channels
+    ]
+    by_channel: dict[str, list[ConsumerInfo]] = defaultdict(list)
+    for consumer in visible:
+        by_channel[consumer.channel_details.name].append(consumer)
     tenants = _tenants_by_queue(client, vhost, exchange)
-    sharing = Counter(consumer.channel_details.name for consumer in consumers)
     moment = now or datetime.now(UTC)
     loads = [
         _load(
@@ -84,10 +90,9 @@ def fetch_consumers(
             channels[consumer.channel_details.name],
             connections.get(consumer.channel_details.connection_name),
             tenants.get(consumer.queue.name, []),
-            sharing[consumer.channel_details.name],
+            by_channel[consumer.channel_details.name],
         )
-        for consumer in consumers
-        if consumer.channel_details.name in channels
+        for consumer in visible
     ]
     for load in loads:
         if watch is not None:
@@ -95,7 +100,16 @@ def fetch_consumers(
         load.flags = flags_of(load, stuck_after, moment)
     if watch is not None:
         watch.keep_only({load.channel for load in loads})
-    return sorted(loads, key=lambda load: (load.connection, load.channel, load.consumer_tag))
+    loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
+    tags = set(client.whoami().get("tags") or [])
+    return ConsumerReport(loads=loads, own_only=not tags & SEES_ALL_CONNECTIONS)
+
+
+def own_only_sentence(username: str) -> str:
+    return (
+        f"User {username!r} has no monitoring tag, so the broker shows it only the consumers of "
+        "its own connections."
+    )
 
 
 def _tenants_by_queue(client: ManagementClient, vhost: str, exchange: str) -> dict[str, list[str]]:
@@ -114,11 +128,14 @@ def _load(
     channel: ChannelInfo,
     connection: ConnectionInfo | None,
     tenants: list[str],
-    channel_consumers: int,
+    on_channel: list[ConsumerInfo],
 ) -> ConsumerLoad:
     details = consumer.channel_details
     # basic.qos with global=false limits each consumer; global=true limits the whole channel.
     prefetch = consumer.prefetch_count or channel.global_prefetch_count
+    own_limits = [other.prefetch_count for other in on_channel]
+    # A consumer without its own limit (0) is unlimited, and so is the channel then.
+    channel_prefetch = channel.global_prefetch_count or (0 if 0 in own_limits else sum(own_limits))
     unacked = channel.messages_unacknowledged
     stats = channel.message_stats
     return ConsumerLoad(
@@ -131,8 +148,9 @@ def _load(
         tenants=tenants,
         prefetch=prefetch,
         unacked=unacked,
-        channel_consumers=channel_consumers,
-        load=unacked / prefetch if prefetch else None,
+        channel_consumers=len(on_channel),
+        channel_prefetch=channel_prefetch,
+        load=unacked / channel_prefetch if channel_prefetch else None,
         ack_rate=stats.ack_details.rate if stats and stats.ack_details else None,
         acks=stats.ack if stats else 0,
         ack_required=consumer.ack_required,
@@ -169,11 +187,12 @@ def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag
                 "consumer, which defeats fair dispatch of long jobs.",
             )
         )
-    if load.prefetch and load.unacked >= load.prefetch and quiet_for >= stuck_after:
+    limit = load.channel_prefetch
+    if limit and load.unacked >= limit and quiet_for >= stuck_after:
         flags.append(
             Flag(
                 kind="stuck",
-                reason=f"Saturated ({load.unacked:,} unacked, prefetch {load.prefetch:,}) with "
+                reason=f"Saturated ({load.unacked:,} unacked, prefetch {limit:,}) with "
                 f"no ack for {duration_text(quiet_for)}: a stuck worker.",
             )
         )

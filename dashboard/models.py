@@ -64,11 +64,8 @@ class QueueInfo(_ApiModel):
     consumer_utilisation: float | None = None
     message_stats: MessageStats | None = None
 
-    @field_validator("message_stats", mode="before")
-    @classmethod
-    def _no_stats(cls, value):
-        # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
-        return value or None
+    # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
 
     @property
     def capacity(self) -> float | None:
@@ -85,6 +82,14 @@ class Binding(_ApiModel):
     destination: str
     destination_type: str
     routing_key: str
+
+
+class ConsumerReport(BaseModel):
+    """The consumers Warren can see. A user without the `monitoring` (or `administrator`) tag
+    is shown only the consumers of its own connections: `own_only` says so."""
+
+    loads: list["ConsumerLoad"]
+    own_only: bool = False
 
 
 class Flag(BaseModel):
@@ -155,9 +160,12 @@ class ConsumerInfo(_ApiModel):
 
     consumer_tag: str
     queue: QueueRef
-    channel_details: ChannelRef
+    # A closing channel is sent as `{}` (or `[]` by older brokers): no details, nothing held.
+    channel_details: ChannelRef | None = None
     prefetch_count: int = 0
     ack_required: bool = True
+
+    _no_channel = field_validator("channel_details", mode="before")(lambda value: value or None)
 
 
 class ChannelStats(_ApiModel):
@@ -175,10 +183,7 @@ class ChannelInfo(_ApiModel):
     idle_since: datetime | None = None
     message_stats: ChannelStats | None = None
 
-    @field_validator("message_stats", mode="before")
-    @classmethod
-    def _no_stats(cls, value):
-        return value or None
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
 
     @field_validator("idle_since")
     @classmethod
@@ -209,8 +214,10 @@ class ConsumerLoad(BaseModel):
     tenants: list[str]
     prefetch: int
     unacked: int
-    # Unacked is counted per channel: when consumers share one, they share the count.
+    # Unacked is counted per channel: when consumers share one, they share the count, and it
+    # is measured against the channel's limit (their prefetches summed, or a global prefetch).
     channel_consumers: int
+    channel_prefetch: int
     load: float | None
     ack_rate: float | None
     ack_required: bool
@@ -219,3 +226,6 @@ class ConsumerLoad(BaseModel):
     acks: int = 0
     acks_unchanged_since: datetime | None = None
     flags: list[Flag] = Field(default_factory=list)
+
+
+ConsumerReport.model_rebuild()

@@ -14,7 +14,7 @@ from dashboard.consumers import AckWatch, fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.history import History
 from dashboard.management import ManagementClient
-from dashboard.models import ConsumerLoad, Overview
+from dashboard.models import ConsumerReport, Overview
 from dashboard.settings import Settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -108,7 +108,7 @@ def overview_poll(settings: Settings, history: History | None) -> SharedPoll[Ove
     return SharedPoll(read, settings.refresh_seconds)
 
 
-def consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+def consumers_poll(settings: Settings) -> SharedPoll[ConsumerReport]:
     """Per-consumer load, every WARREN_REFRESH_SECONDS over one HTTP session."""
     client = ManagementClient(settings)
     watch = AckWatch()

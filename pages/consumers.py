@@ -5,6 +5,7 @@ from collections import defaultdict
 import pandas as pd
 import streamlit as st
 
+from dashboard.consumers import own_only_sentence
 from dashboard.models import ConsumerLoad
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
@@ -56,7 +57,11 @@ def show_headline(loads: list[ConsumerLoad]) -> None:
     pods.metric("Pods", f"{len({load.connection_id for load in loads}):,}")
     consumers.metric("Consumers", f"{len(loads):,}")
     unacked.metric("Unacked", f"{sum(_per_channel(loads).values()):,}")
-    flagged.metric("Flagged", f"{sum(1 for load in loads if load.flags):,}")
+    flagged.metric("Flagged", f"{sum(1 for load in loads if _needs_attention(load)):,}")
+
+
+def _needs_attention(load: ConsumerLoad) -> bool:
+    return any(flag.kind != "idle" for flag in load.flags)
 
 
 def _per_channel(loads: list[ConsumerLoad]) -> dict[str, int]:
@@ -97,7 +102,7 @@ def pod_rows(loads: list[ConsumerLoad]) -> list[dict]:
             "connection": members[0].connection,
             "consumers": len(members),
             "unacked": sum(_per_channel(members).values()),
-            "prefetch": sum(load.prefetch for load in members),
+            "prefetch": sum({load.channel: load.channel_prefetch for load in members}.values()),
             "queues": sorted({load.queue for load in members}),
             "flags": flag_kinds([flag for load in members for flag in load.flags]),
         }
@@ -133,9 +138,11 @@ def live_consumers() -> None:
     show_freshness(snapshot)
     if snapshot.data is None:
         return
+    if snapshot.data.own_only:
+        st.warning(literal(own_only_sentence(settings.username)), icon=":material/visibility_off:")
     needle = query.casefold()
-    loads = [load for load in snapshot.data if matches(load, needle)]
-    if not snapshot.data:
+    loads = [load for load in snapshot.data.loads if matches(load, needle)]
+    if not snapshot.data.loads:
         st.info(
             f"No consumer is connected to vhost {literal(settings.vhost)}. Worker pods appear "
             "here once they consume a queue."

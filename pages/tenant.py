@@ -130,7 +130,9 @@ def show_chart(row: TenantRow) -> None:
 
 def show_consumers(row: TenantRow) -> None:
     consumers = shared_consumers_poll(settings).get()
-    loads = [load for load in consumers.data or [] if load.queue == row.queue]
+    loads = (
+        [load for load in consumers.data.loads if load.queue == row.queue] if consumers.data else []
+    )
     if not loads:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return

@@ -52,10 +52,17 @@ class Holder:
         return self.held[tag]
 
     def consume(
-        self, queue: str, prefetch: int, expect: int, tag: str = "", auto_ack: bool = False
+        self,
+        queue: str,
+        prefetch: int,
+        expect: int,
+        tag: str = "",
+        auto_ack: bool = False,
+        channel=None,
     ) -> str:
-        """Start a consumer on its own channel and wait for `expect` deliveries; its tag."""
-        channel = self.connection.channel()
+        """Start a consumer (on its own channel, unless given one) and wait for `expect`
+        deliveries; its tag."""
+        channel = channel or self.connection.channel()
         channel.basic_qos(prefetch_count=prefetch)
         tag = tag or f"ctag-{channel.channel_number}"
         self.held[tag] = 0

@@ -13,7 +13,8 @@ def settled(settings_for, exchange: str, condition) -> None:
     with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
         wait_until(
             lambda: condition(
-                fetch_overview(client, "/", exchange), fetch_consumers(client, "/", exchange, 3600)
+                fetch_overview(client, "/", exchange),
+                fetch_consumers(client, "/", exchange, 3600).loads,
             ),
             what="the broker stats to settle",
         )

@@ -8,14 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pika
 
-from dashboard.consumers import AckWatch, fetch_consumers
+from dashboard.consumers import AckWatch, fetch_consumers, own_only_sentence
 from dashboard.management import ManagementClient
+from dashboard.models import ConsumerInfo
 from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
 from tests.conftest import wait_until
 
 
-def consumers_when(settings, queue: str, expected: set, now=None, stuck_after=3600.0):
-    """The consumers of `queue` once their (connection, prefetch, unacked) equal `expected`."""
+def consumers_when(settings, queue: str, expected: list, now=None, stuck_after=3600.0):
+    """The consumers of `queue` once their (connection, prefetch, unacked) equal `expected`,
+    in any order."""
     with ManagementClient(settings) as client:
 
         def matches():
@@ -23,11 +25,11 @@ def consumers_when(settings, queue: str, expected: set, now=None, stuck_after=36
                 load
                 for load in fetch_consumers(
                     client, "/", settings.tenant_exchange, stuck_after, now=now
-                )
+                ).loads
                 if load.queue == queue
             ]
-            seen = {(load.connection, load.prefetch, load.unacked) for load in loads}
-            return loads if seen == expected and len(loads) == len(expected) else None
+            seen = [(load.connection, load.prefetch, load.unacked) for load in loads]
+            return loads if sorted(seen) == sorted(expected) else None
 
         return wait_until(matches, what=f"consumers {expected}")
 
@@ -44,7 +46,7 @@ def test_three_consumers_over_two_connections_match_amqp(settings_for, channel, 
     loads = consumers_when(
         settings_for(tenant_exchange=exchange),
         queue,
-        {("pod-a", 2, 2), ("pod-a", 5, 5), ("pod-b", 3, 3)},
+        [("pod-a", 2, 2), ("pod-a", 5, 5), ("pod-b", 3, 3)],
     )
 
     assert [load.connection for load in loads] == ["pod-a", "pod-a", "pod-b"]
@@ -64,7 +66,7 @@ def test_connection_without_a_client_name_shows_its_peer(broker, settings_for, c
         anonymous.process_data_events(time_limit=0.5)
         local_port = anonymous._impl._transport._sock.getsockname()[1]
 
-        consumers_when(settings_for(), queue, {(f"127.0.0.1:{local_port}", 1, 1)})
+        consumers_when(settings_for(), queue, [(f"127.0.0.1:{local_port}", 1, 1)])
     finally:
         anonymous.close()
 
@@ -84,7 +86,7 @@ def test_flags_raised_and_not_raised(settings_for, channel, unique, pod):
     unlimited = worker.consume(queue, prefetch=0, expect=2, tag="unlimited")
     idle = worker.consume(empty, prefetch=5, expect=0, tag="idle")
     autoack = worker.consume(empty, prefetch=5, expect=0, tag="autoack", auto_ack=True)
-    consumers_when(settings, queue, {("pod-flags", 2, 2), ("pod-flags", 0, 2)})
+    consumers_when(settings, queue, [("pod-flags", 2, 2), ("pod-flags", 0, 2)])
 
     later = wait_until(lambda: _all_idle(settings, queue, empty), what="idle channels")
     fresh = flags_by_tag(later(stuck_after=3600, seconds_later=0))
@@ -110,7 +112,7 @@ def _all_idle(settings, *queues: str):
     with ManagementClient(settings) as client:
         loads = [
             load
-            for load in fetch_consumers(client, "/", settings.tenant_exchange, 3600)
+            for load in fetch_consumers(client, "/", settings.tenant_exchange, 3600).loads
             if load.queue in queues
         ]
     if len(loads) != 4 or any(load.idle_since is None for load in loads):
@@ -123,7 +125,7 @@ def _all_idle(settings, *queues: str):
                 load
                 for load in fetch_consumers(
                     client, "/", settings.tenant_exchange, stuck_after, now=now
-                )
+                ).loads
                 if load.queue in queues
             ]
 
@@ -176,3 +178,56 @@ def test_ack_watch_remembers_since_when_acks_stood_still():
     assert watch.unchanged_since("ch-1", 6, later + timedelta(minutes=1)) == later + timedelta(
         minutes=1
     )
+
+
+def test_consumers_sharing_a_channel_share_its_limit(settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    worker = pod("pod-shared")
+    shared = worker.connection.channel()
+    worker.consume(queue, prefetch=2, expect=2, tag="first", channel=shared)
+    worker.consume(queue, prefetch=2, expect=1, tag="second", channel=shared)
+
+    loads = consumers_when(
+        settings_for(tenant_exchange=exchange),
+        queue,
+        [("pod-shared", 2, 3), ("pod-shared", 2, 3)],
+        now=datetime.now(UTC) + timedelta(days=1),
+        stuck_after=1,
+    )
+
+    assert [(load.channel_consumers, load.channel_prefetch, load.load) for load in loads] == [
+        (2, 4, 0.75),
+        (2, 4, 0.75),
+    ]
+    assert [flag.kind for load in loads for flag in load.flags] == []
+
+
+def test_a_user_without_the_monitoring_tag_is_told_what_it_cannot_see(
+    broker, settings_for, channel, unique, pod
+):
+    name = unique("manager")
+    broker.ctl("add_user", name, "pw-of-test")
+    broker.ctl("set_user_tags", name, "management")
+    broker.ctl("set_permissions", "-p", "/", name, "", "", ".*")
+    try:
+        queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 1)
+        assert pod("pod-other-user").hold(queue, prefetch=1, expect=1) == 1
+        with ManagementClient(settings_for(username=name, password="pw-of-test")) as client:
+            report = fetch_consumers(client, "/", "tenants", 3600)
+        with ManagementClient(settings_for()) as client:
+            full = fetch_consumers(client, "/", "tenants", 3600)
+    finally:
+        broker.ctl("delete_user", name)
+    assert (report.own_only, full.own_only) == (True, False)
+    assert queue not in {load.queue for load in report.loads}
+    assert own_only_sentence(name) == (
+        f"User {name!r} has no monitoring tag, so the broker shows it only the consumers of its "
+        "own connections."
+    )
+
+
+def test_a_closing_channel_is_not_an_error():
+    closing = {"consumer_tag": "t", "queue": {"name": "q", "vhost": "/"}, "channel_details": {}}
+    assert ConsumerInfo.model_validate(closing).channel_details is None
+    assert ConsumerInfo.model_validate(closing | {"channel_details": []}).channel_details is None

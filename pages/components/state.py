@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard.errors import SettingsError
 from dashboard.history import History
 from dashboard.management import ManagementClient
-from dashboard.models import ConsumerLoad, Overview
+from dashboard.models import ConsumerReport, Overview
 from dashboard.poll import SharedPoll, consumers_poll, open_history, overview_poll
 from dashboard.prometheus import PrometheusHistory
 from dashboard.queues import QueueDetail, fetch_queue_detail
@@ -36,7 +36,7 @@ def _overview_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Overview
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[ConsumerReport]:
     return consumers_poll(_settings)
 
 
@@ -73,5 +73,5 @@ def shared_overview_poll(settings: Settings) -> SharedPoll[Overview]:
     return _overview_poll(settings.fingerprint(), settings)
 
 
-def shared_consumers_poll(settings: Settings) -> SharedPoll[list[ConsumerLoad]]:
+def shared_consumers_poll(settings: Settings) -> SharedPoll[ConsumerReport]:
     return _consumers_poll(settings.fingerprint(), settings)

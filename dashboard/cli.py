@@ -153,7 +153,7 @@ def format_message(message: PeekedMessage) -> str:
         *(f"  {key}: {_cell(str(value))}" for key, value in message.properties.items()),
         *(f"  header {_cell(key)}: {_cell(str(value))}" for key, value in message.headers.items()),
         *(_death_line(death) for death in message.deaths),
-        *("    " + line for line in message.shown.splitlines()),
+        *("    " + _cell(line) for line in message.shown.splitlines()),
     ]
     if message.truncated:
         lines.append(f"    ... (cut; {message.size:,} bytes in all)")
@@ -196,12 +196,14 @@ def _cell(value) -> str:
     return "" if value is None else _CONTROL.sub(_escaped, str(value))
 
 
-# Broker names may hold terminal escape sequences: shown as \x1b, never sent to the terminal.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Broker names and payloads may hold terminal escape sequences (C0 and C1 controls) or text
+# direction overrides: shown as \x1b or \u202e, never sent to the terminal as they are.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _align(text: str, width: int, right: bool) -> str:

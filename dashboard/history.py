@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS samples (
     dead_letters INTEGER
 );
 CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at);
+CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at);
 """
 
 

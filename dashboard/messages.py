@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from dashboard.errors import ServerError, WarrenError
 from dashboard.management import ManagementClient
-from dashboard.models import QueueInfo
+from dashboard.models import QueueInfo, parse_all
 
 MAX_COUNT = 100
 # The broker cuts each payload to this many bytes before sending it (a 10 MB payload stays home).
@@ -74,11 +74,13 @@ def peek(
     """Up to `count` ready messages of `queue`, requeued. A quorum queue needs `confirmed`."""
     if not 1 <= count <= MAX_COUNT:
         raise WarrenError(f"Peek shows 1 to {MAX_COUNT} messages; {count} is out of range.")
-    info = QueueInfo.model_validate(
-        client.get_queue(vhost, queue, {"columns": "name,vhost,type,arguments"})
+    raw_info = client.get_queue(
+        vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
     )
-    if info.type == "quorum" and not confirmed:
-        limit = info.arguments.get("x-delivery-limit")
+    info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
+    # A type the broker did not state is treated as quorum: the warning errs on the safe side.
+    if raw_info.get("type", "quorum") == "quorum" and not confirmed:
+        limit = info.effective_arguments.get("x-delivery-limit")
         raise ConfirmationRequired(
             f"Queue {queue!r} is a quorum queue. {QUORUM_NOTICE}"
             + (f" Its delivery limit is {limit}." if limit is not None else "")
@@ -98,7 +100,7 @@ def peek(
 def _decode(position: int, item: dict) -> PeekedMessage:
     properties = dict(item.get("properties") or {})
     headers = dict(properties.pop("headers", None) or {})
-    deaths = [_death(entry) for entry in headers.pop("x-death", None) or []]
+    deaths = _deaths(headers.pop("x-death", None))
     payload = base64.b64decode(item["payload"]) if item.get("payload") else b""
     size = int(item.get("payload_bytes", len(payload)))
     kind, shown, cut = render_payload(payload, size)
@@ -115,6 +117,20 @@ def _decode(position: int, item: dict) -> PeekedMessage:
         shown=shown,
         truncated=cut,
     )
+
+
+def _deaths(value: object) -> list[Death]:
+    """The broker's `x-death` list; a publisher can set any header, so entries that are not
+    death records are left out rather than failing the peek."""
+    if not isinstance(value, list):
+        return []
+    deaths = []
+    for entry in value:
+        try:
+            deaths.append(_death(entry))
+        except (AttributeError, TypeError, ValueError):
+            continue
+    return deaths
 
 
 def _death(entry: dict) -> Death:
@@ -137,7 +153,7 @@ def render_payload(payload: bytes, size: int) -> tuple[str, str, bool]:
     text = _as_text(payload, complete)
     if text is None:
         shown = _hex(payload[:HEX_BYTES])
-        return "binary", shown, size > HEX_BYTES
+        return "binary", shown, size > min(len(payload), HEX_BYTES)
     if complete:
         try:
             pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
@@ -153,7 +169,7 @@ def _as_text(payload: bytes, complete: bool) -> str | None:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if complete or exc.start < len(payload) - 3:
+        if complete or exc.reason != "unexpected end of data":
             return None
         text = payload[: exc.start].decode("utf-8")
     if any(ord(char) < 32 and char not in "\t\n\r" for char in text):

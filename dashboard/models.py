@@ -59,6 +59,7 @@ class QueueInfo(_ApiModel):
     messages: int = 0
     consumers: int = 0
     arguments: dict = Field(default_factory=dict)
+    effective_policy_definition: dict = Field(default_factory=dict)
     # Renamed in 3.11; both are sent by the versions Warren supports.
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None
@@ -66,6 +67,17 @@ class QueueInfo(_ApiModel):
 
     # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
     _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+
+    _no_policy = field_validator("effective_policy_definition", mode="before")(
+        lambda value: value or {}
+    )
+
+    @property
+    def effective_arguments(self) -> dict:
+        """Arguments with what a policy sets filled in (`dead-letter-exchange` as
+        `x-dead-letter-exchange`); an argument given at declaration wins."""
+        from_policy = {f"x-{key}": value for key, value in self.effective_policy_definition.items()}
+        return from_policy | self.arguments
 
     @property
     def capacity(self) -> float | None:

@@ -32,8 +32,9 @@ class PrometheusHistory:
         now = time.time()
         step = max(step, (now - since) / MAX_POINTS)
         selector = f"{{vhost={label_value(vhost)},queue={label_value(queue)}}}"
-        ready = self._range(READY + selector, since, now, step)
-        unacked = self._range(UNACKED + selector, since, now, step)
+        # One series per queue, whichever node or scrape target reported it.
+        ready = self._range(f"max by (vhost, queue) ({READY}{selector})", since, now, step)
+        unacked = self._range(f"max by (vhost, queue) ({UNACKED}{selector})", since, now, step)
         return [
             Sample(at=at, ready=count, unacked=unacked[at], acks=None, dead_letters=None)
             for at, count in sorted(ready.items())
@@ -51,8 +52,10 @@ class PrometheusHistory:
             raise BrokerUnreachable(f"Cannot reach Prometheus at {self.url}.") from None
         try:
             body = answer.json()
-            if body.get("status") != "success":
-                raise ValueError(body.get("error", "no success"))
+            if not isinstance(body, dict) or body.get("status") != "success":
+                raise ValueError(
+                    body.get("error", "no success") if isinstance(body, dict) else body
+                )
             results = body["data"]["result"]
             values = results[0]["values"] if results else []
             return {float(at): int(float(value)) for at, value in values}

@@ -45,7 +45,7 @@ class QueueDetail(BaseModel):
             (key, value) for key, value in sorted(arguments.items()) if key not in ARGUMENT_LABELS
         ]
         rows = [("Queue type", self.info.type), *known, *other]
-        return [(label, str(value)) for label, value in rows if label != "Type"]
+        return [(label, str(value)) for label, value in rows]
 
 
 def fetch_queue_detail(

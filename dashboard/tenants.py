@@ -23,6 +23,7 @@ QUEUE_COLUMNS = (
     "message_stats.ack_details.rate",
     "message_stats.ack",
     "arguments",
+    "effective_policy_definition",
 )
 DLX = "x-dead-letter-exchange"
 DLRK = "x-dead-letter-routing-key"
@@ -87,15 +88,16 @@ def attach_dead_letters(
 ) -> None:
     """Fill in each row's dead-letter queue and its message count.
 
-    Messages rejected or expired in a tenant queue go to its `x-dead-letter-exchange` with its
-    `x-dead-letter-routing-key` (else their own routing key: the tenant id). The dead-letter
+    Messages rejected or expired in a tenant queue go to its dead-letter exchange (argument or
+    policy) with its dead-letter routing key (else their own routing key: the tenant id). The
+    dead-letter
     queue is the queue that exchange routes that key to, by exact routing-key match (direct
     exchanges; the default exchange routes a key to the queue of that name). Each dead-letter
     exchange's bindings are asked for once per refresh.
     """
     routes: dict[str, dict[str, str]] = {}
     for row in rows:
-        arguments = queues[row.queue].arguments
+        arguments = queues[row.queue].effective_arguments
         if DLX not in arguments:
             continue
         exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, row.tenant))

@@ -35,6 +35,7 @@ COLUMNS = {
 }
 
 behind_the_entry_script()
+SHOWN_KEY = "tenant-table-shown"
 settings = current_settings()
 poll = shared_overview_poll(settings)
 
@@ -78,6 +79,10 @@ def show_table(overview: Overview, query: str) -> None:
             f"{len(rows):,} of {len(overview.rows):,} tenant bindings, most ready first. "
             "Select a row to open its tenant."
         )
+        # A selection refers to the rows as the viewer saw them, and a poll may have re-sorted
+        # them since: keep the order shown last time to read it against.
+        shown_before = st.session_state.get(SHOWN_KEY, [])
+        st.session_state[SHOWN_KEY] = [row["tenant"] for row in rows]
         picked = st.dataframe(
             pd.DataFrame(rows, columns=list(COLUMNS)),
             column_config=COLUMNS,
@@ -87,8 +92,9 @@ def show_table(overview: Overview, query: str) -> None:
             selection_mode="single-row",
             key="tenant-table",
         )
-        if picked.selection.rows:
-            open_tenant(rows[picked.selection.rows[0]]["tenant"])
+        selected = picked.selection.rows
+        if selected and selected[0] < len(shown_before):
+            open_tenant(shown_before[selected[0]])
 
 
 @st.fragment(run_every=settings.refresh_seconds)

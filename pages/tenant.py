@@ -1,6 +1,7 @@
 """One tenant (`/tenant?tenant=ID`): its queue's settings, counts over time, consumers,
 dead letters, and a look at its messages."""
 
+import sqlite3
 import time
 
 import pandas as pd
@@ -82,7 +83,7 @@ def show_settings(row: TenantRow) -> bool:
             f"Dead letters go to queue {literal(row.dead_letter_queue)} "
             f"({row.dead_letters or 0:,} messages)."
         )
-    elif "x-dead-letter-exchange" not in detail.info.arguments:
+    elif "x-dead-letter-exchange" not in detail.info.effective_arguments:
         st.caption("No dead-letter exchange: rejected and expired messages are dropped.")
     return True
 
@@ -102,7 +103,11 @@ def chart_points(row: TenantRow, seconds: int) -> tuple[list[Point], str] | None
     if history is None:
         st.info("No local history: the history file cannot be opened (see WARREN_HISTORY_DB).")
         return None
-    samples = history.series(row.vhost, row.queue, since)
+    try:
+        samples = history.series(row.vhost, row.queue, since)
+    except sqlite3.Error as exc:
+        st.error(literal(f"The local history at {history.path} cannot be read: {exc}."))
+        return None
     return (
         with_gaps(samples, max_gap=3 * settings.refresh_seconds),
         f"Warren's history, one sample per poll ({settings.refresh_seconds:g} s)",
@@ -149,13 +154,11 @@ def show_peek(row: TenantRow) -> None:
     queues = [row.queue] + ([row.dead_letter_queue] if row.dead_letter_queue else [])
     st.caption(PEEK_NOTICE)
     with st.form(f"peek-{row.queue}"):
-        queue = st.radio("Queue", queues, horizontal=True)
+        # Radio labels render markdown: a queue name must stay text.
+        queue = st.radio("Queue", queues, horizontal=True, format_func=literal)
         count = st.number_input("Messages", min_value=1, max_value=MAX_COUNT, value=5)
-        confirmed = st.checkbox(
-            "I accept the cost on quorum queues",
-            help=QUORUM_NOTICE,
-            disabled=row.queue_type != "quorum",
-        )
+        # Always offered: the dead-letter queue may be a quorum queue when this one is not.
+        confirmed = st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
         if not st.form_submit_button("Peek", icon=":material/visibility:"):
             return
     try:

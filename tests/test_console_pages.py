@@ -5,6 +5,7 @@ import pika
 from dashboard.consumers import fetch_consumers
 from dashboard.management import ManagementClient
 from dashboard.tenants import fetch_overview
+from pages.components.formatting import literal
 from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 
@@ -115,3 +116,16 @@ def test_unknown_tenant_says_so(unique, channel, console):
     app = console({"tenant": "nobody"}, page="pages/tenant.py", WARREN_TENANT_EXCHANGE=exchange)
     assert not app.exception
     assert "No queue is bound to exchange" in app.warning[0].value
+
+
+def test_tenant_page_keeps_hostile_queue_names_as_text(channel, unique, console):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(
+        channel, exchange, "acme", unique("[x](http://evil) *q* :red[r]"), 1
+    )
+
+    app = console({"tenant": "acme"}, page="pages/tenant.py", WARREN_TENANT_EXCHANGE=exchange)
+
+    assert not app.exception
+    assert app.header[0].value == literal(queue)
+    assert app.radio[0].options == [literal(queue), literal(f"{queue}.dlq")]

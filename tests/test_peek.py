@@ -161,3 +161,34 @@ def test_peek_cli(broker, channel, unique):
     done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
     assert done.stderr.startswith("warren: Peeking takes each message from the queue")
     assert '      "job": 1' in done.stdout.splitlines()
+
+
+def test_publisher_set_x_death_junk_does_not_break_peek(settings_for, channel, unique):
+    queue = unique("junk-death")
+    channel.queue_declare(queue)
+    put(channel, queue, b"a", headers={"x-death": "not a list"})
+    put(channel, queue, b"b", headers={"x-death": [{"count": "many", "reason": "rejected"}]})
+
+    with ManagementClient(settings_for()) as client:
+        result = peek(client, "/", queue, 2)
+
+    assert [(m.shown, m.deaths) for m in result.messages] == [("a", []), ("b", [])]
+
+
+def test_peek_cli_refuses_a_quorum_queue_without_yes(broker, channel, unique):
+    queue = unique("quorum-cli")
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    put(channel, queue, b"job")
+    command = [sys.executable, "-m", "dashboard", "peek", "--queue", queue, "--json"]
+    environment = {"WARREN_MANAGEMENT_URL": broker.management_url, "PATH": "/usr/bin:/bin"}
+
+    refused = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"warren: Queue {queue!r} is a quorum queue.")
+    assert refused.stderr.strip().endswith("Confirm to peek anyway.")
+    _wait_for_ready(channel, queue, 1)
+
+    confirmed = subprocess.run(
+        [*command, "--yes"], env=environment, capture_output=True, text=True, check=True
+    )
+    assert [m["shown"] for m in json.loads(confirmed.stdout)["messages"]] == ["job"]

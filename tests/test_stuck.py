@@ -109,3 +109,27 @@ def test_history_gaps_break_the_line():
         (80, 1),
         (90, 1),
     ]
+
+
+def test_dead_letter_queue_set_by_policy(broker, settings_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = unique("policy-acme")
+    channel.exchange_declare(exchange, "direct", durable=True)
+    channel.queue_declare(f"{queue}.dead", durable=True)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, exchange, routing_key="acme")
+    policy = unique("dlx")
+    definition = f'{{"dead-letter-exchange": "", "dead-letter-routing-key": "{queue}.dead"}}'
+    broker.ctl("set_policy", policy, f"^{queue}$", definition, "--apply-to", "queues")
+    try:
+        channel.basic_publish(exchange, "acme", b"job", mandatory=True)
+        worker = pod("pod-policy")
+        assert worker.hold(queue, prefetch=1, expect=1) == 1
+        worker.reject_all(queue)
+
+        overview = overview_where(
+            settings_for(tenant_exchange=exchange), lambda rows: rows["acme"].dead_letters == 1
+        )
+    finally:
+        broker.ctl("clear_policy", policy)
+    assert overview.rows[0].dead_letter_queue == f"{queue}.dead"

@@ -16,7 +16,7 @@ from dashboard.models import (
     Flag,
     parse_all,
 )
-from dashboard.tenants import tenant_bindings
+from dashboard.tenants import tenant_bindings, tenants_by_queue
 
 CHANNEL_COLUMNS = (
     "name",
@@ -117,10 +117,7 @@ def _tenants_by_queue(client: ManagementClient, vhost: str, exchange: str) -> di
         bindings = tenant_bindings(client, vhost, exchange)
     except TenantExchangeMissing:
         return {}
-    tenants: dict[str, list[str]] = defaultdict(list)
-    for binding in bindings:
-        tenants[binding.destination].append(binding.routing_key)
-    return {queue: sorted(ids) for queue, ids in tenants.items()}
+    return {queue: sorted(ids) for queue, ids in tenants_by_queue(bindings).items()}
 
 
 def _load(

@@ -66,14 +66,20 @@ def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overv
     )
 
 
+def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:
+    """Queue name -> the tenant ids (routing keys) it is bound under."""
+    tenants: dict[str, set[str]] = defaultdict(set)
+    for binding in bindings:
+        tenants[binding.destination].add(binding.routing_key)
+    return tenants
+
+
 def build_rows(bindings: list[Binding], queues: dict[str, QueueInfo]) -> list[TenantRow]:
     """One row per (tenant id, queue), most backed-up first.
 
     A binding whose queue vanished between the two requests is skipped: it has no counts.
     """
-    tenants_of_queue: dict[str, set[str]] = defaultdict(set)
-    for binding in bindings:
-        tenants_of_queue[binding.destination].add(binding.routing_key)
+    tenants_of_queue = tenants_by_queue(bindings)
     rows = [
         _row(tenant, queues[queue_name], sorted(tenants - {tenant}))
         for queue_name, tenants in tenants_of_queue.items()

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.consumers import own_only_sentence
 from dashboard.models import ConsumerLoad
+from pages.components.blocks import CONSUMER_COLUMNS, headline
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -23,21 +24,6 @@ POD_COLUMNS = {
     "queues": st.column_config.ListColumn("Queues"),
     "flags": st.column_config.TextColumn("Flags"),
 }
-CONSUMER_COLUMNS = {
-    "connection": st.column_config.TextColumn("Pod (connection)"),
-    "queue": st.column_config.TextColumn("Queue"),
-    "tenants": st.column_config.ListColumn("Tenants"),
-    "prefetch": st.column_config.NumberColumn("Prefetch", format="localized"),
-    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
-    "load": st.column_config.ProgressColumn(
-        "Load", min_value=0, max_value=1, format="percent", help="Unacked against prefetch."
-    ),
-    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
-    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
-    "flags": st.column_config.TextColumn("Flags"),
-    "channel": st.column_config.TextColumn("Channel"),
-    "consumer_tag": st.column_config.TextColumn("Consumer tag"),
-}
 
 behind_the_entry_script()
 settings = current_settings()
@@ -53,11 +39,14 @@ def matches(load: ConsumerLoad, needle: str) -> bool:
 
 
 def show_headline(loads: list[ConsumerLoad]) -> None:
-    pods, consumers, unacked, flagged = st.columns(4)
-    pods.metric("Pods", f"{len({load.connection_id for load in loads}):,}")
-    consumers.metric("Consumers", f"{len(loads):,}")
-    unacked.metric("Unacked", f"{sum(_per_channel(loads).values()):,}")
-    flagged.metric("Flagged", f"{sum(1 for load in loads if _needs_attention(load)):,}")
+    headline(
+        {
+            "Pods": len({load.connection_id for load in loads}),
+            "Consumers": len(loads),
+            "Unacked": sum(_per_channel(loads).values()),
+            "Flagged": sum(1 for load in loads if _needs_attention(load)),
+        }
+    )
 
 
 def _needs_attention(load: ConsumerLoad) -> bool:

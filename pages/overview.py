@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.models import Overview
+from pages.components.blocks import headline
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -45,11 +46,14 @@ query = filter_box("Filter by tenant or queue", "part of a tenant id or queue na
 
 def show_headline(overview: Overview) -> None:
     totals = overview.totals
-    tenants, ready, unacked, consumers = st.columns(4)
-    tenants.metric("Tenants", f"{totals.tenants:,}")
-    ready.metric("Ready", f"{totals.ready:,}")
-    unacked.metric("Unacked", f"{totals.unacked:,}")
-    consumers.metric("Consumers", f"{totals.consumers:,}")
+    headline(
+        {
+            "Tenants": totals.tenants,
+            "Ready": totals.ready,
+            "Unacked": totals.unacked,
+            "Consumers": totals.consumers,
+        }
+    )
 
 
 def show_attention(overview: Overview) -> None:

@@ -11,6 +11,7 @@ from dashboard.errors import WarrenError
 from dashboard.history import Point, with_gaps
 from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.models import TenantRow
+from pages.components.blocks import CONSUMER_COLUMNS
 from pages.components.charts import counts_figure
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
@@ -27,15 +28,7 @@ from pages.components.state import (
 )
 
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
-CONSUMER_COLUMNS = {
-    "connection": st.column_config.TextColumn("Pod (connection)"),
-    "prefetch": st.column_config.NumberColumn("Prefetch", format="localized"),
-    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
-    "load": st.column_config.ProgressColumn("Load", min_value=0, max_value=1, format="percent"),
-    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
-    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
-    "flags": st.column_config.TextColumn("Flags"),
-}
+CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
 
 behind_the_entry_script()
 settings = current_settings()
@@ -143,8 +136,8 @@ def show_consumers(row: TenantRow) -> None:
         return
     rows = [load.model_dump() | {"flags": ", ".join(f.kind for f in load.flags)} for load in loads]
     st.dataframe(
-        pd.DataFrame(rows, columns=list(CONSUMER_COLUMNS)),
-        column_config=CONSUMER_COLUMNS,
+        pd.DataFrame(rows, columns=list(CONSUMER_FIELDS)),
+        column_config={field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS},
         hide_index=True,
         width="stretch",
     )

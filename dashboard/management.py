@@ -179,6 +179,10 @@ class ManagementClient:
             },
         )
 
+    def get_node(self, node: str, columns: Iterable[str]) -> dict:
+        """One cluster node (uptime, alarms, memory). Needs `monitoring`; read-only."""
+        return self.get(("nodes", node), f"node {node!r}", {"columns": ",".join(columns)})
+
     def list_consumers_in(self, vhost: str) -> list[dict]:
         """Consumers of one vhost with queue, tag, prefetch and channel. Read-only."""
         return self.get(("consumers", vhost), f"the consumers of vhost {vhost!r}")

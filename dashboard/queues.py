@@ -1,6 +1,7 @@
 """One queue in detail: the arguments that matter on call, and its counts over the last minutes
 as the broker itself sampled them."""
 
+import time
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -61,14 +62,24 @@ def fetch_queue_detail(
         raise ServerError(
             f"Warren could not read queue {queue!r}: the answer does not have the expected shape."
         ) from None
+    # The broker fills the window with zeros from before its node started: those are not
+    # counts anyone saw, so the chart leaves them out.
+    started_ms = _node_started_ms(client, raw.get("node"))
     samples = [
         CountSample(
             at=datetime.fromtimestamp(stamp / 1000, UTC), ready=count, unacked=unacked[stamp]
         )
         for stamp, count in sorted(ready.items())
-        if stamp in unacked
+        if stamp in unacked and stamp >= started_ms
     ]
     return QueueDetail(info=info, samples=samples)
+
+
+def _node_started_ms(client: ManagementClient, node: object) -> float:
+    if not isinstance(node, str):
+        return 0
+    uptime = client.get_node(node, ["uptime"]).get("uptime")
+    return time.time() * 1000 - uptime if isinstance(uptime, int | float) else 0
 
 
 def _samples(raw: dict, field: str) -> dict[int, int]:

@@ -1,9 +1,12 @@
 """The consumers and tenant pages, run by Streamlit's AppTest against the real broker."""
 
+import time
+
 import pika
 
 from dashboard.consumers import fetch_consumers
 from dashboard.management import ManagementClient
+from dashboard.queues import fetch_queue_detail
 from dashboard.tenants import fetch_overview
 from pages.components.formatting import literal
 from tests.amqp_helpers import tenant_with_messages
@@ -129,3 +132,20 @@ def test_tenant_page_keeps_hostile_queue_names_as_text(channel, unique, console)
     assert not app.exception
     assert app.header[0].value == literal(queue)
     assert app.radio[0].options == [literal(queue), literal(f"{queue}.dlq")]
+
+
+def test_queue_samples_start_when_the_node_started(broker, settings_for, channel, unique):
+    queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 2)
+    with ManagementClient(settings_for()) as client:
+        uptime_ms = client.get_node(broker.node, ["uptime"])["uptime"]
+        detail = wait_until(
+            lambda: (
+                (found := fetch_queue_detail(client, "/", queue)).samples
+                and found.samples[-1].ready == 2
+                and found
+            ),
+            what="a sample with 2 ready",
+        )
+    started = time.time() - uptime_ms / 1000
+    assert detail.samples[0].at.timestamp() >= started - 1
+    assert len(detail.samples) <= 600 / 10 + 1

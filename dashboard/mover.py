@@ -1,0 +1,305 @@
+"""The mover: takes messages from a queue and publishes copies elsewhere, at least once.
+
+A message leaves its source only after the broker confirmed its copy: the source delivery is
+acked on the copy's publisher confirm, never before. Copies are published `mandatory`, so an
+unroutable copy comes back (basic.return) instead of vanishing; from the first return or nack
+on, no source message is acked any more: every original still in flight goes back to its queue
+and the move stops. A crash at any moment leaves each message in the source (unacked deliveries
+return to ready when the connection dies) or in the target, and at most the in-flight window is
+duplicated.
+
+Speed comes from never waiting on one message: a SelectConnection consumes under a prefetch
+window and publishes each copy as it arrives, and confirms (often `multiple`) ack the source up
+to the last confirmed delivery in one frame.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import SelectConnection
+from pika.spec import Basic, BasicProperties
+
+from dashboard.amqp import connect, connection_parameters
+from dashboard.errors import WarrenError
+from dashboard.settings import Settings
+
+# Where a copy goes: (exchange, routing key), decided per message (None: leave it in the source).
+Route = Callable[[BasicProperties], tuple[str, str] | None]
+Transform = Callable[[BasicProperties], BasicProperties]
+Progress = Callable[["MoveResult"], None]
+
+IDLE_SECONDS = 2.0
+TICK_SECONDS = 0.1
+
+
+@dataclass
+class MoveResult:
+    """Exact counts: `moved` copies confirmed and originals acked; `failed` originals sent back
+    to the source (their copy was returned, nacked, or never confirmed); `skipped` originals the
+    route declined, also back in the source."""
+
+    moved: int = 0
+    failed: int = 0
+    skipped: int = 0
+    delivered: int = 0
+    stopped: str | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at or time.time()) - self.started_at
+
+
+def to_queue(queue: str) -> Route:
+    """Every copy to `queue`, through the default exchange."""
+    return lambda _properties: ("", queue)
+
+
+def keep_properties(properties: BasicProperties) -> BasicProperties:
+    return properties
+
+
+class Mover:
+    """One move from `source`, driven by its own connection's I/O loop in the calling thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: str,
+        route: Route,
+        limit: int,
+        transform: Transform = keep_properties,
+        window: int = 1000,
+        rate: float | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ):
+        self.settings = settings
+        self.source = source
+        self.route = route
+        self.limit = limit
+        self.transform = transform
+        self.window = window
+        self.rate = rate
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        self.result = MoveResult()
+        # Publish sequence number -> source delivery tag, for copies not yet confirmed.
+        self._pending: dict[int, int] = {}
+        self._next_seq = 1
+        self._confirmed: set[int] = set()
+        self._settled_upto = 0
+        self._tainted = False
+        self._consuming = False
+        # Deliveries held back by the rate limit, not yet published.
+        self._scheduled = 0
+        self._last_activity = time.monotonic()
+        self._last_progress = 0.0
+        self._connection: SelectConnection | None = None
+        self._source_channel = None
+        self._target_channel = None
+        self._consumer_tag: str | None = None
+        self._error: WarrenError | None = None
+
+    def run(self) -> MoveResult:
+        if self.limit <= 0:
+            self.result.finished_at = time.time()
+            return self.result
+        params = connection_parameters(self.settings, f"warren-mover {self.source}")
+        self._connection = SelectConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        self._connection.ioloop.start()
+        self.result.finished_at = time.time()
+        if self._error is not None and self.result.delivered == 0:
+            raise self._error
+        return self.result
+
+    # -- setting up ---------------------------------------------------------------------------
+
+    def _on_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_target_open)
+
+    def _on_open_error(self, _connection, error) -> None:
+        self._error = WarrenError(
+            f"Cannot open an AMQP connection to {self.settings.display_amqp_url()}: "
+            f"{type(error).__name__}; nothing was moved."
+        )
+        self._connection.ioloop.stop()
+
+    def _on_target_open(self, channel) -> None:
+        self._target_channel = channel
+        channel.add_on_return_callback(self._on_return)
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm)
+        self._connection.channel(on_open_callback=self._on_source_open)
+
+    def _on_source_open(self, channel) -> None:
+        self._source_channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.basic_qos(prefetch_count=min(self.window, self.limit), callback=self._on_qos_ok)
+
+    def _on_qos_ok(self, _frame) -> None:
+        self._consumer_tag = self._source_channel.basic_consume(self.source, self._on_message)
+        self._consuming = True
+        self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    # -- moving -------------------------------------------------------------------------------
+
+    def _on_message(self, channel, method: Basic.Deliver, properties, body: bytes) -> None:
+        self._last_activity = time.monotonic()
+        if not self._consuming or self.result.delivered >= self.limit:
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        self.result.delivered += 1
+        if self.result.delivered >= self.limit:
+            self._stop_consuming()
+        target = self.route(properties)
+        if target is None:
+            self.result.skipped += 1
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        delay = self._rate_delay()
+        if delay > 0:
+            self._scheduled += 1
+            self._connection.ioloop.call_later(
+                delay, lambda: self._publish(method.delivery_tag, target, properties, body, True)
+            )
+        else:
+            self._publish(method.delivery_tag, target, properties, body)
+
+    def _rate_delay(self) -> float:
+        if not self.rate:
+            return 0.0
+        due = self.result.started_at + self.result.delivered / self.rate
+        return max(0.0, due - time.time())
+
+    def _publish(self, delivery_tag: int, target, properties, body: bytes, late=False) -> None:
+        self._scheduled -= int(late)
+        if self._tainted or not self._target_channel.is_open:
+            self._settle_back([delivery_tag])
+            return
+        exchange, routing_key = target
+        self._pending[self._next_seq] = delivery_tag
+        self._next_seq += 1
+        self._target_channel.basic_publish(
+            exchange, routing_key, body, self.transform(properties), mandatory=True
+        )
+
+    def _on_return(self, _channel, _method, _properties, _body) -> None:
+        # The returned copy's own confirm is still to come: from here on, nothing is acked.
+        self._taint("a copy could not be routed to its target (returned)")
+
+    def _on_confirm(self, frame) -> None:
+        self._last_activity = time.monotonic()
+        method = frame.method
+        seqs = (
+            [seq for seq in self._pending if seq <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        if isinstance(method, Basic.Nack):
+            self._taint("the broker refused a copy (nack)")
+        if self._tainted:
+            self._settle_back([self._pending.pop(seq) for seq in seqs if seq in self._pending])
+        else:
+            self._confirmed.update(seqs)
+            self._ack_confirmed_prefix()
+        self._maybe_finish()
+
+    def _ack_confirmed_prefix(self) -> None:
+        """Ack the source up to the longest run of confirmed copies, in one frame."""
+        last_tag = None
+        # Sequence numbers only grow, and the dict keeps insertion order: its first key is the
+        # oldest copy not yet settled.
+        while self._pending and next(iter(self._pending)) in self._confirmed:
+            seq = next(iter(self._pending))
+            last_tag = self._pending.pop(seq)
+            self._confirmed.discard(seq)
+            self.result.moved += 1
+        if last_tag is not None:
+            self._source_channel.basic_ack(last_tag, multiple=True)
+        self._report()
+
+    def _settle_back(self, delivery_tags: list[int]) -> None:
+        for tag in delivery_tags:
+            if self._source_channel and self._source_channel.is_open:
+                self._source_channel.basic_nack(tag, requeue=True)
+            self.result.failed += 1
+
+    def _taint(self, reason: str) -> None:
+        if not self._tainted:
+            self._tainted = True
+            self.result.stopped = reason
+            self._stop_consuming()
+
+    # -- ending -------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._connection is None or self._connection.is_closed:
+            return
+        if self.cancel.is_set() and not self.result.stopped:
+            self.result.stopped = "cancelled"
+            self._stop_consuming()
+        idle = time.monotonic() - self._last_activity > IDLE_SECONDS
+        if idle and self._consuming and not self._pending:
+            self.result.stopped = self.result.stopped or "the source had no more ready messages"
+            self._stop_consuming()
+        self._report()
+        if not self._maybe_finish():
+            self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    def _stop_consuming(self) -> None:
+        if self._consuming:
+            self._consuming = False
+            if self._source_channel.is_open:
+                self._source_channel.basic_cancel(self._consumer_tag)
+
+    def _maybe_finish(self) -> bool:
+        done_delivering = not self._consuming
+        settled = not self._pending and not self._scheduled
+        if done_delivering and settled and self._connection.is_open:
+            self._report(force=True)
+            self._connection.close()
+            return True
+        return False
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.progress and (force or now - self._last_progress > 0.5):
+            self._last_progress = now
+            self.progress(self.result)
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        if self._connection.is_open:
+            self.result.stopped = self.result.stopped or f"a channel closed: {reason}"
+            self._connection.close()
+
+    def _on_closed(self, _connection, reason) -> None:
+        if self._pending or self._consuming or self._scheduled:
+            # The broker returns every unacked original to the source when the connection dies.
+            self.result.failed += len(self._pending) + self._scheduled
+            self._pending.clear()
+            self._scheduled = 0
+            self.result.stopped = self.result.stopped or f"the connection closed: {reason}"
+        self._connection.ioloop.stop()
+
+
+def ready_count(settings: Settings, queue: str) -> int:
+    """Messages ready in `queue` now, from AMQP (no stats lag); a missing queue is an error."""
+    connection = connect(settings, "warren-mover-count")
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise WarrenError(f"Queue {queue!r} cannot be read: {exc.reply_text}.") from None
+    finally:
+        if connection.is_open:
+            connection.close()

@@ -1,0 +1,181 @@
+"""The mover on a real broker: exact counts, properties kept, and nothing lost when the target
+refuses, cannot be routed to, or the mover is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pika
+
+from dashboard.mover import Mover, ready_count, to_queue
+
+
+def fill(channel, queue: str, count: int, **properties) -> None:
+    for number in range(count):
+        channel.basic_publish(
+            "",
+            queue,
+            f"m-{number}".encode(),
+            pika.BasicProperties(
+                delivery_mode=2, message_id=f"m-{number}", headers={"n": number}, **properties
+            ),
+            mandatory=True,
+        )
+
+
+def drain(channel, queue: str) -> list[tuple[bytes, pika.BasicProperties]]:
+    """Every message of `queue`, taken for good, in queue order."""
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return messages
+        messages.append((body, properties))
+
+
+def declare(channel, *queues: str, **arguments) -> None:
+    for queue in queues:
+        channel.queue_declare(queue, durable=True, arguments=arguments or None)
+
+
+def test_move_keeps_every_property_and_counts_exactly(settings_for, channel, unique):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target, **{"x-max-priority": 10})
+    fill(channel, source, 500, priority=4, content_type="text/plain", correlation_id="c-1")
+
+    result = Mover(settings_for(), source, to_queue(target), limit=500, window=100).run()
+
+    assert (result.moved, result.failed, result.delivered, result.skipped) == (500, 0, 500, 0)
+    assert ready_count(settings_for(), source) == 0
+    moved = drain(channel, target)
+    assert [body for body, _ in moved] == [f"m-{n}".encode() for n in range(500)]
+    _, first = moved[0]
+    assert (first.priority, first.content_type, first.correlation_id, first.message_id) == (
+        4,
+        "text/plain",
+        "c-1",
+        "m-0",
+    )
+    assert first.headers == {"n": 0}
+    assert first.delivery_mode == 2
+
+
+def test_limit_moves_that_many_and_leaves_the_rest(settings_for, channel, unique):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target)
+    fill(channel, source, 50)
+
+    result = Mover(settings_for(), source, to_queue(target), limit=10, window=4).run()
+
+    assert (result.moved, result.failed) == (10, 0)
+    assert (ready_count(settings_for(), source), ready_count(settings_for(), target)) == (40, 10)
+
+
+def test_unroutable_target_stops_and_loses_nothing(settings_for, channel, unique):
+    source = unique("src")
+    declare(channel, source)
+    fill(channel, source, 30)
+
+    result = Mover(settings_for(), source, to_queue(unique("missing")), limit=30, window=10).run()
+
+    assert result.moved == 0
+    assert result.stopped == "a copy could not be routed to its target (returned)"
+    assert result.failed == result.delivered
+    assert ready_count(settings_for(), source) == 30
+
+
+def test_full_target_refuses_and_the_rest_stays_in_the_source(settings_for, channel, unique):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source)
+    channel.queue_declare(
+        target, durable=True, arguments={"x-max-length": 5, "x-overflow": "reject-publish"}
+    )
+    fill(channel, source, 40)
+
+    result = Mover(settings_for(), source, to_queue(target), limit=40, window=1).run()
+
+    assert result.stopped == "the broker refused a copy (nack)"
+    assert result.moved == 5
+    in_source = ready_count(settings_for(), source)
+    assert (in_source, ready_count(settings_for(), target)) == (35, 5)
+    ids = {body for body, _ in drain(channel, source)} | {
+        body for body, _ in drain(channel, target)
+    }
+    assert ids == {f"m-{n}".encode() for n in range(40)}
+
+
+def test_cancel_stops_with_exact_counts(settings_for, channel, unique):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target)
+    fill(channel, source, 200)
+    cancel = threading.Event()
+
+    def stop_after_some(result) -> None:
+        if result.moved >= 20:
+            cancel.set()
+
+    result = Mover(
+        settings_for(),
+        source,
+        to_queue(target),
+        limit=200,
+        window=5,
+        rate=100,
+        progress=stop_after_some,
+        cancel=cancel,
+    ).run()
+
+    assert result.stopped == "cancelled"
+    assert 20 <= result.moved < 200
+    assert ready_count(settings_for(), source) == 200 - result.moved
+    assert ready_count(settings_for(), target) == result.moved
+
+
+KILLABLE = """
+import sys
+from dashboard.mover import Mover, to_queue
+from dashboard.settings import load_settings
+source, target = sys.argv[1], sys.argv[2]
+print("moving", flush=True)
+Mover(load_settings(), source, to_queue(target), limit=20000, window=500).run()
+"""
+
+
+def test_sigkill_mid_move_loses_nothing_and_a_rerun_completes(
+    broker, settings_for, channel, unique
+):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target)
+    fill(channel, source, 20000)
+    settings = settings_for()
+    env = {
+        "WARREN_AMQP_URL": broker.amqp_url,
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": os.getcwd(),
+    }
+    mover = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE, source, target],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert mover.stdout.readline() == "moving\n"
+    while ready_count(settings, target) < 2000:
+        pass
+    mover.send_signal(signal.SIGKILL)
+    mover.wait()
+
+    in_source, in_target = ready_count(settings, source), ready_count(settings, target)
+    assert in_source + in_target >= 20000
+    assert in_source + in_target - 20000 <= 500  # duplicates bounded by the window
+    assert 0 < in_source < 20000
+
+    result = Mover(settings, source, to_queue(target), limit=in_source).run()
+
+    assert (result.moved, result.failed) == (in_source, 0)
+    bodies = [body for body, _ in drain(channel, target)]
+    assert set(bodies) == {f"m-{n}".encode() for n in range(20000)}
+    assert len(bodies) == in_source + in_target

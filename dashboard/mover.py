@@ -201,11 +201,7 @@ class Mover:
     def _on_confirm(self, frame) -> None:
         self._last_activity = time.monotonic()
         method = frame.method
-        seqs = (
-            [seq for seq in self._pending if seq <= method.delivery_tag]
-            if method.multiple
-            else [method.delivery_tag]
-        )
+        seqs = self._covered(method.delivery_tag) if method.multiple else [method.delivery_tag]
         if isinstance(method, Basic.Nack):
             self._taint("the broker refused a copy (nack)")
         if self._tainted:
@@ -214,6 +210,15 @@ class Mover:
             self._confirmed.update(seqs)
             self._ack_confirmed_prefix()
         self._maybe_finish()
+
+    def _covered(self, upto: int) -> list[int]:
+        """Pending sequence numbers up to `upto`: a prefix of the (ordered) pending dict."""
+        covered = []
+        for seq in self._pending:
+            if seq > upto:
+                break
+            covered.append(seq)
+        return covered
 
     def _ack_confirmed_prefix(self) -> None:
         """Ack the source up to the longest run of confirmed copies, in one frame."""

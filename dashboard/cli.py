@@ -1,16 +1,21 @@
 """`warren` / `python -m dashboard`: the console's second face, for scripts and runbooks."""
 
 import argparse
+import getpass
 import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 
+from dashboard.audit import AuditLog
 from dashboard.consumers import fetch_consumers, own_only_sentence
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
+from dashboard.mover import MoveResult, ready_count
+from dashboard.requeue import finished_cleanly, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -34,6 +39,17 @@ CONSUMER_COLUMNS = (
     ("load", "LOAD"),
     ("ack_rate", "ACK/S"),
     ("flags", "FLAGS"),
+)
+
+AUDIT_COLUMNS = (
+    ("started", "STARTED (UTC)"),
+    ("actor", "ACTOR"),
+    ("action", "ACTION"),
+    ("target", "TARGET"),
+    ("dry_run", "DRY RUN"),
+    ("outcome", "OUTCOME"),
+    ("counts", "COUNTS"),
+    ("error", "ERROR"),
 )
 
 
@@ -68,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
     peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
     peek.set_defaults(handler=_peek)
+    requeue_cmd = sub.add_parser("requeue", help="move dead letters back, at least once")
+    _add_common(requeue_cmd)
+    requeue_cmd.add_argument("--from", dest="source", required=True, help="queue to take from")
+    requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
+    requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    requeue_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
+    requeue_cmd.add_argument("--yes", action="store_true", help="do it without asking")
+    requeue_cmd.set_defaults(handler=_requeue)
+    audit_cmd = sub.add_parser("audit", help="the latest admin actions, newest first")
+    _add_common(audit_cmd)
+    audit_cmd.add_argument("--limit", type=int, default=50)
+    audit_cmd.set_defaults(handler=_audit)
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -168,6 +196,71 @@ def _death_line(death: Death) -> str:
         f"  died {death.count}x: {death.reason} in {_cell(death.queue)} "
         f"(from {source}, keys {keys}{when})"
     )
+
+
+def _requeue(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    plan = plan_requeue(settings, args.source, args.to, args.limit)
+    log = AuditLog(settings.audit_db)
+    parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost}
+    with log.action(actor(settings), "requeue", args.source, parameters, args.dry_run) as entry:
+        if args.dry_run:
+            entry.counts = {"would_move": plan.limit, "ready": plan.ready}
+            return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
+        if not _confirmed(args, plan.sentence):
+            entry.outcome = "refused"
+            print(
+                f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr
+            )
+            return 1
+        result = requeue(settings, plan, progress=None if args.json else _show_progress)
+        entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+        entry.outcome = "ok" if finished_cleanly(result) else "stopped"
+        entry.error = None if finished_cleanly(result) else result.stopped
+    left = ready_count(settings, args.source)
+    record = {"dry_run": False, **entry.counts, "left": left, "stopped": result.stopped}
+    summary = (
+        f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
+        f"{args.source!r}; {left:,} ready there now."
+        + (f" Stopped: {result.stopped}." if not finished_cleanly(result) else "")
+    )
+    _report(args, record, summary)
+    return 0 if finished_cleanly(result) else 1
+
+
+def _report(args: argparse.Namespace, record: dict, sentence: str) -> int:
+    print(json.dumps(record, ensure_ascii=False) if args.json else sentence)
+    return 0
+
+
+def _confirmed(args: argparse.Namespace, sentence: str) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{sentence} Type yes to go on: ").strip().lower() == "yes"
+
+
+def _show_progress(result: MoveResult) -> None:
+    print(f"\r  moved {result.moved:,}, sent back {result.failed:,}", end="", file=sys.stderr)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    records = [record.model_dump() for record in AuditLog(settings.audit_db).records(args.limit)]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False))
+        return 0
+    for record in records:
+        record["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record["started_at"]))
+        record["counts"] = ", ".join(f"{k} {v:,}" for k, v in record["counts"].items())
+    print(format_table(records, AUDIT_COLUMNS))
+    return 0
+
+
+def actor(settings: Settings) -> str:
+    """Who acts: the broker user, and the person at the terminal."""
+    return f"{settings.username} (cli, {getpass.getuser()})"
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -33,14 +33,15 @@ Transform = Callable[[BasicProperties], BasicProperties]
 Progress = Callable[["MoveResult"], None]
 
 IDLE_SECONDS = 2.0
+SOURCE_EMPTY = "the source had no more ready messages"
 TICK_SECONDS = 0.1
 
 
 @dataclass
 class MoveResult:
     """Exact counts: `moved` copies confirmed and originals acked; `failed` originals sent back
-    to the source (their copy was returned, nacked, or never confirmed); `skipped` originals the
-    route declined, also back in the source."""
+    to the source (their copy was returned, nacked, or never confirmed); `skipped` the original
+    the route found no destination for, back in the source (the move stops there)."""
 
     moved: int = 0
     failed: int = 0
@@ -164,8 +165,11 @@ class Mover:
             self._stop_consuming()
         target = self.route(properties)
         if target is None:
+            # Requeued, it would come straight back: stop here instead of going round.
             self.result.skipped += 1
             channel.basic_nack(method.delivery_tag, requeue=True)
+            self.result.stopped = self.result.stopped or "a message has no destination"
+            self._stop_consuming()
             return
         delay = self._rate_delay()
         if delay > 0:
@@ -256,7 +260,7 @@ class Mover:
             self._stop_consuming()
         idle = time.monotonic() - self._last_activity > IDLE_SECONDS
         if idle and self._consuming and not self._pending:
-            self.result.stopped = self.result.stopped or "the source had no more ready messages"
+            self.result.stopped = self.result.stopped or SOURCE_EMPTY
             self._stop_consuming()
         self._report()
         if not self._maybe_finish():

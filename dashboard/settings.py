@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = Field(default=2400, gt=0)
     dead_letter_window_seconds: float = Field(default=900, gt=0)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
+    audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)
     # A Prometheus server scraping the broker's detailed queue metrics: when set, charts longer
     # than the broker's own samples come from it instead of the local history.

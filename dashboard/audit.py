@@ -1,0 +1,131 @@
+"""The audit log: every admin action, refused and failed ones too, in one SQLite file.
+
+An action is recorded before it starts and completed when it ends, so a crash leaves a row with
+no end. If that first write fails, the action does not run: Warren never changes a broker
+without a record of it (WARREN_AUDIT_DB).
+"""
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dashboard.errors import WarrenError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT,
+    counts TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_by_time ON actions (started_at);
+"""
+
+
+class AuditRecord(BaseModel):
+    id: int
+    actor: str
+    action: str
+    target: str
+    parameters: dict
+    dry_run: bool
+    started_at: float
+    ended_at: float | None
+    outcome: str | None
+    counts: dict
+    error: str | None
+
+
+class Entry:
+    """The action in progress: what it reports, written when it ends."""
+
+    def __init__(self) -> None:
+        self.outcome = "ok"
+        self.counts: dict = {}
+        self.error: str | None = None
+
+
+class AuditLog:
+    def __init__(self, path: Path):
+        self.path = Path(path).expanduser()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=5)
+        db.executescript(SCHEMA)
+        return db
+
+    @contextmanager
+    def action(
+        self, actor: str, action: str, target: str, parameters: dict, dry_run: bool
+    ) -> Iterator[Entry]:
+        """Record `action` before it runs and its outcome after; a failure is recorded too."""
+        try:
+            with self._connect() as db:
+                row_id = db.execute(
+                    "INSERT INTO actions (actor, action, target, parameters, dry_run, started_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (actor, action, target, json.dumps(parameters), int(dry_run), time.time()),
+                ).lastrowid
+        except (OSError, sqlite3.Error) as exc:
+            raise WarrenError(
+                f"The audit log at {self.path} cannot be written ({exc}), so Warren did not "
+                f"{action} {target!r}: nothing was changed."
+            ) from None
+        entry = Entry()
+        try:
+            yield entry
+        except WarrenError as exc:
+            entry.outcome, entry.error = "failed", str(exc)
+            raise
+        except BaseException as exc:
+            entry.outcome, entry.error = "failed", type(exc).__name__
+            raise
+        finally:
+            self._finish(row_id, entry)
+
+    def _finish(self, row_id: int, entry: Entry) -> None:
+        # The action already happened: a failure to write its end must not hide its result.
+        with contextlib.suppress(OSError, sqlite3.Error), self._connect() as db:
+            db.execute(
+                "UPDATE actions SET ended_at = ?, outcome = ?, counts = ?, error = ? WHERE id = ?",
+                (time.time(), entry.outcome, json.dumps(entry.counts), entry.error, row_id),
+            )
+
+    def records(self, limit: int = 500) -> list[AuditRecord]:
+        """The latest actions, newest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, actor, action, target, parameters, dry_run, started_at, ended_at,"
+                " outcome, counts, error FROM actions ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            AuditRecord(
+                id=row[0],
+                actor=row[1],
+                action=row[2],
+                target=row[3],
+                parameters=json.loads(row[4]),
+                dry_run=bool(row[5]),
+                started_at=row[6],
+                ended_at=row[7],
+                outcome=row[8],
+                counts=json.loads(row[9]) if row[9] else {},
+                error=row[10],
+            )
+            for row in rows
+        ]

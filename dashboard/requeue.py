@@ -1,0 +1,71 @@
+"""Requeue dead letters: move messages from a dead-letter queue back to the queue each one died
+in (its first `x-death` entry), or to a chosen queue, through the mover (at least once)."""
+
+import threading
+
+from pydantic import BaseModel
+
+from dashboard.mover import (
+    SOURCE_EMPTY,
+    Mover,
+    MoveResult,
+    Progress,
+    Route,
+    ready_count,
+    to_queue,
+)
+from dashboard.settings import Settings
+
+
+def back_to_where_it_died(properties) -> tuple[str, str] | None:
+    """The queue of the message's first `x-death` entry, through the default exchange."""
+    deaths = (properties.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        queue = deaths[0].get("queue")
+        if isinstance(queue, str | bytes) and queue:
+            return "", queue.decode() if isinstance(queue, bytes) else queue
+    return None
+
+
+class RequeuePlan(BaseModel):
+    """What a requeue will touch, said before it runs."""
+
+    source: str
+    to: str | None
+    ready: int
+    limit: int
+
+    @property
+    def sentence(self) -> str:
+        destination = f"queue {self.to!r}" if self.to else "the queue each one died in (x-death)"
+        return (
+            f"Requeue moves up to {self.limit:,} of the {self.ready:,} ready messages of "
+            f"{self.source!r} to {destination}, each removed from {self.source!r} only after "
+            "the broker confirmed its copy."
+        )
+
+    @property
+    def route(self) -> Route:
+        return to_queue(self.to) if self.to else back_to_where_it_died
+
+
+def plan_requeue(settings: Settings, source: str, to: str | None, limit: int | None) -> RequeuePlan:
+    ready = ready_count(settings, source)
+    return RequeuePlan(
+        source=source, to=to, ready=ready, limit=ready if limit is None else min(limit, ready)
+    )
+
+
+def requeue(
+    settings: Settings,
+    plan: RequeuePlan,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> MoveResult:
+    return Mover(
+        settings, plan.source, plan.route, plan.limit, progress=progress, cancel=cancel
+    ).run()
+
+
+def finished_cleanly(result: MoveResult) -> bool:
+    return result.stopped in (None, SOURCE_EMPTY) and result.failed == 0

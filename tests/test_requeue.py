@@ -1,0 +1,156 @@
+"""`warren requeue` on a real broker: dead letters go back where they died, at least once,
+audited; refusals and dry runs change nothing; a SIGKILL mid-requeue loses nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from dashboard.audit import AuditLog
+from dashboard.mover import ready_count
+from tests.amqp_helpers import tenant_with_messages
+from tests.test_mover import drain, fill
+
+
+def run_cli(broker, audit_db, *args: str, timeout: float = 120):
+    environment = {
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_AMQP_URL": broker.amqp_url,
+        "WARREN_AUDIT_DB": str(audit_db),
+        "PATH": os.environ["PATH"],
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        env=environment,
+        cwd=broker.base_dir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def dead_letters(channel, unique, pod, count: int) -> tuple[str, str]:
+    """A tenant queue whose `count` messages were all rejected into its dead-letter queue."""
+    queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), count)
+    worker = pod("pod-rejecting")
+    assert worker.hold(queue, prefetch=count, expect=count) == count
+    worker.reject_all(queue)
+    worker.close()
+    dlq = f"{queue}.dlq"
+    while channel.queue_declare(dlq, passive=True).method.message_count < count:
+        channel.connection.sleep(0.05)
+    return queue, dlq
+
+
+def test_requeue_sends_dead_letters_back_where_they_died(
+    broker, settings_for, channel, unique, pod, tmp_path
+):
+    queue, dlq = dead_letters(channel, unique, pod, 7)
+
+    done = run_cli(broker, tmp_path / "audit.sqlite", "requeue", "--from", dlq, "--yes", "--json")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "dry_run": False,
+        "moved": 7,
+        "failed": 0,
+        "skipped": 0,
+        "left": 0,
+        "stopped": None,
+    }
+    settings = settings_for()
+    assert (ready_count(settings, queue), ready_count(settings, dlq)) == (7, 0)
+    [record] = AuditLog(tmp_path / "audit.sqlite").records()
+    assert (record.action, record.target, record.outcome, record.dry_run) == (
+        "requeue",
+        dlq,
+        "ok",
+        False,
+    )
+    assert record.counts == {"moved": 7, "failed": 0, "skipped": 0}
+    assert record.actor.startswith("guest (cli, ")
+
+
+def test_without_yes_nothing_moves_and_the_refusal_is_audited(
+    broker, settings_for, channel, unique, pod, tmp_path
+):
+    queue, dlq = dead_letters(channel, unique, pod, 3)
+
+    refused = run_cli(broker, tmp_path / "audit.sqlite", "requeue", "--from", dlq)
+    dry = run_cli(broker, tmp_path / "audit.sqlite", "requeue", "--from", dlq, "--dry-run")
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"warren: Requeue moves up to 3 of the 3 ready messages of {dlq!r} to the queue each one "
+        f"died in (x-death), each removed from {dlq!r} only after the broker confirmed its copy. "
+        "Nothing was moved: add --yes to do it.\n"
+    )
+    assert dry.returncode == 0
+    assert dry.stdout.startswith("Requeue moves up to 3 of the 3 ready messages")
+    assert (ready_count(settings_for(), queue), ready_count(settings_for(), dlq)) == (0, 3)
+    outcomes = [(r.outcome, r.dry_run) for r in AuditLog(tmp_path / "audit.sqlite").records()]
+    assert outcomes == [("ok", True), ("refused", False)]
+
+
+def test_unwritable_audit_log_means_no_action(broker, settings_for, channel, unique, pod, tmp_path):
+    _, dlq = dead_letters(channel, unique, pod, 2)
+    (tmp_path / "not-a-dir").write_text("a file where a folder should be")
+
+    done = run_cli(
+        broker, tmp_path / "not-a-dir" / "audit.sqlite", "requeue", "--from", dlq, "--yes"
+    )
+
+    assert done.returncode == 1
+    assert "cannot be written" in done.stderr
+    assert "nothing was changed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert ready_count(settings_for(), dlq) == 2
+
+
+def test_messages_without_x_death_stop_the_requeue_and_stay(
+    broker, settings_for, channel, unique, tmp_path
+):
+    source = unique("no-death")
+    channel.queue_declare(source, durable=True)
+    fill(channel, source, 4)
+
+    done = run_cli(broker, tmp_path / "audit.sqlite", "requeue", "--from", source, "--yes")
+
+    assert done.returncode == 1
+    assert "Stopped: a message has no destination." in done.stdout
+    assert ready_count(settings_for(), source) == 4
+
+
+def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
+    broker, settings_for, channel, unique, tmp_path
+):
+    source, target = unique("src"), unique("dst")
+    for queue in (source, target):
+        channel.queue_declare(queue, durable=True)
+    fill(channel, source, 20000)
+    settings = settings_for()
+    environment = {
+        "WARREN_AMQP_URL": broker.amqp_url,
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_AUDIT_DB": str(tmp_path / "audit.sqlite"),
+        "PATH": os.environ["PATH"],
+    }
+    command = [sys.executable, "-m", "dashboard", "requeue", "--from", source, "--to", target]
+    killed = subprocess.Popen([*command, "--yes"], env=environment, stderr=subprocess.DEVNULL)
+    while ready_count(settings, target) < 2000:
+        channel.connection.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    in_source, in_target = ready_count(settings, source), ready_count(settings, target)
+    assert 0 < in_source < 20000
+    assert 0 <= in_source + in_target - 20000 <= 1000  # duplicates bounded by the window
+
+    rerun = subprocess.run([*command, "--yes", "--json"], env=environment, capture_output=True)
+
+    assert json.loads(rerun.stdout)["moved"] == in_source
+    bodies = [body for body, _ in drain(channel, target)]
+    assert set(bodies) == {f"m-{n}".encode() for n in range(20000)}
+    unfinished = [r for r in AuditLog(tmp_path / "audit.sqlite").records() if r.ended_at is None]
+    assert len(unfinished) == 1  # the killed run: started, never ended

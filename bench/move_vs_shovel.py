@@ -14,9 +14,10 @@ import time
 import pika
 import requests
 
+from dashboard.amqp import ready_count
 from dashboard.localbroker import LocalBroker
 from dashboard.management import api_path
-from dashboard.mover import Mover, ready_count, to_queue
+from dashboard.mover import Mover, to_queue
 from dashboard.settings import load_settings
 
 BODY = b"x" * 512

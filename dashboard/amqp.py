@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pika
 import pika.exceptions
 
-from dashboard.errors import BrokerUnreachable, Unauthorized
+from dashboard.errors import BrokerUnreachable, NotFound, Unauthorized
 from dashboard.settings import Settings
 
 
@@ -39,3 +39,19 @@ def close_quietly(connection) -> None:
     """Close a connection that the broker may already have closed, or that is gone with it."""
     with contextlib.suppress(pika.exceptions.AMQPError):
         connection.close()
+
+
+def queue_counts(settings: Settings, queue: str) -> tuple[int, int]:
+    """(ready, consumers) of `queue` now, from AMQP: no stats lag. A missing queue is NotFound."""
+    connection = connect(settings, "warren-count")
+    try:
+        method = connection.channel().queue_declare(queue, passive=True).method
+        return method.message_count, method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise NotFound(f"Queue {queue!r} cannot be read: {exc.reply_text}.") from None
+    finally:
+        close_quietly(connection)
+
+
+def ready_count(settings: Settings, queue: str) -> int:
+    return queue_counts(settings, queue)[0]

@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Sequence
 
+from dashboard.amqp import ready_count
 from dashboard.audit import AuditLog
 from dashboard.consumers import fetch_consumers, own_only_sentence
 from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
-from dashboard.mover import MoveResult, ready_count
+from dashboard.mover import MoveResult
+from dashboard.purge import plan_purge, purge
 from dashboard.requeue import finished_cleanly, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
@@ -92,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     requeue_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
     requeue_cmd.add_argument("--yes", action="store_true", help="do it without asking")
     requeue_cmd.set_defaults(handler=_requeue)
+    purge_cmd = sub.add_parser("purge", help="delete the ready messages of a queue")
+    _add_common(purge_cmd)
+    purge_cmd.add_argument("--queue", required=True, help="queue name, exactly")
+    purge_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
+    purge_cmd.add_argument("--yes", action="store_true", help="do it without asking")
+    purge_cmd.set_defaults(handler=_purge)
     audit_cmd = sub.add_parser("audit", help="the latest admin actions, newest first")
     _add_common(audit_cmd)
     audit_cmd.add_argument("--limit", type=int, default=50)
@@ -228,17 +236,41 @@ def _requeue(args: argparse.Namespace) -> int:
     return 0 if finished_cleanly(result) else 1
 
 
+def _purge(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    plan = plan_purge(settings, args.queue)
+    log = AuditLog(settings.audit_db)
+    with log.action(
+        actor(settings), "purge", args.queue, {"vhost": settings.vhost}, args.dry_run
+    ) as entry:
+        if args.dry_run:
+            entry.counts = {"would_purge": plan.ready}
+            return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
+        # Destructive: on a terminal, the queue's name must be typed back.
+        if not _confirmed(args, plan.sentence, answer=args.queue):
+            entry.outcome = "refused"
+            print(
+                f"warren: {plan.sentence} Nothing was purged: add --yes to do it.", file=sys.stderr
+            )
+            return 1
+        purged = purge(settings, args.queue)
+        entry.counts = {"purged": purged}
+    record = {"dry_run": False, "queue": args.queue, "purged": purged}
+    return _report(args, record, f"Purged {purged:,} ready messages of {args.queue!r}.")
+
+
 def _report(args: argparse.Namespace, record: dict, sentence: str) -> int:
     print(json.dumps(record, ensure_ascii=False) if args.json else sentence)
     return 0
 
 
-def _confirmed(args: argparse.Namespace, sentence: str) -> bool:
+def _confirmed(args: argparse.Namespace, sentence: str, answer: str = "yes") -> bool:
+    """--yes, or the `answer` typed back on a terminal; never yes without a person."""
     if args.yes:
         return True
     if not sys.stdin.isatty():
         return False
-    return input(f"{sentence} Type yes to go on: ").strip().lower() == "yes"
+    return input(f"{sentence} Type {answer} to go on: ").strip() == answer
 
 
 def _show_progress(result: MoveResult) -> None:

@@ -18,12 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pika
-import pika.exceptions
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
-from dashboard.amqp import connect, connection_parameters
+from dashboard.amqp import connection_parameters
 from dashboard.errors import WarrenError
 from dashboard.settings import Settings
 
@@ -300,15 +298,3 @@ class Mover:
             self._scheduled = 0
             self.result.stopped = self.result.stopped or f"the connection closed: {reason}"
         self._connection.ioloop.stop()
-
-
-def ready_count(settings: Settings, queue: str) -> int:
-    """Messages ready in `queue` now, from AMQP (no stats lag); a missing queue is an error."""
-    connection = connect(settings, "warren-mover-count")
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        raise WarrenError(f"Queue {queue!r} cannot be read: {exc.reply_text}.") from None
-    finally:
-        if connection.is_open:
-            connection.close()

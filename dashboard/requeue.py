@@ -5,13 +5,13 @@ import threading
 
 from pydantic import BaseModel
 
+from dashboard.amqp import ready_count
 from dashboard.mover import (
     SOURCE_EMPTY,
     Mover,
     MoveResult,
     Progress,
     Route,
-    ready_count,
     to_queue,
 )
 from dashboard.settings import Settings

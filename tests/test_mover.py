@@ -5,7 +5,8 @@ import threading
 
 import pika
 
-from dashboard.mover import Mover, ready_count, to_queue
+from dashboard.amqp import ready_count
+from dashboard.mover import Mover, to_queue
 
 
 def fill(channel, queue: str, count: int, **properties) -> None:

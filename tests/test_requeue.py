@@ -7,8 +7,8 @@ import signal
 import subprocess
 import sys
 
+from dashboard.amqp import queue_counts, ready_count
 from dashboard.audit import AuditLog
-from dashboard.mover import ready_count
 from tests.amqp_helpers import tenant_with_messages
 from tests.test_mover import drain, fill
 
@@ -154,3 +154,42 @@ def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
     assert set(bodies) == {f"m-{n}".encode() for n in range(20000)}
     unfinished = [r for r in AuditLog(tmp_path / "audit.sqlite").records() if r.ended_at is None]
     assert len(unfinished) == 1  # the killed run: started, never ended
+
+
+def test_purge_counts_exactly_and_leaves_unacked_with_their_consumer(
+    broker, settings_for, channel, unique, pod, tmp_path
+):
+    queue = unique("purge")
+    channel.queue_declare(queue, durable=True)
+    fill(channel, queue, 12)
+    assert pod("pod-holding").hold(queue, prefetch=2, expect=2) == 2
+    audit = tmp_path / "audit.sqlite"
+
+    refused = run_cli(broker, audit, "purge", "--queue", queue)
+    dry = run_cli(broker, audit, "purge", "--queue", queue, "--dry-run", "--json")
+    done = run_cli(broker, audit, "purge", "--queue", queue, "--yes", "--json")
+
+    sentence = (
+        f"Purge deletes the 10 ready messages of {queue!r} for good. Messages its 1 consumers "
+        "hold unacked are not touched."
+    )
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"warren: {sentence} Nothing was purged: add --yes to do it.\n",
+    )
+    assert json.loads(dry.stdout) == {"dry_run": True, "queue": queue, "ready": 10, "consumers": 1}
+    assert json.loads(done.stdout) == {"dry_run": False, "queue": queue, "purged": 10}
+    assert queue_counts(settings_for(), queue) == (0, 1)
+    outcomes = [(r.action, r.outcome, r.dry_run, r.counts) for r in AuditLog(audit).records()]
+    assert outcomes == [
+        ("purge", "ok", False, {"purged": 10}),
+        ("purge", "ok", True, {"would_purge": 10}),
+        ("purge", "refused", False, {}),
+    ]
+
+
+def test_purging_a_missing_queue_is_a_sentence(broker, unique, tmp_path):
+    missing = unique("missing")
+    done = run_cli(broker, tmp_path / "audit.sqlite", "purge", "--queue", missing, "--yes")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"warren: Queue {missing!r} cannot be read: NOT_FOUND")

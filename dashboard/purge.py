@@ -1,0 +1,40 @@
+"""Purge: drop every ready message of a queue. Messages held unacked by consumers are not
+touched: they stay with their consumers (and return to ready if those die)."""
+
+import pika.exceptions
+from pydantic import BaseModel
+
+from dashboard.amqp import close_quietly, connect, queue_counts
+from dashboard.errors import NotFound
+from dashboard.settings import Settings
+
+
+class PurgePlan(BaseModel):
+    queue: str
+    ready: int
+    consumers: int
+
+    @property
+    def sentence(self) -> str:
+        held = (
+            f" Messages its {self.consumers:,} consumers hold unacked are not touched."
+            if self.consumers
+            else ""
+        )
+        return f"Purge deletes the {self.ready:,} ready messages of {self.queue!r} for good.{held}"
+
+
+def plan_purge(settings: Settings, queue: str) -> PurgePlan:
+    ready, consumers = queue_counts(settings, queue)
+    return PurgePlan(queue=queue, ready=ready, consumers=consumers)
+
+
+def purge(settings: Settings, queue: str) -> int:
+    """Purge `queue`; the exact number of messages the broker deleted."""
+    connection = connect(settings, "warren-purge")
+    try:
+        return connection.channel().queue_purge(queue).method.message_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise NotFound(f"Queue {queue!r} cannot be purged: {exc.reply_text}.") from None
+    finally:
+        close_quietly(connection)

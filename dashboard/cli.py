@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from dashboard.amqp import ready_count
 from dashboard.audit import AuditLog
@@ -16,6 +17,7 @@ from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
+from dashboard.onboarding import TenantSpec, bind_many
 from dashboard.purge import plan_purge, purge
 from dashboard.requeue import finished_cleanly, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
@@ -43,6 +45,13 @@ CONSUMER_COLUMNS = (
     ("flags", "FLAGS"),
 )
 
+BIND_COLUMNS = (
+    ("tenant", "TENANT"),
+    ("queue", "QUEUE"),
+    ("outcome", "OUTCOME"),
+    ("created", "CREATED"),
+    ("error", "ERROR"),
+)
 AUDIT_COLUMNS = (
     ("started", "STARTED (UTC)"),
     ("actor", "ACTOR"),
@@ -100,6 +109,18 @@ def _parser() -> argparse.ArgumentParser:
     purge_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
     purge_cmd.add_argument("--yes", action="store_true", help="do it without asking")
     purge_cmd.set_defaults(handler=_purge)
+    bind_cmd = sub.add_parser("bind", help="onboard tenants: queue, dead letters, binding")
+    _add_common(bind_cmd)
+    bind_cmd.add_argument("--tenant", action="append", default=[], help="tenant id (repeat)")
+    bind_cmd.add_argument("--file", help="tenant ids, one per line or first CSV column")
+    bind_cmd.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
+    bind_cmd.add_argument(
+        "--max-priority", type=int, default=10, help="classic queues (default 10; 0: none)"
+    )
+    bind_cmd.add_argument("--no-dead-letters", action="store_true", help="no dead-letter queue")
+    bind_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
+    bind_cmd.add_argument("--yes", action="store_true", help="do it without asking")
+    bind_cmd.set_defaults(handler=_bind)
     audit_cmd = sub.add_parser("audit", help="the latest admin actions, newest first")
     _add_common(audit_cmd)
     audit_cmd.add_argument("--limit", type=int, default=50)
@@ -257,6 +278,62 @@ def _purge(args: argparse.Namespace) -> int:
         entry.counts = {"purged": purged}
     record = {"dry_run": False, "queue": args.queue, "purged": purged}
     return _report(args, record, f"Purged {purged:,} ready messages of {args.queue!r}.")
+
+
+def _bind(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    tenants = [*args.tenant, *(_tenant_file(args.file) if args.file else [])]
+    if not tenants:
+        raise WarrenError("Name at least one tenant: --tenant ID or --file FILE.")
+    if not 0 <= args.max_priority <= 255:
+        raise WarrenError(f"--max-priority takes 0 to 255; {args.max_priority} is out of range.")
+    specs = [
+        TenantSpec(
+            tenant=tenant,
+            queue_type=args.queue_type,
+            max_priority=args.max_priority or None,
+            dead_letters=not args.no_dead_letters,
+        )
+        for tenant in tenants
+    ]
+    sentence = (
+        f"Bind declares, where missing, the queue tenant.<id> ({args.queue_type}) and its "
+        f"dead-letter queue, and binds them with routing key = tenant id to "
+        f"{settings.tenant_exchange!r}, for {len(specs):,} tenants: {', '.join(tenants)}."
+    )
+    if args.dry_run:
+        return _report(args, {"dry_run": True, "tenants": tenants}, sentence)
+    if not _confirmed(args, sentence):
+        print(f"warren: {sentence} Nothing was changed: add --yes to do it.", file=sys.stderr)
+        return 1
+    log = AuditLog(settings.audit_db)
+    results = []
+    for spec in specs:
+        parameters = spec.model_dump() | {"exchange": settings.tenant_exchange}
+        with log.action(actor(settings), "bind", spec.tenant, parameters, False) as entry:
+            [result] = bind_many(settings, [spec], lambda _: None)
+            entry.outcome, entry.error = result.outcome, result.error
+            entry.counts = {"created": len(result.created)}
+        results.append(result)
+    records = [result.model_dump() for result in results]
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False))
+    else:
+        print(format_table(records, BIND_COLUMNS))
+    return 1 if any(result.outcome == "failed" for result in results) else 0
+
+
+def _tenant_file(path: str) -> list[str]:
+    """Tenant ids from a file: one per line, or the first column of a CSV; blank lines, `#`
+    comments and a `tenant` header are skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
+    ids = [line.split(",")[0].strip() for line in lines]
+    return [
+        tenant for tenant in ids if tenant and not tenant.startswith("#") and tenant != "tenant"
+    ]
 
 
 def _report(args: argparse.Namespace, record: dict, sentence: str) -> int:

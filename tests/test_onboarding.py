@@ -1,0 +1,116 @@
+"""`warren bind` on a real broker: idempotent, a differing second request names the difference
+and changes nothing, bad tenant ids are refused per row, bulk from a file."""
+
+import json
+
+import pika
+import pytest
+
+from dashboard.amqp import queue_counts
+from dashboard.audit import AuditLog
+from dashboard.errors import NotFound
+from tests.test_requeue import run_cli
+
+
+def bind(broker, tmp_path, exchange: str, *args: str):
+    return run_cli(
+        broker,
+        tmp_path / "audit.sqlite",
+        "bind",
+        "--exchange",
+        exchange,
+        *args,
+        "--yes",
+        "--json",
+    )
+
+
+def test_bind_twice_creates_once(broker, settings_for, channel, unique, tmp_path):
+    exchange = unique("tenants")
+    tenant = unique("acme")
+
+    first = bind(broker, tmp_path, exchange, "--tenant", tenant)
+    second = bind(broker, tmp_path, exchange, "--tenant", tenant)
+
+    assert first.returncode == second.returncode == 0
+    [created] = json.loads(first.stdout)
+    [unchanged] = json.loads(second.stdout)
+    assert (created["outcome"], sorted(created["created"])) == (
+        "created",
+        sorted([f"tenant.{tenant}", exchange, f"{exchange}.dlx", f"tenant.{tenant}.dlq"]),
+    )
+    assert (unchanged["outcome"], unchanged["created"]) == ("unchanged", [])
+    channel.basic_publish(exchange, tenant, b"routed", mandatory=True)
+    assert queue_counts(settings_for(), f"tenant.{tenant}") == (1, 0)
+    outcomes = [r.outcome for r in AuditLog(tmp_path / "audit.sqlite").records()]
+    assert outcomes == ["unchanged", "created"]
+
+
+def test_a_different_argument_is_named_and_changes_nothing(broker, settings_for, unique, tmp_path):
+    exchange, tenant, plain = unique("tenants"), unique("acme"), unique("plain")
+    assert bind(broker, tmp_path, exchange, "--tenant", tenant).returncode == 0
+    assert bind(broker, tmp_path, exchange, "--tenant", plain, "--no-dead-letters").returncode == 0
+
+    priority = bind(broker, tmp_path, exchange, "--tenant", tenant, "--max-priority", "5")
+    dead_letters = bind(broker, tmp_path, exchange, "--tenant", plain)
+
+    assert priority.returncode == dead_letters.returncode == 1
+    [row] = json.loads(priority.stdout)
+    assert row["outcome"] == "failed"
+    assert row["error"].startswith(
+        f"Queue 'tenant.{tenant}' already exists with a different x-max-priority than asked"
+    )
+    assert row["error"].endswith("Nothing was changed.")
+    [row] = json.loads(dead_letters.stdout)
+    assert "a different x-dead-letter-exchange" in row["error"]
+    # The dead-letter queue that request also asked for was not created.
+    with pytest.raises(NotFound):
+        queue_counts(settings_for(), f"tenant.{plain}.dlq")
+
+
+def test_bulk_from_a_file_with_a_result_per_row(broker, settings_for, unique, tmp_path):
+    exchange = unique("tenants")
+    good, also_good = unique("globex"), unique("initech")
+    listing = tmp_path / "tenants.csv"
+    listing.write_text(f"tenant,plan\n{good},gold\n\n# a comment\nnot ok!,free\n{also_good},free\n")
+
+    done = run_cli(
+        broker,
+        tmp_path / "audit.sqlite",
+        "bind",
+        "--exchange",
+        exchange,
+        "--file",
+        str(listing),
+        "--queue-type",
+        "quorum",
+        "--yes",
+        "--json",
+    )
+
+    rows = {row["tenant"]: row for row in json.loads(done.stdout)}
+    assert done.returncode == 1
+    assert {tenant: row["outcome"] for tenant, row in rows.items()} == {
+        good: "created",
+        "not ok!": "failed",
+        also_good: "created",
+    }
+    assert rows["not ok!"]["error"] == (
+        "'not ok!' is not a valid tenant id: use 1 to 100 letters, digits, '.', '_' or '-', "
+        "starting with a letter or a digit."
+    )
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="inequivalent arg"):
+        connection.channel().queue_declare(f"tenant.{good}", durable=True)  # it is quorum
+    connection.close()
+
+
+def test_without_yes_nothing_is_declared(broker, settings_for, unique, tmp_path):
+    exchange, tenant = unique("tenants"), unique("acme")
+    done = run_cli(
+        broker, tmp_path / "audit.sqlite", "bind", "--exchange", exchange, "--tenant", tenant
+    )
+    assert done.returncode == 1
+    assert done.stderr.endswith("Nothing was changed: add --yes to do it.\n")
+    with pytest.raises(NotFound):
+        queue_counts(settings_for(), f"tenant.{tenant}")

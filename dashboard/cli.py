@@ -17,7 +17,7 @@ from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
-from dashboard.onboarding import TenantSpec, bind_many
+from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
 from dashboard.purge import plan_purge, purge
 from dashboard.requeue import finished_cleanly, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
@@ -121,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     bind_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
     bind_cmd.add_argument("--yes", action="store_true", help="do it without asking")
     bind_cmd.set_defaults(handler=_bind)
+    unbind_cmd = sub.add_parser("unbind", help="offboard a tenant: unbind, optionally delete")
+    _add_common(unbind_cmd)
+    unbind_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
+    unbind_cmd.add_argument("--delete-queue", action="store_true", help="delete its queue too")
+    unbind_cmd.add_argument("--force", action="store_true", help="even if it holds messages")
+    unbind_cmd.add_argument("--yes", action="store_true", help="do it without asking")
+    unbind_cmd.set_defaults(handler=_unbind)
     audit_cmd = sub.add_parser("audit", help="the latest admin actions, newest first")
     _add_common(audit_cmd)
     audit_cmd.add_argument("--limit", type=int, default=50)
@@ -321,6 +328,33 @@ def _bind(args: argparse.Namespace) -> int:
     else:
         print(format_table(records, BIND_COLUMNS))
     return 1 if any(result.outcome == "failed" for result in results) else 0
+
+
+def _unbind(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    sentence = (
+        f"Unbind removes routing key {args.tenant!r} from {settings.tenant_exchange!r}"
+        + (" and deletes the tenant's queue" if args.delete_queue else "")
+        + (", with any messages in it" if args.force else "")
+        + "."
+    )
+    if not _confirmed(args, sentence, answer=args.tenant):
+        print(f"warren: {sentence} Nothing was changed: add --yes to do it.", file=sys.stderr)
+        return 1
+    parameters = {"delete_queue": args.delete_queue, "force": args.force}
+    log = AuditLog(settings.audit_db)
+    with (
+        log.action(actor(settings), "unbind", args.tenant, parameters, False) as entry,
+        ManagementClient(settings) as client,
+    ):
+        result = unbind_tenant(settings, client, args.tenant, args.delete_queue, args.force)
+        entry.counts = {"queues": len(result.queues), "dropped": result.dropped}
+    summary = f"Unbound {args.tenant!r} from {', '.join(result.queues)}." + (
+        f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
+        if result.deleted
+        else ""
+    )
+    return _report(args, result.model_dump(), summary)
 
 
 def _tenant_file(path: str) -> list[str]:

@@ -11,8 +11,10 @@ import pika.exceptions
 from pydantic import BaseModel, Field
 
 from dashboard.amqp import close_quietly, connect
-from dashboard.errors import PreconditionFailed, WarrenError
+from dashboard.errors import NotFound, PreconditionFailed, WarrenError
+from dashboard.management import ManagementClient
 from dashboard.settings import Settings
+from dashboard.tenants import tenant_bindings, tenants_by_queue
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters:
 # safe as a routing key, inside a queue name, in a URL and on a command line.
@@ -171,3 +173,61 @@ def bind_many(
         on_result(result)
         results.append(result)
     return results
+
+
+class UnbindResult(BaseModel):
+    tenant: str
+    queues: list[str]
+    deleted: list[str] = Field(default_factory=list)
+    # Messages deleted with a queue (only with force).
+    dropped: int = 0
+
+
+def unbind_tenant(
+    settings: Settings, client: ManagementClient, tenant: str, delete: bool, force: bool
+) -> UnbindResult:
+    """Unbind `tenant`'s routing key from the tenant exchange; with `delete`, also delete its
+    queue(s), refusing a queue that holds messages unless `force`, or that other tenant ids
+    still use. Refusals are checked before anything changes. Dead-letter queues are kept."""
+    exchange = settings.tenant_exchange
+    bound = tenants_by_queue(tenant_bindings(client, settings.vhost, exchange))
+    queues = sorted(queue for queue, ids in bound.items() if tenant in ids)
+    if not queues:
+        raise NotFound(
+            f"No queue is bound to {exchange!r} with routing key {tenant!r}: nothing was changed."
+        )
+    connection = connect(settings, f"warren-unbind {tenant}")
+    try:
+        if delete:
+            _check_deletable(connection, queues, bound, tenant, force)
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_unbind(queue, exchange, routing_key=tenant)
+        dropped = sum(
+            channel.queue_delete(queue, if_empty=not force).method.message_count
+            for queue in (queues if delete else [])
+        )
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        raise WarrenError(f"The broker refused: {exc.reply_text}.") from None
+    finally:
+        close_quietly(connection)
+    return UnbindResult(
+        tenant=tenant, queues=queues, deleted=queues if delete else [], dropped=dropped
+    )
+
+
+def _check_deletable(connection, queues, bound, tenant: str, force: bool) -> None:
+    for queue in queues:
+        others = sorted(bound[queue] - {tenant})
+        if others:
+            raise WarrenError(
+                f"Queue {queue!r} is also bound for tenant ids {', '.join(others)}: it was "
+                "not deleted, and nothing was changed."
+            )
+        method = connection.channel().queue_declare(queue, passive=True).method
+        held = method.message_count
+        if held and not force:
+            raise WarrenError(
+                f"Queue {queue!r} holds {held:,} ready messages: nothing was changed. Add "
+                "--force to delete them with the queue."
+            )

@@ -114,3 +114,57 @@ def test_without_yes_nothing_is_declared(broker, settings_for, unique, tmp_path)
     assert done.stderr.endswith("Nothing was changed: add --yes to do it.\n")
     with pytest.raises(NotFound):
         queue_counts(settings_for(), f"tenant.{tenant}")
+
+
+def test_unbind_refuses_a_non_empty_queue_unless_forced(
+    broker, settings_for, channel, unique, tmp_path
+):
+    exchange, tenant = unique("tenants"), unique("acme")
+    assert bind(broker, tmp_path, exchange, "--tenant", tenant).returncode == 0
+    channel.basic_publish(exchange, tenant, b"job", mandatory=True)
+    audit = tmp_path / "audit.sqlite"
+    unbind = ["unbind", "--exchange", exchange, "--tenant", tenant, "--delete-queue", "--yes"]
+
+    refused = run_cli(broker, audit, *unbind)
+    forced = run_cli(broker, audit, *unbind, "--force", "--json")
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"warren: Queue 'tenant.{tenant}' holds 1 ready messages: nothing was changed. Add "
+        "--force to delete them with the queue.\n"
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout) == {
+        "tenant": tenant,
+        "queues": [f"tenant.{tenant}"],
+        "deleted": [f"tenant.{tenant}"],
+        "dropped": 1,
+    }
+    with pytest.raises(NotFound):
+        queue_counts(settings_for(), f"tenant.{tenant}")
+    assert queue_counts(settings_for(), f"tenant.{tenant}.dlq") == (0, 0)  # kept
+    assert [r.outcome for r in AuditLog(audit).records()][:2] == ["ok", "failed"]
+
+
+def test_unbind_only_keeps_the_queue_and_its_messages(
+    broker, settings_for, channel, unique, tmp_path
+):
+    exchange, tenant = unique("tenants"), unique("acme")
+    assert bind(broker, tmp_path, exchange, "--tenant", tenant).returncode == 0
+    channel.basic_publish(exchange, tenant, b"job", mandatory=True)
+
+    done = run_cli(
+        broker,
+        tmp_path / "audit.sqlite",
+        "unbind",
+        "--exchange",
+        exchange,
+        "--tenant",
+        tenant,
+        "--yes",
+    )
+
+    assert done.stdout == f"Unbound {tenant!r} from tenant.{tenant}.\n"
+    assert queue_counts(settings_for(), f"tenant.{tenant}") == (1, 0)
+    with pytest.raises(pika.exceptions.UnroutableError):
+        channel.basic_publish(exchange, tenant, b"job", mandatory=True)

@@ -83,34 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warren", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    tenants = sub.add_parser("tenants", help="ready and unacked counts per tenant queue")
-    _add_common(tenants)
-    tenants.set_defaults(handler=_tenants)
-    consumers = sub.add_parser("consumers", help="per-consumer load, grouped by connection (pod)")
-    _add_common(consumers)
-    consumers.set_defaults(handler=_consumers)
-    peek = sub.add_parser("peek", help="show the first ready messages of a queue (requeued)")
-    _add_common(peek)
+    read = _reader(sub)
+    change = _changer(sub)
+    read("tenants", _tenants, "ready and unacked counts per tenant queue")
+    read("consumers", _consumers, "per-consumer load, grouped by connection (pod)")
+    peek = read("peek", _peek, "show the first ready messages of a queue (requeued)")
     peek.add_argument("--queue", required=True, help="queue name, exactly")
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
     peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
-    peek.set_defaults(handler=_peek)
-    requeue_cmd = sub.add_parser("requeue", help="move dead letters back, at least once")
-    _add_common(requeue_cmd)
+    requeue_cmd = change("requeue", _requeue, "move dead letters back, at least once")
     requeue_cmd.add_argument("--from", dest="source", required=True, help="queue to take from")
     requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
     requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
-    requeue_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
-    requeue_cmd.add_argument("--yes", action="store_true", help="do it without asking")
-    requeue_cmd.set_defaults(handler=_requeue)
-    purge_cmd = sub.add_parser("purge", help="delete the ready messages of a queue")
-    _add_common(purge_cmd)
+    purge_cmd = change("purge", _purge, "delete the ready messages of a queue")
     purge_cmd.add_argument("--queue", required=True, help="queue name, exactly")
-    purge_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
-    purge_cmd.add_argument("--yes", action="store_true", help="do it without asking")
-    purge_cmd.set_defaults(handler=_purge)
-    bind_cmd = sub.add_parser("bind", help="onboard tenants: queue, dead letters, binding")
-    _add_common(bind_cmd)
+    bind_cmd = change("bind", _bind, "onboard tenants: queue, dead letters, binding")
     bind_cmd.add_argument("--tenant", action="append", default=[], help="tenant id (repeat)")
     bind_cmd.add_argument("--file", help="tenant ids, one per line or first CSV column")
     bind_cmd.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
@@ -118,20 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-priority", type=int, default=10, help="classic queues (default 10; 0: none)"
     )
     bind_cmd.add_argument("--no-dead-letters", action="store_true", help="no dead-letter queue")
-    bind_cmd.add_argument("--dry-run", action="store_true", help="say what it would do")
-    bind_cmd.add_argument("--yes", action="store_true", help="do it without asking")
-    bind_cmd.set_defaults(handler=_bind)
-    unbind_cmd = sub.add_parser("unbind", help="offboard a tenant: unbind, optionally delete")
-    _add_common(unbind_cmd)
+    unbind_cmd = change("unbind", _unbind, "offboard a tenant: unbind, optionally delete")
     unbind_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
     unbind_cmd.add_argument("--delete-queue", action="store_true", help="delete its queue too")
     unbind_cmd.add_argument("--force", action="store_true", help="even if it holds messages")
-    unbind_cmd.add_argument("--yes", action="store_true", help="do it without asking")
-    unbind_cmd.set_defaults(handler=_unbind)
-    audit_cmd = sub.add_parser("audit", help="the latest admin actions, newest first")
-    _add_common(audit_cmd)
+    audit_cmd = read("audit", _audit, "the latest admin actions, newest first")
     audit_cmd.add_argument("--limit", type=int, default=50)
-    audit_cmd.set_defaults(handler=_audit)
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -139,10 +118,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
-    parser.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
+def _reader(sub):
+    """A command that reads: --json, --vhost and --exchange."""
+
+    def add(name: str, handler, summary: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=summary)
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
+        command.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
+        command.set_defaults(handler=handler)
+        return command
+
+    return add
+
+
+def _changer(sub):
+    """A command that changes the broker: also --dry-run, and --yes to skip the question."""
+    read = _reader(sub)
+
+    def add(name: str, handler, summary: str) -> argparse.ArgumentParser:
+        command = read(name, handler, summary)
+        command.add_argument("--dry-run", action="store_true", help="say what it would do")
+        command.add_argument("--yes", action="store_true", help="do it without asking")
+        return command
+
+    return add
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -332,16 +332,18 @@ def _bind(args: argparse.Namespace) -> int:
 
 def _unbind(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    parameters = {"delete_queue": args.delete_queue, "force": args.force}
     sentence = (
         f"Unbind removes routing key {args.tenant!r} from {settings.tenant_exchange!r}"
         + (" and deletes the tenant's queue" if args.delete_queue else "")
         + (", with any messages in it" if args.force else "")
         + "."
     )
+    if args.dry_run:
+        return _report(args, {"dry_run": True, "tenant": args.tenant, **parameters}, sentence)
     if not _confirmed(args, sentence, answer=args.tenant):
         print(f"warren: {sentence} Nothing was changed: add --yes to do it.", file=sys.stderr)
         return 1
-    parameters = {"delete_queue": args.delete_queue, "force": args.force}
     log = AuditLog(settings.audit_db)
     with (
         log.action(actor(settings), "unbind", args.tenant, parameters, False) as entry,

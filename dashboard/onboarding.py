@@ -30,7 +30,7 @@ class TenantSpec(BaseModel):
 
     @property
     def queue(self) -> str:
-        return f"tenant.{self.tenant}"
+        return tenant_queue(self.tenant)
 
     def queue_arguments(self, exchange: str) -> dict:
         arguments: dict = {}
@@ -50,6 +50,12 @@ class BindResult(BaseModel):
     outcome: Literal["created", "unchanged", "failed"]
     created: list[str] = Field(default_factory=list)
     error: str | None = None
+
+
+def tenant_queue(tenant: str) -> str:
+    """Warren's queue naming for the tenants it onboards; it never parses tenant ids out of
+    queue names: the binding says which tenant a queue serves."""
+    return f"tenant.{tenant}"
 
 
 def dead_letter_exchange(exchange: str) -> str:

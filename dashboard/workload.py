@@ -17,6 +17,7 @@ import pika.exceptions
 
 from dashboard.amqp import close_quietly, connect
 from dashboard.errors import WarrenError
+from dashboard.onboarding import TenantSpec, dead_letter_exchange, tenant_queue
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,6 @@ def demo_tenants(count: int) -> list[str]:
     return [*DEMO_TENANTS, *extra][: max(1, count)]
 
 
-def tenant_queue(tenant: str) -> str:
-    """The demo's queue naming; Warren itself never parses tenant ids out of queue names."""
-    return f"tenant.{tenant}"
-
-
-def dead_letter_exchange(exchange: str) -> str:
-    return f"{exchange}.dlx"
-
-
 def declare_tenant(
     channel,
     exchange: str,
@@ -53,18 +45,21 @@ def declare_tenant(
     max_priority: int = MAX_PRIORITY,
     dead_letters: bool = True,
 ) -> str:
-    """Declare `tenant`'s durable priority queue bound with routing key = tenant id, and (with
-    `dead_letters`) its dead-letter queue `<queue>.dlq` on `<exchange>.dlx`, same routing key."""
-    queue = queue or tenant_queue(tenant)
-    arguments: dict = {"x-max-priority": max_priority}
+    """Declare `tenant`'s queue as onboarding would (a priority queue bound with routing key =
+    tenant id and, with `dead_letters`, its dead-letter queue `<queue>.dlq` on `<exchange>.dlx`),
+    in one channel and without onboarding's checks, so that tests may also use tenant ids and
+    queue names that onboarding would refuse."""
+    spec = TenantSpec.model_construct(
+        tenant=tenant, max_priority=max_priority, dead_letters=dead_letters
+    )
+    queue = queue or spec.queue
     channel.exchange_declare(exchange, "direct", durable=True)
     if dead_letters:
         dlx = dead_letter_exchange(exchange)
         channel.exchange_declare(dlx, "direct", durable=True)
         channel.queue_declare(f"{queue}.dlq", durable=True)
         channel.queue_bind(f"{queue}.dlq", dlx, routing_key=tenant)
-        arguments |= {"x-dead-letter-exchange": dlx, "x-dead-letter-routing-key": tenant}
-    channel.queue_declare(queue, durable=True, arguments=arguments)
+    channel.queue_declare(queue, durable=True, arguments=spec.queue_arguments(exchange))
     channel.queue_bind(queue, exchange, routing_key=tenant)
     return queue
 

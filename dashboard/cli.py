@@ -19,6 +19,7 @@ from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
 from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
 from dashboard.purge import plan_purge, purge
+from dashboard.republish import plan_republish, republish
 from dashboard.requeue import finished_cleanly, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
@@ -95,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     requeue_cmd.add_argument("--from", dest="source", required=True, help="queue to take from")
     requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
     requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    republish_cmd = change("republish", _republish, "copy messages with a new priority")
+    republish_cmd.add_argument("--queue", required=True, help="queue to take from")
+    republish_cmd.add_argument("--priority", type=int, required=True, help="the new priority")
+    republish_cmd.add_argument("--to", help="queue to put into (default: the same queue)")
+    republish_cmd.add_argument("--routing-key", help="publish to the tenant exchange with this")
+    republish_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
     purge_cmd = change("purge", _purge, "delete the ready messages of a queue")
     purge_cmd.add_argument("--queue", required=True, help="queue name, exactly")
     bind_cmd = change("bind", _bind, "onboard tenants: queue, dead letters, binding")
@@ -262,6 +269,51 @@ def _requeue(args: argparse.Namespace) -> int:
     )
     _report(args, record, summary)
     return 0 if finished_cleanly(result) else 1
+
+
+def _republish(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not 0 <= args.priority <= 255:
+        raise WarrenError(f"--priority takes 0 to 255; {args.priority} is out of range.")
+    with ManagementClient(settings) as client:
+        plan = plan_republish(
+            settings, client, args.queue, args.priority, args.to, args.routing_key, args.limit
+        )
+    parameters = {
+        "priority": args.priority,
+        "to": args.to,
+        "routing_key": args.routing_key,
+        "limit": args.limit,
+        "vhost": settings.vhost,
+    }
+    log = AuditLog(settings.audit_db)
+    with log.action(actor(settings), "republish", args.queue, parameters, args.dry_run) as entry:
+        if args.dry_run:
+            entry.counts = {"would_move": plan.limit}
+            record = {"dry_run": True, **plan.model_dump(), "warnings": plan.warnings}
+            return _report(args, record, plan.sentence)
+        if not _confirmed(args, plan.sentence):
+            entry.outcome = "refused"
+            print(
+                f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr
+            )
+            return 1
+        result, holding = republish(settings, plan, None if args.json else _show_progress)
+        entry.counts = {"moved": result.moved, "failed": result.failed}
+        entry.outcome = "ok" if finished_cleanly(result) and not holding else "stopped"
+        entry.error = f"messages left in holding queue {holding!r}" if holding else None
+    record = {
+        "dry_run": False,
+        "moved": result.moved,
+        "failed": result.failed,
+        "holding_queue": holding,
+        "warnings": plan.warnings,
+    }
+    summary = f"Republished {result.moved:,} with priority {args.priority}." + (
+        f" Some messages are still in holding queue {holding!r}." if holding else ""
+    )
+    _report(args, record, summary)
+    return 0 if entry.outcome == "ok" else 1
 
 
 def _purge(args: argparse.Namespace) -> int:

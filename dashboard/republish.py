@@ -1,0 +1,137 @@
+"""Republish with priority: copies of a queue's messages, with a new `priority` property and
+everything else kept, to the same queue, another queue, or the tenant exchange with a routing
+key; through the mover, so at least once.
+
+In place, the mover would meet its own copies (a priority queue even delivers them first), so
+the messages go through a holding queue: first all of them out to it, then back with the new
+priority. A crash between the two leaves them in the holding queue, which is named in the
+result and the audit log, never lost.
+"""
+
+import copy
+import secrets
+
+from pydantic import BaseModel
+
+from dashboard.amqp import close_quietly, connect, ready_count
+from dashboard.management import ManagementClient
+from dashboard.mover import Mover, MoveResult, Progress, to_queue
+from dashboard.settings import Settings
+
+
+class RepublishPlan(BaseModel):
+    source: str
+    priority: int
+    ready: int
+    limit: int
+    # A queue name, or None with `routing_key` for the tenant exchange.
+    to_queue: str | None
+    routing_key: str | None = None
+    exchange: str = ""
+    target_max_priority: int | None = None
+
+    @property
+    def in_place(self) -> bool:
+        return self.to_queue == self.source
+
+    @property
+    def warnings(self) -> list[str]:
+        if self.to_queue is None:
+            return []
+        if self.target_max_priority is None:
+            return [
+                f"Queue {self.to_queue!r} has no x-max-priority: the broker will ignore the "
+                "new priority."
+            ]
+        if self.priority > self.target_max_priority:
+            return [
+                f"Priority {self.priority} is above the x-max-priority of {self.to_queue!r} "
+                f"({self.target_max_priority}): the broker treats it as "
+                f"{self.target_max_priority}."
+            ]
+        return []
+
+    @property
+    def sentence(self) -> str:
+        target = (
+            f"queue {self.to_queue!r}"
+            if self.to_queue
+            else f"exchange {self.exchange!r} with routing key {self.routing_key!r}"
+        )
+        how = " (through a holding queue, as it is the same queue)" if self.in_place else ""
+        return (
+            f"Republish copies up to {self.limit:,} of the {self.ready:,} ready messages of "
+            f"{self.source!r} to {target}{how} with priority {self.priority}, keeping every "
+            "other property and header; each original is removed only after its copy is "
+            "confirmed." + "".join(f" Warning: {warning}" for warning in self.warnings)
+        )
+
+
+def plan_republish(
+    settings: Settings,
+    client: ManagementClient,
+    source: str,
+    priority: int,
+    to: str | None,
+    routing_key: str | None,
+    limit: int | None,
+) -> RepublishPlan:
+    ready = ready_count(settings, source)
+    target = None if routing_key else (to or source)
+    max_priority = None
+    if target is not None:
+        arguments = client.get_queue(settings.vhost, target, {"columns": "name,arguments"})
+        max_priority = (arguments.get("arguments") or {}).get("x-max-priority")
+    return RepublishPlan(
+        source=source,
+        priority=priority,
+        ready=ready,
+        limit=ready if limit is None else min(limit, ready),
+        to_queue=target,
+        routing_key=routing_key,
+        exchange=settings.tenant_exchange if routing_key else "",
+        target_max_priority=max_priority,
+    )
+
+
+def republish(
+    settings: Settings, plan: RepublishPlan, progress: Progress | None = None
+) -> tuple[MoveResult, str | None]:
+    """The move's result, and the holding queue when the move went through one."""
+
+    def with_priority(properties):
+        changed = copy.copy(properties)
+        changed.priority = plan.priority
+        return changed
+
+    if not plan.in_place:
+        route = (
+            to_queue(plan.to_queue)
+            if plan.to_queue
+            else (lambda _properties: (plan.exchange, plan.routing_key))
+        )
+        mover = Mover(settings, plan.source, route, plan.limit, with_priority, progress=progress)
+        return mover.run(), None
+    holding = f"warren.republish.{plan.source}.{secrets.token_hex(4)}"
+    _holding_queue(settings, holding)
+    out = Mover(settings, plan.source, to_queue(holding), plan.limit, progress=progress).run()
+    back = Mover(
+        settings, holding, to_queue(plan.source), out.moved, with_priority, progress=progress
+    ).run()
+    if ready_count(settings, holding) == 0:
+        _holding_queue(settings, holding, delete=True)
+        return back, None
+    return back, holding
+
+
+def _holding_queue(settings: Settings, queue: str, delete: bool = False) -> None:
+    """Declare the holding queue, or delete it (only if empty)."""
+    connection = connect(settings, "warren-republish")
+    try:
+        channel = connection.channel()
+        if delete:
+            channel.queue_delete(queue, if_empty=True)
+        else:
+            channel.queue_declare(queue, durable=True)
+    finally:
+        close_quietly(connection)

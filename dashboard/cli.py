@@ -20,7 +20,7 @@ from dashboard.mover import MoveResult
 from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
 from dashboard.purge import plan_purge, purge
 from dashboard.republish import plan_republish, republish
-from dashboard.requeue import finished_cleanly, plan_requeue, requeue
+from dashboard.requeue import finished_cleanly, held_by, plan_requeue, requeue
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
     peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
     requeue_cmd = change("requeue", _requeue, "move dead letters back, at least once")
-    requeue_cmd.add_argument("--from", dest="source", required=True, help="queue to take from")
+    origin = requeue_cmd.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--from", dest="source", help="dead-letter queue to take from")
+    origin.add_argument("--connection", help="pod whose unacked messages go back to ready")
     requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
     requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
     republish_cmd = change("republish", _republish, "copy messages with a new priority")
@@ -242,6 +244,8 @@ def _death_line(death: Death) -> str:
 
 
 def _requeue(args: argparse.Namespace) -> int:
+    if args.connection:
+        return _requeue_connection(args)
     settings = _settings(args)
     plan = plan_requeue(settings, args.source, args.to, args.limit)
     log = AuditLog(settings.audit_db)
@@ -269,6 +273,32 @@ def _requeue(args: argparse.Namespace) -> int:
     )
     _report(args, record, summary)
     return 0 if finished_cleanly(result) else 1
+
+
+def _requeue_connection(args: argparse.Namespace) -> int:
+    """Unacked messages go back to ready only when their consumer's connection closes."""
+    settings = _settings(args)
+    log = AuditLog(settings.audit_db)
+    with ManagementClient(settings) as client:
+        report = fetch_consumers(
+            client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
+        )
+        held = held_by(report, args.connection)
+        with log.action(
+            actor(settings), "requeue-connection", held.connection_id, held.model_dump(),
+            args.dry_run,
+        ) as entry:  # fmt: skip
+            if args.dry_run:
+                return _report(args, {"dry_run": True, **held.model_dump()}, held.sentence)
+            if not _confirmed(args, held.sentence, answer=held.connection):
+                entry.outcome = "refused"
+                print(f"warren: {held.sentence} Nothing was changed: add --yes.", file=sys.stderr)
+                return 1
+            client.close_connection(held.connection_id, f"Closed by Warren for {actor(settings)}")
+            entry.counts = {"unacked_returned": held.unacked}
+    record = {"dry_run": False, **held.model_dump(), "unacked_returned": held.unacked}
+    summary = f"Closed {held.connection!r}: {held.unacked:,} messages went back to ready."
+    return _report(args, record, summary)
 
 
 def _republish(args: argparse.Namespace) -> int:

@@ -78,6 +78,10 @@ class ManagementClient:
         """POST a JSON body; the answer as parsed JSON. Never retried once sent."""
         return self._request("POST", segments, what, json=body)
 
+    def delete(self, segments: Iterable[str], what: str, headers: Mapping[str, str]) -> None:
+        """DELETE a resource. Never retried once sent."""
+        self._request("DELETE", segments, what, headers=headers)
+
     def _request(self, method: str, segments: Iterable[str], what: str, **options):
         url = self.base_url + api_path(*segments)
         try:
@@ -100,6 +104,8 @@ class ManagementClient:
     def _json(self, answer: requests.Response, what: str) -> Any:
         if answer.status_code >= 400:
             raise self._error(answer, what)
+        if answer.status_code == 204 or not answer.content:
+            return None
         try:
             return answer.json()
         except ValueError:
@@ -182,6 +188,14 @@ class ManagementClient:
     def get_node(self, node: str, columns: Iterable[str]) -> dict:
         """One cluster node (uptime, alarms, memory). Needs `monitoring`; read-only."""
         return self.get(("nodes", node), f"node {node!r}", {"columns": ",".join(columns)})
+
+    def close_connection(self, connection: str, reason: str) -> None:
+        """Close a client connection; the broker returns its unacked messages to ready.
+
+        Needs `administrator`, or `management` for one's own connections. Changes state: the
+        client (pod) sees its connection closed with `reason` and must reconnect.
+        """
+        self.delete(("connections", connection), f"connection {connection!r}", {"X-Reason": reason})
 
     def list_consumers_in(self, vhost: str) -> list[dict]:
         """Consumers of one vhost with queue, tag, prefetch and channel. Read-only."""

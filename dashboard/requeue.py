@@ -6,6 +6,8 @@ import threading
 from pydantic import BaseModel
 
 from dashboard.amqp import ready_count
+from dashboard.errors import NotFound, WarrenError
+from dashboard.models import ConsumerReport
 from dashboard.mover import (
     SOURCE_EMPTY,
     Mover,
@@ -69,3 +71,40 @@ def requeue(
 
 def finished_cleanly(result: MoveResult) -> bool:
     return result.stopped in (None, SOURCE_EMPTY) and result.failed == 0
+
+
+class HeldBy(BaseModel):
+    """A connection (pod) and the messages its consumers hold unacked."""
+
+    connection: str
+    connection_id: str
+    unacked: int
+    queues: list[str]
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"Requeue closes connection {self.connection!r}: the broker returns the "
+            f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
+            "ready, and the pod must reconnect."
+        )
+
+
+def held_by(report: ConsumerReport, connection: str) -> HeldBy:
+    """What `connection` (a pod's client-given name, or the broker's name for it) holds."""
+    loads = [load for load in report.loads if connection in (load.connection, load.connection_id)]
+    ids = {load.connection_id for load in loads}
+    if not loads:
+        raise NotFound(f"No consumer connection is named {connection!r}: nothing was changed.")
+    if len(ids) > 1:
+        raise WarrenError(
+            f"{len(ids)} connections are named {connection!r}: name one by the broker's name "
+            f"({', '.join(sorted(ids))}). Nothing was changed."
+        )
+    per_channel = {load.channel: load.unacked for load in loads}
+    return HeldBy(
+        connection=loads[0].connection,
+        connection_id=ids.pop(),
+        unacked=sum(per_channel.values()),
+        queues=sorted({load.queue for load in loads}),
+    )

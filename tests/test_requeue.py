@@ -10,6 +10,7 @@ import sys
 from dashboard.amqp import queue_counts, ready_count
 from dashboard.audit import AuditLog
 from tests.amqp_helpers import tenant_with_messages
+from tests.conftest import wait_until
 from tests.test_mover import drain, fill
 
 
@@ -193,3 +194,41 @@ def test_purging_a_missing_queue_is_a_sentence(broker, unique, tmp_path):
     done = run_cli(broker, tmp_path / "audit.sqlite", "purge", "--queue", missing, "--yes")
     assert done.returncode == 1
     assert done.stderr.startswith(f"warren: Queue {missing!r} cannot be read: NOT_FOUND")
+
+
+def test_requeue_a_pods_unacked_messages_by_closing_its_connection(
+    broker, settings_for, channel, unique, pod, tmp_path
+):
+    queue = unique("held")
+    channel.queue_declare(queue, durable=True)
+    fill(channel, queue, 5)
+    name = unique("pod")
+    holder = pod(name)
+    assert holder.hold(queue, prefetch=3, expect=3) == 3
+    audit = tmp_path / "audit.sqlite"
+
+    def requeue_connection(*extra: str):
+        return run_cli(broker, audit, "requeue", "--connection", name, "--json", *extra)
+
+    dry = wait_for_json(lambda: requeue_connection("--dry-run"), lambda r: r["unacked"] == 3)
+    done = requeue_connection("--yes")
+
+    assert dry["queues"] == [queue]
+    assert json.loads(done.stdout)["unacked_returned"] == 3
+    # All five ready again, and no consumer left: the pod's connection is gone.
+    wait_until(lambda: queue_counts(settings_for(), queue) == (5, 0), what="5 ready, 0 consumers")
+    newest = AuditLog(audit).records()[0]
+    assert (newest.action, newest.dry_run, newest.outcome, newest.counts) == (
+        "requeue-connection",
+        False,
+        "ok",
+        {"unacked_returned": 3},
+    )
+
+
+def wait_for_json(run, condition):
+    for _ in range(150):
+        done = run()
+        if done.returncode == 0 and condition(record := json.loads(done.stdout)):
+            return record
+    raise AssertionError(f"never true: {done.stdout} {done.stderr}")

@@ -140,8 +140,7 @@ def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
     }
     command = [sys.executable, "-m", "dashboard", "requeue", "--from", source, "--to", target]
     killed = subprocess.Popen([*command, "--yes"], env=environment, stderr=subprocess.DEVNULL)
-    while ready_count(settings, target) < 2000:
-        channel.connection.sleep(0.01)
+    wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     in_source, in_target = ready_count(settings, source), ready_count(settings, target)

@@ -40,8 +40,10 @@ def dead_letters(channel, unique, pod, count: int) -> tuple[str, str]:
     worker.reject_all(queue)
     worker.close()
     dlq = f"{queue}.dlq"
-    while channel.queue_declare(dlq, passive=True).method.message_count < count:
-        channel.connection.sleep(0.05)
+    wait_until(
+        lambda: channel.queue_declare(dlq, passive=True).method.message_count == count,
+        what=f"{count} dead letters",
+    )
     return queue, dlq
 
 

@@ -6,6 +6,8 @@ without a record of it (WARREN_AUDIT_DB).
 """
 
 import contextlib
+import csv
+import io
 import json
 import sqlite3
 import time
@@ -129,3 +131,16 @@ class AuditLog:
             )
             for row in rows
         ]
+
+
+def records_csv(records: list[AuditRecord]) -> str:
+    """The records as CSV, parameters and counts as JSON in their columns."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(list(AuditRecord.model_fields))
+    for record in records:
+        row = record.model_dump()
+        writer.writerow(
+            json.dumps(value) if isinstance(value, dict) else value for value in row.values()
+        )
+    return out.getvalue()

@@ -5,6 +5,7 @@ import pika.exceptions
 from pydantic import BaseModel
 
 from dashboard.amqp import close_quietly, connect, queue_counts
+from dashboard.audit import AuditLog
 from dashboard.errors import NotFound
 from dashboard.settings import Settings
 
@@ -38,3 +39,11 @@ def purge(settings: Settings, queue: str) -> int:
         raise NotFound(f"Queue {queue!r} cannot be purged: {exc.reply_text}.") from None
     finally:
         close_quietly(connection)
+
+
+def purge_audited(settings: Settings, queue: str, actor: str) -> int:
+    """Purge `queue` with its audit record (for callers that confirmed it already)."""
+    log = AuditLog(settings.audit_db)
+    with log.action(actor, "purge", queue, {"vhost": settings.vhost}, False) as entry:
+        entry.counts = {"purged": purge(settings, queue)}
+    return entry.counts["purged"]

@@ -76,9 +76,10 @@ def fetch_queue_detail(
 
 
 def _node_started_ms(client: ManagementClient, node: object) -> float:
-    if not isinstance(node, str):
+    if not isinstance(node, str) or not node:
         return 0
-    uptime = client.get_node(node, ["uptime"]).get("uptime")
+    answer = client.get_node(node, ["uptime"])
+    uptime = answer.get("uptime") if isinstance(answer, dict) else None
     return time.time() * 1000 - uptime if isinstance(uptime, int | float) else 0
 
 

@@ -11,6 +11,7 @@ from dashboard.errors import WarrenError
 from dashboard.history import Point, with_gaps
 from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.models import TenantRow
+from dashboard.purge import plan_purge, purge_audited
 from pages.components.blocks import CONSUMER_COLUMNS
 from pages.components.charts import counts_figure
 from pages.components.entry import behind_the_entry_script
@@ -27,6 +28,7 @@ from pages.components.state import (
     shared_prometheus,
 )
 
+PURGE_OPEN = "purge-dialog-queue"
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
 CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
 
@@ -198,13 +200,56 @@ def live_counts(tenant: str, queue: str) -> None:
     show_flags(row)
 
 
+def show_actions(row: TenantRow) -> None:
+    st.caption(
+        f"Actions are recorded in the audit log as {literal(console_actor())}, and ask before "
+        "they change anything."
+    )
+    done = st.session_state.pop(f"purged-{row.queue}", None)
+    if done is not None:
+        st.success(f"Purged {done:,} ready messages of {literal(row.queue)}.")
+    if st.button("Purge ready messages", key=f"purge-{row.queue}", icon=":material/delete_sweep:"):
+        st.session_state[PURGE_OPEN] = row.queue
+    # Kept open across reruns until it is done or dismissed.
+    if st.session_state.get(PURGE_OPEN) == row.queue:
+        purge_dialog(row.queue)
+
+
+def console_actor() -> str:
+    return f"{settings.username} (console)"
+
+
+def close_purge_dialog() -> None:
+    st.session_state.pop(PURGE_OPEN, None)
+
+
+@st.dialog("Purge ready messages", on_dismiss=close_purge_dialog)
+def purge_dialog(queue: str) -> None:
+    try:
+        plan = plan_purge(settings, queue)
+    except WarrenError as exc:
+        st.error(literal(str(exc)))
+        return
+    st.markdown(literal(plan.sentence))
+    typed = st.text_input(f"Type {literal(queue)} to confirm", key=f"purge-confirm-{queue}")
+    if st.button("Purge", type="primary", disabled=typed != queue, key=f"purge-go-{queue}"):
+        try:
+            purged = purge_audited(settings, queue, console_actor())
+        except WarrenError as exc:
+            st.error(literal(str(exc)))
+            return
+        st.session_state[f"purged-{queue}"] = purged
+        close_purge_dialog()
+        st.rerun()
+
+
 def show_queue(row: TenantRow) -> None:
     st.header(literal(row.queue), divider="gray")
     if row.shares_queue_with:
         st.caption(f"Shared with tenant ids: {literal(', '.join(row.shares_queue_with))}.")
     live_counts(row.tenant, row.queue)
-    settings_tab, chart_tab, consumers_tab, peek_tab = st.tabs(
-        ["Settings", "Over time", "Consumers", "Messages"]
+    settings_tab, chart_tab, consumers_tab, peek_tab, actions_tab = st.tabs(
+        ["Settings", "Over time", "Consumers", "Messages", "Actions"]
     )
     with settings_tab:
         if not show_settings(row):
@@ -215,6 +260,8 @@ def show_queue(row: TenantRow) -> None:
         show_consumers(row)
     with peek_tab:
         show_peek(row)
+    with actions_tab:
+        show_actions(row)
 
 
 heading.title(f"Tenant {literal(tenant)}" if tenant else "Tenant")

@@ -4,6 +4,8 @@ import time
 
 import pika
 
+from dashboard.amqp import queue_counts
+from dashboard.audit import AuditLog
 from dashboard.consumers import fetch_consumers
 from dashboard.management import ManagementClient
 from dashboard.queues import fetch_queue_detail
@@ -149,3 +151,42 @@ def test_queue_samples_start_when_the_node_started(broker, settings_for, channel
     started = time.time() - uptime_ms / 1000
     assert detail.samples[0].at.timestamp() >= started - 1
     assert len(detail.samples) <= 600 / 10 + 1
+
+
+def test_purge_from_the_tenant_page_asks_for_the_name_and_is_audited(
+    settings_for, channel, unique, console, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 6)
+    audit = tmp_path / "audit.sqlite"
+    app = console(
+        {"tenant": "acme"},
+        page="pages/tenant.py",
+        WARREN_TENANT_EXCHANGE=exchange,
+        WARREN_AUDIT_DB=str(audit),
+    )
+
+    app.button(key=f"purge-{queue}").click().run()
+    assert app.markdown[-1].value == literal(
+        f"Purge deletes the 6 ready messages of {queue!r} for good."
+    )
+    go = app.button(key=f"purge-go-{queue}")
+    assert go.disabled
+    app.text_input(key=f"purge-confirm-{queue}").set_value(queue).run()
+    app.button(key=f"purge-go-{queue}").click().run()
+
+    assert not app.exception
+    assert app.success[0].value == f"Purged 6 ready messages of {literal(queue)}."
+    assert queue_counts(settings_for(), queue) == (0, 0)
+    [record] = AuditLog(audit).records()
+    assert (record.actor, record.action, record.target, record.counts) == (
+        "guest (console)",
+        "purge",
+        queue,
+        {"purged": 6},
+    )
+
+    audit_page = console(page="pages/audit.py", WARREN_AUDIT_DB=str(audit))
+    assert audit_page.dataframe[0].value[["action", "target", "outcome"]].values.tolist() == [
+        ["purge", queue, "ok"]
+    ]

@@ -20,7 +20,7 @@ from dashboard.mover import MoveResult
 from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
 from dashboard.purge import plan_purge, purge
 from dashboard.republish import plan_republish, republish
-from dashboard.requeue import finished_cleanly, held_by, plan_requeue, requeue
+from dashboard.requeue import finished_cleanly, held_by, plan_requeue, requeue_audited
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -248,24 +248,21 @@ def _requeue(args: argparse.Namespace) -> int:
         return _requeue_connection(args)
     settings = _settings(args)
     plan = plan_requeue(settings, args.source, args.to, args.limit)
-    log = AuditLog(settings.audit_db)
     parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost}
-    with log.action(actor(settings), "requeue", args.source, parameters, args.dry_run) as entry:
-        if args.dry_run:
-            entry.counts = {"would_move": plan.limit, "ready": plan.ready}
-            return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
-        if not _confirmed(args, plan.sentence):
+    if args.dry_run or not _confirmed(args, plan.sentence):
+        log = AuditLog(settings.audit_db)
+        with log.action(actor(settings), "requeue", args.source, parameters, args.dry_run) as entry:
+            if args.dry_run:
+                entry.counts = {"would_move": plan.limit, "ready": plan.ready}
+                return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
             entry.outcome = "refused"
-            print(
-                f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr
-            )
-            return 1
-        result = requeue(settings, plan, progress=None if args.json else _show_progress)
-        entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
-        entry.outcome = "ok" if finished_cleanly(result) else "stopped"
-        entry.error = None if finished_cleanly(result) else result.stopped
+        print(f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr)
+        return 1
+    progress = None if args.json else _show_progress
+    result = requeue_audited(settings, plan, actor(settings), progress)
     left = ready_count(settings, args.source)
-    record = {"dry_run": False, **entry.counts, "left": left, "stopped": result.stopped}
+    counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+    record = {"dry_run": False, **counts, "left": left, "stopped": result.stopped}
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
         f"{args.source!r}; {left:,} ready there now."

@@ -6,6 +6,7 @@ import threading
 from pydantic import BaseModel
 
 from dashboard.amqp import ready_count
+from dashboard.audit import AuditLog
 from dashboard.errors import NotFound, WarrenError
 from dashboard.models import ConsumerReport
 from dashboard.mover import (
@@ -67,6 +68,25 @@ def requeue(
     return Mover(
         settings, plan.source, plan.route, plan.limit, progress=progress, cancel=cancel
     ).run()
+
+
+def requeue_audited(
+    settings: Settings,
+    plan: RequeuePlan,
+    actor: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> MoveResult:
+    """Requeue with its audit record (for callers that confirmed it already)."""
+    parameters = {"to": plan.to, "limit": plan.limit, "vhost": settings.vhost}
+    with AuditLog(settings.audit_db).action(
+        actor, "requeue", plan.source, parameters, False
+    ) as entry:
+        result = requeue(settings, plan, progress, cancel)
+        entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+        entry.outcome = "ok" if finished_cleanly(result) else "stopped"
+        entry.error = None if finished_cleanly(result) else result.stopped
+    return result
 
 
 def finished_cleanly(result: MoveResult) -> bool:

@@ -190,3 +190,38 @@ def test_purge_from_the_tenant_page_asks_for_the_name_and_is_audited(
     assert audit_page.dataframe[0].value[["action", "target", "outcome"]].values.tolist() == [
         ["purge", queue, "ok"]
     ]
+
+
+def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
+    settings_for, channel, unique, pod, console, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 4)
+    worker = pod(unique("pod"))
+    assert worker.hold(queue, prefetch=4, expect=4) == 4
+    worker.reject_all(queue)
+    worker.close()
+    settled(settings_for, exchange, lambda view, _: view.rows[0].dead_letters == 4)
+    audit = tmp_path / "audit.sqlite"
+    app = console(
+        {"tenant": "acme"},
+        page="pages/tenant.py",
+        WARREN_TENANT_EXCHANGE=exchange,
+        WARREN_AUDIT_DB=str(audit),
+    )
+
+    app.button(key=f"requeue-{queue}").click().run()
+    assert "Requeue moves up to 4 of the 4 ready messages" in app.markdown[-1].value.replace(
+        "\\", ""
+    )
+    app.button(key=f"requeue-go-{queue}").click().run()
+    wait_until(
+        lambda: app.run().success and app.success[0].value,
+        what="the job to finish",
+    )
+
+    assert app.success[0].value == "Requeued 4 dead letters; 0 stayed in the dead-letter queue."
+    assert queue_counts(settings_for(), queue) == (4, 0)
+    assert queue_counts(settings_for(), f"{queue}.dlq") == (0, 0)
+    [record] = AuditLog(audit).records()
+    assert (record.actor, record.action, record.outcome) == ("guest (console)", "requeue", "ok")

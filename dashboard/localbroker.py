@@ -54,6 +54,7 @@ class LocalBroker:
     dist_port: int
     prometheus_port: int
     process: subprocess.Popen | None = field(default=None, repr=False)
+    ready: bool = False
     owns_base_dir: bool = True
 
     @classmethod
@@ -158,6 +159,7 @@ class LocalBroker:
                     self.management_url + api_path("overview"), auth=("guest", "guest"), timeout=2
                 )
                 if answer.status_code == 200:
+                    self.ready = True
                     return
             except requests.RequestException:
                 pass
@@ -170,21 +172,34 @@ class LocalBroker:
         return "\n".join(text.splitlines()[-lines:])
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
-        """Run rabbitmqctl against this node; its output, or LocalBrokerError."""
-        done = subprocess.run(
+        """Run rabbitmqctl against this node; its output, or LocalBrokerError.
+
+        rabbitmqctl is a script that starts an Erlang VM of its own: on a timeout its whole
+        process group goes, not just the script.
+        """
+        command = subprocess.Popen(
             [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
             env=self.env(),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
+            start_new_session=True,
         )
-        if done.returncode != 0:
-            raise LocalBrokerError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout
+        try:
+            out, err = command.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(command.pid, signal.SIGKILL)
+            command.communicate()
+            raise LocalBrokerError(f"rabbitmqctl {' '.join(args)} timed out") from None
+        if command.returncode != 0:
+            raise LocalBrokerError(f"rabbitmqctl {' '.join(args)}: {err.strip()}")
+        return out
 
     def stop(self) -> None:
         """Stop the node and everything it started, and remove its files when we made them."""
-        if self.process and self.process.poll() is None:
+        # A node still booting cannot be asked to stop: it is killed instead.
+        if self.ready and self.process and self.process.poll() is None:
             try:
                 self.ctl("stop", timeout=30)
                 self.process.wait(timeout=30)

@@ -123,7 +123,7 @@ def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{management}/api/overview", timeout=2)
     assert broker_dirs() - before == set()
-    assert beam_processes_in(ours) == []
+    wait_until(lambda: beam_processes_in(ours) == [], timeout=15, what="no broker process")
 
 
 def test_ctrl_c_during_start_up_leaves_nothing_running(demo):

@@ -153,18 +153,23 @@ def test_queue_samples_start_when_the_node_started(broker, settings_for, channel
     assert len(detail.samples) <= 600 / 10 + 1
 
 
+def acme_page(console, exchange: str, audit):
+    """The tenant page of tenant `acme`, its actions audited in `audit`."""
+    return console(
+        {"tenant": "acme"},
+        page="pages/tenant.py",
+        WARREN_TENANT_EXCHANGE=exchange,
+        WARREN_AUDIT_DB=str(audit),
+    )
+
+
 def test_purge_from_the_tenant_page_asks_for_the_name_and_is_audited(
     settings_for, channel, unique, console, tmp_path
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 6)
     audit = tmp_path / "audit.sqlite"
-    app = console(
-        {"tenant": "acme"},
-        page="pages/tenant.py",
-        WARREN_TENANT_EXCHANGE=exchange,
-        WARREN_AUDIT_DB=str(audit),
-    )
+    app = acme_page(console, exchange, audit)
 
     app.button(key=f"purge-{queue}").click().run()
     assert app.markdown[-1].value == literal(
@@ -203,12 +208,7 @@ def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
     worker.close()
     settled(settings_for, exchange, lambda view, _: view.rows[0].dead_letters == 4)
     audit = tmp_path / "audit.sqlite"
-    app = console(
-        {"tenant": "acme"},
-        page="pages/tenant.py",
-        WARREN_TENANT_EXCHANGE=exchange,
-        WARREN_AUDIT_DB=str(audit),
-    )
+    app = acme_page(console, exchange, audit)
 
     app.button(key=f"requeue-{queue}").click().run()
     assert "Requeue moves up to 4 of the 4 ready messages" in app.markdown[-1].value.replace(

@@ -20,7 +20,13 @@ from dashboard.mover import MoveResult
 from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
 from dashboard.purge import plan_purge, purge
 from dashboard.republish import plan_republish, republish
-from dashboard.requeue import finished_cleanly, held_by, plan_requeue, requeue_audited
+from dashboard.requeue import (
+    RequeueFilter,
+    finished_cleanly,
+    held_by,
+    plan_requeue,
+    requeue_audited,
+)
 from dashboard.settings import Settings, load_settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import fetch_overview
@@ -98,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     origin.add_argument("--connection", help="pod whose unacked messages go back to ready")
     requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
     requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    requeue_cmd.add_argument("--tenant", help="only those that died with this routing key")
+    requeue_cmd.add_argument("--reason", help="only this x-death reason (rejected, expired, ...)")
+    requeue_cmd.add_argument("--header", help="only those whose header NAME=VALUE")
     republish_cmd = change("republish", _republish, "copy messages with a new priority")
     republish_cmd.add_argument("--queue", required=True, help="queue to take from")
     republish_cmd.add_argument("--priority", type=int, required=True, help="the new priority")
@@ -247,8 +256,11 @@ def _requeue(args: argparse.Namespace) -> int:
     if args.connection:
         return _requeue_connection(args)
     settings = _settings(args)
-    plan = plan_requeue(settings, args.source, args.to, args.limit)
-    parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost}
+    only = _requeue_filter(args)
+    plan = plan_requeue(settings, args.source, args.to, args.limit, only)
+    parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost} | (
+        {"filter": only.model_dump()} if only.active else {}
+    )
     if args.dry_run or not _confirmed(args, plan.sentence):
         log = AuditLog(settings.audit_db)
         with log.action(actor(settings), "requeue", args.source, parameters, args.dry_run) as entry:
@@ -262,6 +274,8 @@ def _requeue(args: argparse.Namespace) -> int:
     result = requeue_audited(settings, plan, actor(settings), progress)
     left = ready_count(settings, args.source)
     counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+    if only.active:
+        counts["kept"] = result.kept
     record = {"dry_run": False, **counts, "left": left, "stopped": result.stopped}
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
@@ -270,6 +284,15 @@ def _requeue(args: argparse.Namespace) -> int:
     )
     _report(args, record, summary)
     return 0 if finished_cleanly(result) else 1
+
+
+def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
+    header, value = None, None
+    if args.header:
+        if "=" not in args.header:
+            raise WarrenError(f"--header takes NAME=VALUE; {args.header!r} has no '='.")
+        header, value = args.header.split("=", 1)
+    return RequeueFilter(tenant=args.tenant, reason=args.reason, header=header, value=value)
 
 
 def _requeue_connection(args: argparse.Namespace) -> int:

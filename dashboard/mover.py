@@ -13,6 +13,7 @@ window and publishes each copy as it arrives, and confirms (often `multiple`) ac
 to the last confirmed delivery in one frame.
 """
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
-from dashboard.amqp import connection_parameters
+from dashboard.amqp import close_quietly, connect, connection_parameters, ready_count
 from dashboard.errors import WarrenError
 from dashboard.settings import Settings
 
@@ -44,6 +45,8 @@ class MoveResult:
     moved: int = 0
     failed: int = 0
     skipped: int = 0
+    # Filtered moves only: messages that did not match, put back where they came from.
+    kept: int = 0
     delivered: int = 0
     stopped: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -298,3 +301,47 @@ class Mover:
             self._scheduled = 0
             self.result.stopped = self.result.stopped or f"the connection closed: {reason}"
         self._connection.ioloop.stop()
+
+
+def move_through_holding(
+    settings: Settings,
+    source: str,
+    purpose: str,
+    limit: int,
+    route: Route,
+    transform: Transform = keep_properties,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[MoveResult, str | None]:
+    """Move up to `limit` messages out of `source` into a new holding queue, then on from there
+    by `route` (which may lead back to `source`): the mover never meets its own copies in a
+    queue it reads. The second move's result, and the holding queue's name if anything is left
+    in it (a crash or a refusal in between: the messages wait there, not lost)."""
+    holding = f"warren.{purpose}.{source}.{secrets.token_hex(4)}"
+    _holding_queue(settings, holding)
+    out = Mover(settings, source, to_queue(holding), limit, progress=progress, cancel=cancel).run()
+    back = Mover(
+        settings, holding, _or_back_to(route, source), out.moved, transform, progress=progress
+    ).run()
+    if ready_count(settings, holding) == 0:
+        _holding_queue(settings, holding, delete=True)
+        return back, None
+    return back, holding
+
+
+def _or_back_to(route: Route, source: str) -> Route:
+    """`route`, with a message it finds no destination for returned to `source`."""
+    return lambda properties: route(properties) or ("", source)
+
+
+def _holding_queue(settings: Settings, queue: str, delete: bool = False) -> None:
+    """Declare a holding queue, or delete it (only if empty)."""
+    connection = connect(settings, "warren-holding")
+    try:
+        channel = connection.channel()
+        if delete:
+            channel.queue_delete(queue, if_empty=True)
+        else:
+            channel.queue_declare(queue, durable=True)
+    finally:
+        close_quietly(connection)

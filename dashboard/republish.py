@@ -9,13 +9,12 @@ result and the audit log, never lost.
 """
 
 import copy
-import secrets
 
 from pydantic import BaseModel
 
-from dashboard.amqp import close_quietly, connect, ready_count
+from dashboard.amqp import ready_count
 from dashboard.management import ManagementClient
-from dashboard.mover import Mover, MoveResult, Progress, to_queue
+from dashboard.mover import Mover, MoveResult, Progress, move_through_holding, to_queue
 from dashboard.settings import Settings
 
 
@@ -112,26 +111,7 @@ def republish(
         )
         mover = Mover(settings, plan.source, route, plan.limit, with_priority, progress=progress)
         return mover.run(), None
-    holding = f"warren.republish.{plan.source}.{secrets.token_hex(4)}"
-    _holding_queue(settings, holding)
-    out = Mover(settings, plan.source, to_queue(holding), plan.limit, progress=progress).run()
-    back = Mover(
-        settings, holding, to_queue(plan.source), out.moved, with_priority, progress=progress
-    ).run()
-    if ready_count(settings, holding) == 0:
-        _holding_queue(settings, holding, delete=True)
-        return back, None
-    return back, holding
-
-
-def _holding_queue(settings: Settings, queue: str, delete: bool = False) -> None:
-    """Declare the holding queue, or delete it (only if empty)."""
-    connection = connect(settings, "warren-republish")
-    try:
-        channel = connection.channel()
-        if delete:
-            channel.queue_delete(queue, if_empty=True)
-        else:
-            channel.queue_declare(queue, durable=True)
-    finally:
-        close_quietly(connection)
+    return move_through_holding(
+        settings, plan.source, "republish", plan.limit, to_queue(plan.source), with_priority,
+        progress,
+    )  # fmt: skip

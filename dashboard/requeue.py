@@ -15,6 +15,7 @@ from dashboard.mover import (
     MoveResult,
     Progress,
     Route,
+    move_through_holding,
     to_queue,
 )
 from dashboard.settings import Settings
@@ -30,6 +31,55 @@ def back_to_where_it_died(properties) -> tuple[str, str] | None:
     return None
 
 
+class RequeueFilter(BaseModel):
+    """Which dead letters to requeue: by tenant (a routing key the message died with), by
+    `x-death` reason (rejected, expired, maxlen, delivery_limit), by a header's value."""
+
+    tenant: str | None = None
+    reason: str | None = None
+    header: str | None = None
+    value: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.tenant, self.reason, self.header))
+
+    def matches(self, properties) -> bool:
+        headers = properties.headers or {}
+        death = _first_death(headers)
+        if self.tenant is not None and self.tenant not in _texts(death.get("routing-keys", [])):
+            return False
+        if self.reason is not None and _text(death.get("reason")) != self.reason:
+            return False
+        return self.header is None or _text(headers.get(self.header)) == self.value
+
+    @property
+    def words(self) -> str:
+        parts = [
+            f"tenant {self.tenant!r}" if self.tenant is not None else "",
+            f"reason {self.reason!r}" if self.reason is not None else "",
+            f"header {self.header}={self.value!r}" if self.header is not None else "",
+        ]
+        return " and ".join(part for part in parts if part)
+
+
+def _first_death(headers: dict) -> dict:
+    deaths = headers.get("x-death")
+    return deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
+
+
+def _text(value) -> str | None:
+    return (
+        value.decode(errors="replace")
+        if isinstance(value, bytes)
+        else (None if value is None else str(value))
+    )
+
+
+def _texts(values) -> list[str]:
+    return [_text(value) for value in values] if isinstance(values, list) else []
+
+
 class RequeuePlan(BaseModel):
     """What a requeue will touch, said before it runs."""
 
@@ -37,10 +87,18 @@ class RequeuePlan(BaseModel):
     to: str | None
     ready: int
     limit: int
+    only: RequeueFilter = RequeueFilter()
 
     @property
     def sentence(self) -> str:
         destination = f"queue {self.to!r}" if self.to else "the queue each one died in (x-death)"
+        if self.only.active:
+            return (
+                f"Requeue looks at up to {self.limit:,} of the {self.ready:,} ready messages of "
+                f"{self.source!r}, through a holding queue: those with {self.only.words} go to "
+                f"{destination}, the others back to {self.source!r}; each message leaves a "
+                "queue only after the broker confirmed its copy."
+            )
         return (
             f"Requeue moves up to {self.limit:,} of the {self.ready:,} ready messages of "
             f"{self.source!r} to {destination}, each removed from {self.source!r} only after "
@@ -49,13 +107,26 @@ class RequeuePlan(BaseModel):
 
     @property
     def route(self) -> Route:
-        return to_queue(self.to) if self.to else back_to_where_it_died
+        destination = to_queue(self.to) if self.to else back_to_where_it_died
+        if not self.only.active:
+            return destination
+        return lambda properties: destination(properties) if self.only.matches(properties) else None
 
 
-def plan_requeue(settings: Settings, source: str, to: str | None, limit: int | None) -> RequeuePlan:
+def plan_requeue(
+    settings: Settings,
+    source: str,
+    to: str | None,
+    limit: int | None,
+    only: RequeueFilter | None = None,
+) -> RequeuePlan:
     ready = ready_count(settings, source)
     return RequeuePlan(
-        source=source, to=to, ready=ready, limit=ready if limit is None else min(limit, ready)
+        source=source,
+        to=to,
+        ready=ready,
+        limit=ready if limit is None else min(limit, ready),
+        only=only or RequeueFilter(),
     )
 
 
@@ -65,9 +136,28 @@ def requeue(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> MoveResult:
-    return Mover(
-        settings, plan.source, plan.route, plan.limit, progress=progress, cancel=cancel
-    ).run()
+    if not plan.only.active:
+        return Mover(
+            settings, plan.source, plan.route, plan.limit, progress=progress, cancel=cancel
+        ).run()
+    # Messages that do not match go back to the source; through a holding queue so that the
+    # mover does not meet them again.
+    matched = []
+
+    def counting(properties):
+        target = plan.route(properties)
+        if target is not None:
+            matched.append(1)
+        return target
+
+    result, holding = move_through_holding(
+        settings, plan.source, "requeue", plan.limit, counting, progress=progress, cancel=cancel
+    )
+    result.kept = result.moved - len(matched)
+    result.moved = len(matched)
+    if holding:
+        result.stopped = f"some messages wait in holding queue {holding!r}"
+    return result
 
 
 def requeue_audited(
@@ -78,12 +168,16 @@ def requeue_audited(
     cancel: threading.Event | None = None,
 ) -> MoveResult:
     """Requeue with its audit record (for callers that confirmed it already)."""
-    parameters = {"to": plan.to, "limit": plan.limit, "vhost": settings.vhost}
+    parameters = {"to": plan.to, "limit": plan.limit, "vhost": settings.vhost} | (
+        {"filter": plan.only.model_dump()} if plan.only.active else {}
+    )
     with AuditLog(settings.audit_db).action(
         actor, "requeue", plan.source, parameters, False
     ) as entry:
         result = requeue(settings, plan, progress, cancel)
         entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
+        if plan.only.active:
+            entry.counts["kept"] = result.kept
         entry.outcome = "ok" if finished_cleanly(result) else "stopped"
         entry.error = None if finished_cleanly(result) else result.stopped
     return result

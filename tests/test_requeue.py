@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pika
+
 from dashboard.amqp import queue_counts, ready_count
 from dashboard.audit import AuditLog
 from tests.amqp_helpers import tenant_with_messages
@@ -233,3 +235,55 @@ def wait_for_json(run, condition):
         if done.returncode == 0 and condition(record := json.loads(done.stdout)):
             return record
     raise AssertionError(f"never true: {done.stdout} {done.stderr}")
+
+
+def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
+    broker, settings_for, channel, unique, tmp_path
+):
+    """Dead letters of two tenants sharing one dead-letter queue, some expired, some rejected:
+    only acme's rejected ones with header batch=7 go back."""
+    dlq, home = unique("shared-dlq"), unique("home")
+    channel.queue_declare(dlq, durable=True)
+    channel.queue_declare(home, durable=True)
+    for number, (tenant, reason, batch) in enumerate(
+        [("acme", "rejected", "7"), ("acme", "rejected", "8"), ("acme", "expired", "7"),
+         ("globex", "rejected", "7"), ("acme", "rejected", "7")]
+    ):  # fmt: skip
+        channel.basic_publish(
+            "",
+            dlq,
+            f"d-{number}".encode(),
+            pika.BasicProperties(
+                headers={
+                    "batch": batch,
+                    "x-death": [
+                        {
+                            "queue": home,
+                            "reason": reason,
+                            "count": 1,
+                            "exchange": "tenants",
+                            "routing-keys": [tenant],
+                        }
+                    ],
+                }
+            ),
+            mandatory=True,
+        )
+
+    done = run_cli(
+        broker, tmp_path / "audit.sqlite", "requeue", "--from", dlq, "--tenant", "acme",
+        "--reason", "rejected", "--header", "batch=7", "--yes", "--json",
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {
+        "dry_run": False,
+        "moved": 2,
+        "failed": 0,
+        "skipped": 0,
+        "kept": 3,
+        "left": 3,
+        "stopped": None,
+    }
+    assert sorted(body for body, _ in drain(channel, home)) == [b"d-0", b"d-4"]
+    assert sorted(body for body, _ in drain(channel, dlq)) == [b"d-1", b"d-2", b"d-3"]

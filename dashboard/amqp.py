@@ -1,13 +1,17 @@
 """AMQP 0-9-1 connections (pika) made from Warren's settings."""
 
 import contextlib
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pika
 import pika.exceptions
 
-from dashboard.errors import BrokerUnreachable, NotFound, Unauthorized
+from dashboard.errors import BrokerError, BrokerUnreachable, NotFound, Unauthorized
 from dashboard.settings import Settings
+
+T = TypeVar("T")
 
 
 def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
@@ -41,16 +45,28 @@ def close_quietly(connection) -> None:
         connection.close()
 
 
-def queue_counts(settings: Settings, queue: str) -> tuple[int, int]:
-    """(ready, consumers) of `queue` now, from AMQP: no stats lag. A missing queue is NotFound."""
-    connection = connect(settings, "warren-count")
+def on_channel(settings: Settings, name: str, action: Callable[[Any], T], refused: str) -> T:
+    """`action` on a channel of a short-lived connection named `name`. A broker refusal becomes
+    the sentence `refused` with the broker's words (a missing queue: NotFound)."""
+    connection = connect(settings, name)
     try:
-        method = connection.channel().queue_declare(queue, passive=True).method
-        return method.message_count, method.consumer_count
+        return action(connection.channel())
     except pika.exceptions.ChannelClosedByBroker as exc:
-        raise NotFound(f"Queue {queue!r} cannot be read: {exc.reply_text}.") from None
+        error = NotFound if exc.reply_code == 404 else BrokerError
+        raise error(f"{refused}: {exc.reply_text}.") from None
     finally:
         close_quietly(connection)
+
+
+def queue_counts(settings: Settings, queue: str) -> tuple[int, int]:
+    """(ready, consumers) of `queue` now, from AMQP: no stats lag. A missing queue is NotFound."""
+    method = on_channel(
+        settings,
+        "warren-count",
+        lambda channel: channel.queue_declare(queue, passive=True).method,
+        f"Queue {queue!r} cannot be read",
+    )
+    return method.message_count, method.consumer_count
 
 
 def ready_count(settings: Settings, queue: str) -> int:

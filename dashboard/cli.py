@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from dashboard.amqp import ready_count
 from dashboard.audit import AuditLog
@@ -18,11 +19,10 @@ from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
 from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
-from dashboard.purge import plan_purge, purge
-from dashboard.republish import plan_republish, republish
+from dashboard.purge import plan_purge, purge_audited
+from dashboard.republish import plan_republish, republish_audited
 from dashboard.requeue import (
     RequeueFilter,
-    finished_cleanly,
     held_by,
     plan_requeue,
     requeue_audited,
@@ -261,17 +261,14 @@ def _requeue(args: argparse.Namespace) -> int:
     parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost} | (
         {"filter": only.model_dump()} if only.active else {}
     )
-    if args.dry_run or not _confirmed(args, plan.sentence):
-        log = AuditLog(settings.audit_db)
-        with log.action(actor(settings), "requeue", args.source, parameters, args.dry_run) as entry:
-            if args.dry_run:
-                entry.counts = {"would_move": plan.limit, "ready": plan.ready}
-                return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
-            entry.outcome = "refused"
-        print(f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr)
-        return 1
-    progress = None if args.json else _show_progress
-    result = requeue_audited(settings, plan, actor(settings), progress)
+    declined = _declined(
+        args, settings, Ask("requeue", args.source, parameters, plan.sentence, "moved"),
+        dry_record=plan.model_dump(), dry_counts={"would_move": plan.limit, "ready": plan.ready},
+    )  # fmt: skip
+    if declined is not None:
+        return declined
+    result = requeue_audited(settings, plan, actor(settings), _progress(args))
+    _end_progress(args)
     left = ready_count(settings, args.source)
     counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
     if only.active:
@@ -280,10 +277,10 @@ def _requeue(args: argparse.Namespace) -> int:
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
         f"{args.source!r}; {left:,} ready there now."
-        + (f" Stopped: {result.stopped}." if not finished_cleanly(result) else "")
+        + (f" Stopped: {result.stopped}." if not result.clean else "")
     )
     _report(args, record, summary)
-    return 0 if finished_cleanly(result) else 1
+    return 0 if result.clean else 1
 
 
 def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
@@ -336,22 +333,17 @@ def _republish(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "vhost": settings.vhost,
     }
-    log = AuditLog(settings.audit_db)
-    with log.action(actor(settings), "republish", args.queue, parameters, args.dry_run) as entry:
-        if args.dry_run:
-            entry.counts = {"would_move": plan.limit}
-            record = {"dry_run": True, **plan.model_dump(), "warnings": plan.warnings}
-            return _report(args, record, plan.sentence)
-        if not _confirmed(args, plan.sentence):
-            entry.outcome = "refused"
-            print(
-                f"warren: {plan.sentence} Nothing was moved: add --yes to do it.", file=sys.stderr
-            )
-            return 1
-        result, holding = republish(settings, plan, None if args.json else _show_progress)
-        entry.counts = {"moved": result.moved, "failed": result.failed}
-        entry.outcome = "ok" if finished_cleanly(result) and not holding else "stopped"
-        entry.error = f"messages left in holding queue {holding!r}" if holding else None
+    declined = _declined(
+        args, settings, Ask("republish", args.queue, parameters, plan.sentence, "moved"),
+        dry_record=plan.model_dump() | {"warnings": plan.warnings},
+        dry_counts={"would_move": plan.limit},
+    )  # fmt: skip
+    if declined is not None:
+        return declined
+    result, holding = republish_audited(
+        settings, plan, actor(settings), parameters, _progress(args)
+    )
+    _end_progress(args)
     record = {
         "dry_run": False,
         "moved": result.moved,
@@ -363,28 +355,20 @@ def _republish(args: argparse.Namespace) -> int:
         f" Some messages are still in holding queue {holding!r}." if holding else ""
     )
     _report(args, record, summary)
-    return 0 if entry.outcome == "ok" else 1
+    return 0 if result.clean and not holding else 1
 
 
 def _purge(args: argparse.Namespace) -> int:
     settings = _settings(args)
     plan = plan_purge(settings, args.queue)
-    log = AuditLog(settings.audit_db)
-    with log.action(
-        actor(settings), "purge", args.queue, {"vhost": settings.vhost}, args.dry_run
-    ) as entry:
-        if args.dry_run:
-            entry.counts = {"would_purge": plan.ready}
-            return _report(args, {"dry_run": True, **plan.model_dump()}, plan.sentence)
-        # Destructive: on a terminal, the queue's name must be typed back.
-        if not _confirmed(args, plan.sentence, answer=args.queue):
-            entry.outcome = "refused"
-            print(
-                f"warren: {plan.sentence} Nothing was purged: add --yes to do it.", file=sys.stderr
-            )
-            return 1
-        purged = purge(settings, args.queue)
-        entry.counts = {"purged": purged}
+    # Destructive: on a terminal, the queue's name must be typed back.
+    ask = Ask("purge", args.queue, {"vhost": settings.vhost}, plan.sentence, "purged", args.queue)
+    declined = _declined(
+        args, settings, ask, dry_record=plan.model_dump(), dry_counts={"would_purge": plan.ready}
+    )
+    if declined is not None:
+        return declined
+    purged = purge_audited(settings, args.queue, actor(settings))
     record = {"dry_run": False, "queue": args.queue, "purged": purged}
     return _report(args, record, f"Purged {purged:,} ready messages of {args.queue!r}.")
 
@@ -474,6 +458,36 @@ def _tenant_file(path: str) -> list[str]:
     ]
 
 
+class Ask(NamedTuple):
+    """A change to ask about: audited as `action` on `target`; refused, nothing was `undone`."""
+
+    action: str
+    target: str
+    parameters: dict
+    sentence: str
+    undone: str
+    answer: str = "yes"
+
+
+def _declined(
+    args: argparse.Namespace, settings: Settings, ask: Ask, dry_record: dict, dry_counts: dict
+) -> int | None:
+    """The exit code when the change does not happen (a dry run, or no confirmation), each
+    audited; None when it may go ahead."""
+    if not args.dry_run and _confirmed(args, ask.sentence, ask.answer):
+        return None
+    log = AuditLog(settings.audit_db)
+    with log.action(actor(settings), ask.action, ask.target, ask.parameters, args.dry_run) as entry:
+        if args.dry_run:
+            entry.counts = dry_counts
+        else:
+            entry.outcome = "refused"
+    if args.dry_run:
+        return _report(args, {"dry_run": True, **dry_record}, ask.sentence)
+    print(f"warren: {ask.sentence} Nothing was {ask.undone}: add --yes to do it.", file=sys.stderr)
+    return 1
+
+
 def _report(args: argparse.Namespace, record: dict, sentence: str) -> int:
     print(json.dumps(record, ensure_ascii=False) if args.json else sentence)
     return 0
@@ -488,8 +502,18 @@ def _confirmed(args: argparse.Namespace, sentence: str, answer: str = "yes") -> 
     return input(f"{sentence} Type {answer} to go on: ").strip() == answer
 
 
+def _progress(args: argparse.Namespace):
+    """A progress line on stderr, rewritten in place; none with --json."""
+    return None if args.json else _show_progress
+
+
 def _show_progress(result: MoveResult) -> None:
     print(f"\r  moved {result.moved:,}, sent back {result.failed:,}", end="", file=sys.stderr)
+
+
+def _end_progress(args: argparse.Namespace) -> None:
+    if not args.json:
+        print(file=sys.stderr)
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -531,6 +555,8 @@ def format_table(records: list[dict], columns: Sequence[tuple[str, str]]) -> str
 
 
 def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
     return "" if value is None else _CONTROL.sub(_escaped, str(value))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
-from dashboard.amqp import close_quietly, connect, connection_parameters, ready_count
+from dashboard.amqp import connection_parameters, on_channel, ready_count
 from dashboard.errors import WarrenError
 from dashboard.settings import Settings
 
@@ -51,6 +51,11 @@ class MoveResult:
     stopped: str | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+
+    @property
+    def clean(self) -> bool:
+        """Ended with nothing left behind: not stopped short, no copy refused or lost."""
+        return self.stopped in (None, SOURCE_EMPTY) and self.failed == 0
 
     @property
     def seconds(self) -> float:
@@ -336,12 +341,13 @@ def _or_back_to(route: Route, source: str) -> Route:
 
 def _holding_queue(settings: Settings, queue: str, delete: bool = False) -> None:
     """Declare a holding queue, or delete it (only if empty)."""
-    connection = connect(settings, "warren-holding")
-    try:
-        channel = connection.channel()
-        if delete:
+    on_channel(
+        settings,
+        "warren-holding",
+        lambda channel: (
             channel.queue_delete(queue, if_empty=True)
-        else:
-            channel.queue_declare(queue, durable=True)
-    finally:
-        close_quietly(connection)
+            if delete
+            else channel.queue_declare(queue, durable=True)
+        ),
+        f"Holding queue {queue!r} cannot be {'deleted' if delete else 'declared'}",
+    )

@@ -1,12 +1,10 @@
 """Purge: drop every ready message of a queue. Messages held unacked by consumers are not
 touched: they stay with their consumers (and return to ready if those die)."""
 
-import pika.exceptions
 from pydantic import BaseModel
 
-from dashboard.amqp import close_quietly, connect, queue_counts
+from dashboard.amqp import on_channel, queue_counts
 from dashboard.audit import AuditLog
-from dashboard.errors import NotFound
 from dashboard.settings import Settings
 
 
@@ -32,13 +30,12 @@ def plan_purge(settings: Settings, queue: str) -> PurgePlan:
 
 def purge(settings: Settings, queue: str) -> int:
     """Purge `queue`; the exact number of messages the broker deleted."""
-    connection = connect(settings, "warren-purge")
-    try:
-        return connection.channel().queue_purge(queue).method.message_count
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        raise NotFound(f"Queue {queue!r} cannot be purged: {exc.reply_text}.") from None
-    finally:
-        close_quietly(connection)
+    return on_channel(
+        settings,
+        "warren-purge",
+        lambda channel: channel.queue_purge(queue).method.message_count,
+        f"Queue {queue!r} cannot be purged",
+    )
 
 
 def purge_audited(settings: Settings, queue: str, actor: str) -> int:

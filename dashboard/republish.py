@@ -13,8 +13,15 @@ import copy
 from pydantic import BaseModel
 
 from dashboard.amqp import ready_count
+from dashboard.audit import AuditLog
 from dashboard.management import ManagementClient
-from dashboard.mover import Mover, MoveResult, Progress, move_through_holding, to_queue
+from dashboard.mover import (
+    Mover,
+    MoveResult,
+    Progress,
+    move_through_holding,
+    to_queue,
+)
 from dashboard.settings import Settings
 
 
@@ -115,3 +122,20 @@ def republish(
         settings, plan.source, "republish", plan.limit, to_queue(plan.source), with_priority,
         progress,
     )  # fmt: skip
+
+
+def republish_audited(
+    settings: Settings,
+    plan: RepublishPlan,
+    actor: str,
+    parameters: dict,
+    progress: Progress | None = None,
+) -> tuple[MoveResult, str | None]:
+    """Republish with its audit record (for callers that confirmed it already)."""
+    log = AuditLog(settings.audit_db)
+    with log.action(actor, "republish", plan.source, parameters, False) as entry:
+        result, holding = republish(settings, plan, progress)
+        entry.counts = {"moved": result.moved, "failed": result.failed}
+        entry.outcome = "ok" if result.clean and not holding else "stopped"
+        entry.error = f"messages left in holding queue {holding!r}" if holding else None
+    return result, holding

@@ -10,7 +10,6 @@ from dashboard.audit import AuditLog
 from dashboard.errors import NotFound, WarrenError
 from dashboard.models import ConsumerReport
 from dashboard.mover import (
-    SOURCE_EMPTY,
     Mover,
     MoveResult,
     Progress,
@@ -178,13 +177,9 @@ def requeue_audited(
         entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
         if plan.only.active:
             entry.counts["kept"] = result.kept
-        entry.outcome = "ok" if finished_cleanly(result) else "stopped"
-        entry.error = None if finished_cleanly(result) else result.stopped
+        entry.outcome = "ok" if result.clean else "stopped"
+        entry.error = None if result.clean else result.stopped
     return result
-
-
-def finished_cleanly(result: MoveResult) -> bool:
-    return result.stopped in (None, SOURCE_EMPTY) and result.failed == 0
 
 
 class HeldBy(BaseModel):

@@ -13,7 +13,7 @@ from dashboard.jobs import JOBS, Job
 from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.models import TenantRow
 from dashboard.purge import plan_purge, purge_audited
-from dashboard.requeue import finished_cleanly, plan_requeue, requeue_audited
+from dashboard.requeue import plan_requeue, requeue_audited
 from pages.components.blocks import CONSUMER_COLUMNS
 from pages.components.charts import counts_figure
 from pages.components.entry import behind_the_entry_script
@@ -278,7 +278,7 @@ def requeue_progress(job_id: str) -> None:
         st.success(
             f"Requeued {result.moved:,} dead letters; {result.failed + result.skipped:,} stayed "
             f"in the dead-letter queue."
-            + (f" Stopped: {literal(result.stopped)}." if not finished_cleanly(result) else "")
+            + (f" Stopped: {literal(result.stopped)}." if not result.clean else "")
         )
 
 

@@ -1,14 +1,16 @@
 """Moving messages: Warren's mover against the broker's own shovel ("Move messages"), same run.
 
-Builds its own disposable broker, fills a priority queue with persistent 512-byte messages,
-moves them A -> B with a dynamic shovel (ack-mode on-confirm, prefetch 1000,
-src-delete-after queue-length: what the management UI's "Move messages" does), then B -> C with
-the mover (window 1000), and prints msg/s for both, the ratio, and the peak RSS of this process.
-Run: .venv/bin/python bench/move_vs_shovel.py [--messages 50000]
+Builds its own disposable broker, fills a priority queue with persistent 512-byte messages, then,
+round after round, moves them A -> B with a dynamic shovel (ack-mode on-confirm, prefetch 1000,
+src-delete-after queue-length: what the management UI's "Move messages" does) and back B -> A
+with the mover (its default window). Prints msg/s per round, the medians, their ratio, and the
+peak RSS of this process.
+Run: .venv/bin/python bench/move_vs_shovel.py [--messages 50000] [--rounds 3]
 """
 
 import argparse
 import resource
+import statistics
 import time
 
 import pika
@@ -26,7 +28,7 @@ BODY = b"x" * 512
 def fill(broker: LocalBroker, queue: str, count: int) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     channel = connection.channel()
-    for name in ("bench-a", "bench-b", "bench-c"):
+    for name in ("bench-a", "bench-b"):
         channel.queue_declare(name, durable=True, arguments={"x-max-priority": 10})
     properties = pika.BasicProperties(delivery_mode=2, priority=1)
     for _ in range(count):
@@ -44,10 +46,10 @@ def wait_for(settings, queue: str, count: int, timeout: float = 600) -> float:
     return time.perf_counter() - started
 
 
-def shovel(broker: LocalBroker, settings, source: str, target: str, count: int) -> float:
+def shovel(broker: LocalBroker, settings, source: str, target: str, count: int, name: str) -> float:
     started = time.perf_counter()
     requests.put(
-        broker.management_url + api_path("parameters", "shovel", "/", "bench-move"),
+        broker.management_url + api_path("parameters", "shovel", "/", name),
         json={
             "value": {
                 "src-protocol": "amqp091",
@@ -71,25 +73,33 @@ def shovel(broker: LocalBroker, settings, source: str, target: str, count: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     count = args.messages
+    shovel_rates, mover_rates = [], []
     with LocalBroker.create() as broker:
         settings = load_settings(management_url=broker.management_url, amqp_url=broker.amqp_url)
         fill(broker, "bench-a", count)
         filled = wait_for(settings, "bench-a", count)
         print(f"{count:,} messages of {len(BODY)} bytes in bench-a ({filled:.1f} s to settle)")
-        shovel_seconds = shovel(broker, settings, "bench-a", "bench-b", count)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result = Mover(settings, "bench-b", to_queue("bench-c"), limit=count, window=1000).run()
-        assert (result.moved, ready_count(settings, "bench-c")) == (count, count), result
-        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    shovel_rate, mover_rate = count / shovel_seconds, count / result.seconds
-    print(f"shovel: {shovel_seconds:6.1f} s  {shovel_rate:8,.0f} msg/s")
-    print(f"mover:  {result.seconds:6.1f} s  {mover_rate:8,.0f} msg/s")
+        for number in range(1, args.rounds + 1):
+            shovel_seconds = shovel(
+                broker, settings, "bench-a", "bench-b", count, f"bench-move-{number}"
+            )
+            result = Mover(settings, "bench-b", to_queue("bench-a"), limit=count).run()
+            assert (result.moved, ready_count(settings, "bench-a")) == (count, count), result
+            shovel_rates.append(count / shovel_seconds)
+            mover_rates.append(count / result.seconds)
+            print(
+                f"round {number}: shovel a->b {shovel_rates[-1]:8,.0f} msg/s, "
+                f"mover b->a {mover_rates[-1]:8,.0f} msg/s"
+            )
+    shovel_rate, mover_rate = statistics.median(shovel_rates), statistics.median(mover_rates)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"median shovel: {shovel_rate:8,.0f} msg/s")
+    print(f"median mover:  {mover_rate:8,.0f} msg/s")
     print(f"mover / shovel: {mover_rate / shovel_rate:.2f}x")
-    print(
-        f"peak RSS of this process: {rss_after / 1024:.0f} MB ({rss_before / 1024:.0f} MB before)"
-    )
+    print(f"peak RSS of this process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ duplicated.
 
 Speed comes from never waiting on one message: a SelectConnection consumes under a prefetch
 window and publishes each copy as it arrives, and confirms (often `multiple`) ack the source up
-to the last confirmed delivery in one frame.
+to the last confirmed delivery in one frame. The window matters most: the broker confirms
+persistent copies in batches, so a wide window keeps it busy while earlier confirms are due.
+It starts narrow and widens once the first deliveries show how big the messages are, so that
+the bytes in flight stay bounded whatever the queue holds.
 """
 
 import secrets
@@ -32,6 +35,11 @@ Transform = Callable[[BasicProperties], BasicProperties]
 Progress = Callable[["MoveResult"], None]
 
 IDLE_SECONDS = 2.0
+# The first deliveries, under a narrow window, tell the message size; then the window widens so
+# that at most about WINDOW_BYTES are in flight, up to MAX_WINDOW messages.
+PROBE_WINDOW = 10
+WINDOW_BYTES = 16 * 1024 * 1024
+MAX_WINDOW = 10_000
 SOURCE_EMPTY = "the source had no more ready messages"
 TICK_SECONDS = 0.1
 
@@ -62,6 +70,11 @@ class MoveResult:
         return (self.finished_at or time.time()) - self.started_at
 
 
+def window_for(largest_body: int, most: int = MAX_WINDOW) -> int:
+    """How many messages the size of the largest body seen fit in WINDOW_BYTES (1 to `most`)."""
+    return max(1, min(most, WINDOW_BYTES // max(largest_body, 1)))
+
+
 def to_queue(queue: str) -> Route:
     """Every copy to `queue`, through the default exchange."""
     return lambda _properties: ("", queue)
@@ -81,7 +94,7 @@ class Mover:
         route: Route,
         limit: int,
         transform: Transform = keep_properties,
-        window: int = 1000,
+        window: int = MAX_WINDOW,
         rate: float | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
@@ -110,7 +123,9 @@ class Mover:
         self._connection: SelectConnection | None = None
         self._source_channel = None
         self._target_channel = None
-        self._consumer_tag: str | None = None
+        self._consumer_tags: list[str] = []
+        self._probing = True
+        self._largest = 0
         self._error: WarrenError | None = None
 
     def run(self) -> MoveResult:
@@ -152,12 +167,27 @@ class Mover:
     def _on_source_open(self, channel) -> None:
         self._source_channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.basic_qos(prefetch_count=min(self.window, self.limit), callback=self._on_qos_ok)
-
-    def _on_qos_ok(self, _frame) -> None:
-        self._consumer_tag = self._source_channel.basic_consume(self.source, self._on_message)
         self._consuming = True
+        self._consume(min(PROBE_WINDOW, self.window, self.limit))
         self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    def _consume(self, prefetch: int) -> None:
+        """Consume under `prefetch` (a consumer's prefetch is fixed when it starts)."""
+
+        def start(_frame) -> None:
+            if self._consuming:
+                tag = self._source_channel.basic_consume(self.source, self._on_message)
+                self._consumer_tags.append(tag)
+
+        self._source_channel.basic_qos(prefetch_count=prefetch, callback=start)
+
+    def _widen(self) -> None:
+        """After the probe: a second consumer beside the probe's makes up the full window.
+        (Cancelling the probe instead would have pika reject what is already on its way.)"""
+        self._probing = False
+        window = min(window_for(self._largest, self.window), self.limit)
+        if window > PROBE_WINDOW and self._consuming:
+            self._consume(window - PROBE_WINDOW)
 
     # -- moving -------------------------------------------------------------------------------
 
@@ -167,8 +197,11 @@ class Mover:
             channel.basic_nack(method.delivery_tag, requeue=True)
             return
         self.result.delivered += 1
+        self._largest = max(self._largest, len(body))
         if self.result.delivered >= self.limit:
             self._stop_consuming()
+        elif self._probing and self.result.delivered >= PROBE_WINDOW:
+            self._widen()
         target = self.route(properties)
         if target is None:
             # Requeued, it would come straight back: stop here instead of going round.
@@ -276,7 +309,8 @@ class Mover:
         if self._consuming:
             self._consuming = False
             if self._source_channel.is_open:
-                self._source_channel.basic_cancel(self._consumer_tag)
+                for tag in self._consumer_tags:
+                    self._source_channel.basic_cancel(tag)
 
     def _maybe_finish(self) -> bool:
         done_delivering = not self._consuming

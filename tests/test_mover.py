@@ -6,7 +6,7 @@ import threading
 import pika
 
 from dashboard.amqp import ready_count
-from dashboard.mover import Mover, to_queue
+from dashboard.mover import MAX_WINDOW, Mover, to_queue, window_for
 
 
 def fill(channel, queue: str, count: int, **properties) -> None:
@@ -128,3 +128,10 @@ def test_cancel_stops_with_exact_counts(settings_for, channel, unique):
     assert 20 <= result.moved < 200
     assert ready_count(settings_for(), source) == 200 - result.moved
     assert ready_count(settings_for(), target) == result.moved
+
+
+def test_the_window_holds_about_16_mib_of_the_largest_message_seen():
+    assert window_for(512) == MAX_WINDOW
+    assert window_for(1024 * 1024) == 16
+    assert window_for(64 * 1024 * 1024) == 1
+    assert window_for(0, most=7) == 7

@@ -18,7 +18,14 @@ from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
-from dashboard.onboarding import TenantSpec, bind_many, unbind_tenant
+from dashboard.onboarding import (
+    TenantSpec,
+    bind_audited,
+    bind_sentence,
+    parse_tenant_list,
+    unbind_audited,
+    unbind_sentence,
+)
 from dashboard.purge import plan_purge, purge_audited
 from dashboard.republish import plan_republish, republish_audited
 from dashboard.requeue import (
@@ -389,25 +396,18 @@ def _bind(args: argparse.Namespace) -> int:
         )
         for tenant in tenants
     ]
-    sentence = (
-        f"Bind declares, where missing, the queue tenant.<id> ({args.queue_type}) and its "
-        f"dead-letter queue, and binds them with routing key = tenant id to "
-        f"{settings.tenant_exchange!r}, for {len(specs):,} tenants: {', '.join(tenants)}."
+    parameters = specs[0].model_dump(exclude={"tenant"}) | {"tenants": tenants}
+    ask = Ask(
+        "bind",
+        ", ".join(tenants),
+        parameters,
+        bind_sentence(specs, settings.tenant_exchange),
+        "changed",
     )
-    if args.dry_run:
-        return _report(args, {"dry_run": True, "tenants": tenants}, sentence)
-    if not _confirmed(args, sentence):
-        print(f"warren: {sentence} Nothing was changed: add --yes to do it.", file=sys.stderr)
-        return 1
-    log = AuditLog(settings.audit_db)
-    results = []
-    for spec in specs:
-        parameters = spec.model_dump() | {"exchange": settings.tenant_exchange}
-        with log.action(actor(settings), "bind", spec.tenant, parameters, False) as entry:
-            [result] = bind_many(settings, [spec], lambda _: None)
-            entry.outcome, entry.error = result.outcome, result.error
-            entry.counts = {"created": len(result.created)}
-        results.append(result)
+    declined = _declined(args, settings, ask, {"tenants": tenants}, {"tenants": len(tenants)})
+    if declined is not None:
+        return declined
+    results = bind_audited(settings, specs, actor(settings))
     records = [result.model_dump() for result in results]
     if args.json:
         print(json.dumps(records, ensure_ascii=False))
@@ -419,24 +419,12 @@ def _bind(args: argparse.Namespace) -> int:
 def _unbind(args: argparse.Namespace) -> int:
     settings = _settings(args)
     parameters = {"delete_queue": args.delete_queue, "force": args.force}
-    sentence = (
-        f"Unbind removes routing key {args.tenant!r} from {settings.tenant_exchange!r}"
-        + (" and deletes the tenant's queue" if args.delete_queue else "")
-        + (", with any messages in it" if args.force else "")
-        + "."
-    )
-    if args.dry_run:
-        return _report(args, {"dry_run": True, "tenant": args.tenant, **parameters}, sentence)
-    if not _confirmed(args, sentence, answer=args.tenant):
-        print(f"warren: {sentence} Nothing was changed: add --yes to do it.", file=sys.stderr)
-        return 1
-    log = AuditLog(settings.audit_db)
-    with (
-        log.action(actor(settings), "unbind", args.tenant, parameters, False) as entry,
-        ManagementClient(settings) as client,
-    ):
-        result = unbind_tenant(settings, client, args.tenant, args.delete_queue, args.force)
-        entry.counts = {"queues": len(result.queues), "dropped": result.dropped}
+    sentence = unbind_sentence(settings.tenant_exchange, args.tenant, args.delete_queue, args.force)
+    ask = Ask("unbind", args.tenant, parameters, sentence, "changed", answer=args.tenant)
+    declined = _declined(args, settings, ask, {"tenant": args.tenant, **parameters}, {})
+    if declined is not None:
+        return declined
+    result = unbind_audited(settings, args.tenant, args.delete_queue, args.force, actor(settings))
     summary = f"Unbound {args.tenant!r} from {', '.join(result.queues)}." + (
         f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
         if result.deleted
@@ -449,13 +437,9 @@ def _tenant_file(path: str) -> list[str]:
     """Tenant ids from a file: one per line, or the first column of a CSV; blank lines, `#`
     comments and a `tenant` header are skipped."""
     try:
-        lines = Path(path).read_text().splitlines()
+        return parse_tenant_list(Path(path).read_text())
     except OSError as exc:
         raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
-    ids = [line.split(",")[0].strip() for line in lines]
-    return [
-        tenant for tenant in ids if tenant and not tenant.startswith("#") and tenant != "tenant"
-    ]
 
 
 class Ask(NamedTuple):

@@ -11,6 +11,7 @@ import pika.exceptions
 from pydantic import BaseModel, Field
 
 from dashboard.amqp import close_quietly, connect
+from dashboard.audit import AuditLog
 from dashboard.errors import NotFound, PreconditionFailed, WarrenError
 from dashboard.management import ManagementClient
 from dashboard.settings import Settings
@@ -164,18 +165,45 @@ def _bind(connection, spec: TenantSpec, exchange: str) -> None:
     close_quietly(channel)
 
 
-def bind_many(
-    settings: Settings, specs: list[TenantSpec], on_result: Callable[[BindResult], None]
+def parse_tenant_list(text: str) -> list[str]:
+    """Tenant ids from a pasted list or a CSV: one per line (the first column), with blank
+    lines, `#` comments and a `tenant` header skipped; each id once, in order."""
+    ids = (line.split(",")[0].strip() for line in text.splitlines())
+    wanted = (tenant for tenant in ids if tenant and not tenant.startswith("#"))
+    return list(dict.fromkeys(tenant for tenant in wanted if tenant != "tenant"))
+
+
+def bind_sentence(specs: list[TenantSpec], exchange: str) -> str:
+    kinds = ", ".join(sorted({spec.queue_type for spec in specs}))
+    tenants = ", ".join(spec.tenant for spec in specs)
+    return (
+        f"Bind declares, where missing, the queue tenant.<id> ({kinds}) and its dead-letter "
+        f"queue, and binds them with routing key = tenant id to {exchange!r}, for "
+        f"{len(specs):,} tenants: {tenants}."
+    )
+
+
+def bind_audited(
+    settings: Settings,
+    specs: list[TenantSpec],
+    actor: str,
+    on_result: Callable[[BindResult], None] = lambda _result: None,
 ) -> list[BindResult]:
-    """Each tenant on its own: one failing does not stop the others."""
+    """Each tenant on its own, with its own audit record: one failing does not stop the
+    others."""
+    log = AuditLog(settings.audit_db)
     results = []
     for spec in specs:
-        try:
-            result = bind_tenant(settings, spec)
-        except WarrenError as exc:
-            result = BindResult(
-                tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
-            )
+        parameters = spec.model_dump() | {"exchange": settings.tenant_exchange}
+        with log.action(actor, "bind", spec.tenant, parameters, False) as entry:
+            try:
+                result = bind_tenant(settings, spec)
+            except WarrenError as exc:
+                result = BindResult(
+                    tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
+                )
+            entry.outcome, entry.error = result.outcome, result.error
+            entry.counts = {"created": len(result.created)}
         on_result(result)
         results.append(result)
     return results
@@ -187,6 +215,28 @@ class UnbindResult(BaseModel):
     deleted: list[str] = Field(default_factory=list)
     # Messages deleted with a queue (only with force).
     dropped: int = 0
+
+
+def unbind_sentence(exchange: str, tenant: str, delete: bool, force: bool) -> str:
+    return (
+        f"Unbind removes routing key {tenant!r} from {exchange!r}"
+        + (" and deletes the tenant's queue" if delete else "")
+        + (", with any messages in it" if delete and force else "")
+        + "."
+    )
+
+
+def unbind_audited(
+    settings: Settings, tenant: str, delete: bool, force: bool, actor: str
+) -> UnbindResult:
+    parameters = {"delete_queue": delete, "force": force}
+    with (
+        AuditLog(settings.audit_db).action(actor, "unbind", tenant, parameters, False) as entry,
+        ManagementClient(settings) as client,
+    ):
+        result = unbind_tenant(settings, client, tenant, delete, force)
+        entry.counts = {"queues": len(result.queues), "dropped": result.dropped}
+    return result
 
 
 def unbind_tenant(
@@ -234,6 +284,6 @@ def _check_deletable(connection, queues, bound, tenant: str, force: bool) -> Non
         held = method.message_count
         if held and not force:
             raise WarrenError(
-                f"Queue {queue!r} holds {held:,} ready messages: nothing was changed. Add "
-                "--force to delete them with the queue."
+                f"Queue {queue!r} holds {held:,} ready messages: nothing was changed. Force "
+                "the deletion (--force) to drop them with the queue."
             )

@@ -130,8 +130,8 @@ def test_unbind_refuses_a_non_empty_queue_unless_forced(
 
     assert refused.returncode == 1
     assert refused.stderr == (
-        f"warren: Queue 'tenant.{tenant}' holds 1 ready messages: nothing was changed. Add "
-        "--force to delete them with the queue.\n"
+        f"warren: Queue 'tenant.{tenant}' holds 1 ready messages: nothing was changed. Force "
+        "the deletion (--force) to drop them with the queue.\n"
     )
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout) == {

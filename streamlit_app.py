@@ -12,6 +12,7 @@ page = st.navigation(
         st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True),
         st.Page("pages/consumers.py", title="Consumers", icon=":material/memory:"),
         st.Page("pages/tenant.py", title="Tenant", icon=":material/inbox:", url_path="tenant"),
+        st.Page("pages/onboarding.py", title="Onboarding", icon=":material/add_link:"),
         st.Page("pages/audit.py", title="Audit", icon=":material/history:"),
     ]
 )

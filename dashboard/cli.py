@@ -333,13 +333,7 @@ def _republish(args: argparse.Namespace) -> int:
         plan = plan_republish(
             settings, client, args.queue, args.priority, args.to, args.routing_key, args.limit
         )
-    parameters = {
-        "priority": args.priority,
-        "to": args.to,
-        "routing_key": args.routing_key,
-        "limit": args.limit,
-        "vhost": settings.vhost,
-    }
+    parameters = plan.parameters(settings.vhost)
     declined = _declined(
         args, settings, Ask("republish", args.queue, parameters, plan.sentence, "moved"),
         dry_record=plan.model_dump() | {"warnings": plan.warnings},
@@ -347,9 +341,7 @@ def _republish(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if declined is not None:
         return declined
-    result, holding = republish_audited(
-        settings, plan, actor(settings), parameters, _progress(args)
-    )
+    result, holding = republish_audited(settings, plan, actor(settings), _progress(args))
     _end_progress(args)
     record = {
         "dry_run": False,

@@ -9,6 +9,7 @@ result and the audit log, never lost.
 """
 
 import copy
+import threading
 
 from pydantic import BaseModel
 
@@ -35,6 +36,16 @@ class RepublishPlan(BaseModel):
     routing_key: str | None = None
     exchange: str = ""
     target_max_priority: int | None = None
+
+    def parameters(self, vhost: str) -> dict:
+        """What the audit log records about this republish."""
+        return {
+            "priority": self.priority,
+            "to": self.to_queue,
+            "routing_key": self.routing_key,
+            "limit": self.limit,
+            "vhost": vhost,
+        }
 
     @property
     def in_place(self) -> bool:
@@ -101,9 +112,13 @@ def plan_republish(
 
 
 def republish(
-    settings: Settings, plan: RepublishPlan, progress: Progress | None = None
+    settings: Settings,
+    plan: RepublishPlan,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[MoveResult, str | None]:
-    """The move's result, and the holding queue when the move went through one."""
+    """The move's result, and the holding queue when the move went through one. `cancel` stops
+    the taking of messages; those already taken are still republished."""
 
     def with_priority(properties):
         changed = copy.copy(properties)
@@ -116,11 +131,14 @@ def republish(
             if plan.to_queue
             else (lambda _properties: (plan.exchange, plan.routing_key))
         )
-        mover = Mover(settings, plan.source, route, plan.limit, with_priority, progress=progress)
+        mover = Mover(
+            settings, plan.source, route, plan.limit, with_priority, progress=progress,
+            cancel=cancel,
+        )  # fmt: skip
         return mover.run(), None
     return move_through_holding(
         settings, plan.source, "republish", plan.limit, to_queue(plan.source), with_priority,
-        progress,
+        progress, cancel,
     )  # fmt: skip
 
 
@@ -128,13 +146,14 @@ def republish_audited(
     settings: Settings,
     plan: RepublishPlan,
     actor: str,
-    parameters: dict,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[MoveResult, str | None]:
     """Republish with its audit record (for callers that confirmed it already)."""
     log = AuditLog(settings.audit_db)
+    parameters = plan.parameters(settings.vhost)
     with log.action(actor, "republish", plan.source, parameters, False) as entry:
-        result, holding = republish(settings, plan, progress)
+        result, holding = republish(settings, plan, progress, cancel)
         entry.counts = {"moved": result.moved, "failed": result.failed}
         entry.outcome = "ok" if result.clean and not holding else "stopped"
         entry.error = f"messages left in holding queue {holding!r}" if holding else None

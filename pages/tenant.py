@@ -9,11 +9,8 @@ import streamlit as st
 
 from dashboard.errors import WarrenError
 from dashboard.history import Point, with_gaps
-from dashboard.jobs import JOBS, Job
 from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.models import TenantRow
-from dashboard.purge import plan_purge, purge_audited
-from dashboard.requeue import plan_requeue, requeue_audited
 from pages.components.blocks import CONSUMER_COLUMNS
 from pages.components.charts import counts_figure
 from pages.components.entry import behind_the_entry_script
@@ -29,9 +26,8 @@ from pages.components.state import (
     shared_overview_poll,
     shared_prometheus,
 )
+from pages.components.tenant_actions import show_actions
 
-PURGE_OPEN = "purge-dialog-queue"
-REQUEUE_OPEN = "requeue-dialog-queue"
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
 CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
 
@@ -203,113 +199,6 @@ def live_counts(tenant: str, queue: str) -> None:
     show_flags(row)
 
 
-def show_actions(row: TenantRow) -> None:
-    st.caption(
-        f"Actions are recorded in the audit log as {literal(console_actor())}, and ask before "
-        "they change anything."
-    )
-    done = st.session_state.pop(f"purged-{row.queue}", None)
-    if done is not None:
-        st.success(f"Purged {done:,} ready messages of {literal(row.queue)}.")
-    show_requeue(row)
-    if st.button("Purge ready messages", key=f"purge-{row.queue}", icon=":material/delete_sweep:"):
-        st.session_state[PURGE_OPEN] = row.queue
-    # Kept open across reruns until it is done or dismissed.
-    if st.session_state.get(PURGE_OPEN) == row.queue:
-        purge_dialog(row.queue)
-
-
-def show_requeue(row: TenantRow) -> None:
-    """Dead letters back to where they died: asked in a dialog, run as a background job whose
-    progress and stop button live here."""
-    job = JOBS.get(st.session_state.get(f"requeue-job-{row.queue}", ""))
-    if job is not None:
-        requeue_progress(job.id)
-    elif row.dead_letter_queue and row.dead_letters:
-        if st.button(
-            f"Requeue {row.dead_letters:,} dead letters", key=f"requeue-{row.queue}",
-            icon=":material/replay:",
-        ):  # fmt: skip
-            st.session_state[REQUEUE_OPEN] = row.queue
-        if st.session_state.get(REQUEUE_OPEN) == row.queue:
-            requeue_dialog(row.queue, row.dead_letter_queue)
-
-
-def close_requeue_dialog() -> None:
-    st.session_state.pop(REQUEUE_OPEN, None)
-
-
-@st.dialog("Requeue dead letters", on_dismiss=close_requeue_dialog)
-def requeue_dialog(queue: str, dead_letter_queue: str) -> None:
-    try:
-        plan = plan_requeue(settings, dead_letter_queue, None, None)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return
-    st.markdown(literal(plan.sentence))
-    if st.button("Requeue", type="primary", key=f"requeue-go-{queue}"):
-        actor = console_actor()
-        job = Job(
-            f"requeue {dead_letter_queue}",
-            lambda progress, cancel: requeue_audited(settings, plan, actor, progress, cancel),
-            total=plan.limit,
-        ).start()
-        st.session_state[f"requeue-job-{queue}"] = job.id
-        close_requeue_dialog()
-        st.rerun()
-
-
-@st.fragment(run_every=1)
-def requeue_progress(job_id: str) -> None:
-    job = JOBS[job_id]
-    moved = job.progress.moved if job.progress else 0
-    if not job.done:
-        st.progress(
-            min(1.0, moved / job.total) if job.total else 0.0,
-            text=f"{job.title}: {moved:,} of {job.total:,} moved",
-        )
-        if st.button("Stop", key=f"stop-{job_id}", icon=":material/stop_circle:"):
-            job.cancel.set()
-        return
-    if job.error:
-        st.error(literal(job.error))
-    else:
-        result = job.result
-        st.success(
-            f"Requeued {result.moved:,} dead letters; {result.failed + result.skipped:,} stayed "
-            f"in the dead-letter queue."
-            + (f" Stopped: {literal(result.stopped)}." if not result.clean else "")
-        )
-
-
-def console_actor() -> str:
-    return f"{settings.username} (console)"
-
-
-def close_purge_dialog() -> None:
-    st.session_state.pop(PURGE_OPEN, None)
-
-
-@st.dialog("Purge ready messages", on_dismiss=close_purge_dialog)
-def purge_dialog(queue: str) -> None:
-    try:
-        plan = plan_purge(settings, queue)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return
-    st.markdown(literal(plan.sentence))
-    typed = st.text_input(f"Type {literal(queue)} to confirm", key=f"purge-confirm-{queue}")
-    if st.button("Purge", type="primary", disabled=typed != queue, key=f"purge-go-{queue}"):
-        try:
-            purged = purge_audited(settings, queue, console_actor())
-        except WarrenError as exc:
-            st.error(literal(str(exc)))
-            return
-        st.session_state[f"purged-{queue}"] = purged
-        close_purge_dialog()
-        st.rerun()
-
-
 def show_queue(row: TenantRow) -> None:
     st.header(literal(row.queue), divider="gray")
     if row.shares_queue_with:
@@ -328,7 +217,7 @@ def show_queue(row: TenantRow) -> None:
     with peek_tab:
         show_peek(row)
     with actions_tab:
-        show_actions(row)
+        show_actions(settings, row)
 
 
 heading.title(f"Tenant {literal(tenant)}" if tenant else "Tenant")

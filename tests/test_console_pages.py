@@ -225,3 +225,79 @@ def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
     assert queue_counts(settings_for(), f"{queue}.dlq") == (0, 0)
     [record] = AuditLog(audit).records()
     assert (record.actor, record.action, record.outcome) == ("guest (console)", "requeue", "ok")
+
+
+def test_republish_in_place_from_the_tenant_page(settings_for, channel, unique, console, tmp_path):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 5)
+    audit = tmp_path / "audit.sqlite"
+    app = acme_page(console, exchange, audit)
+
+    app.button(key=f"republish-{queue}").click().run()
+    app.number_input(key=f"republish-priority-{queue}").set_value(7).run()
+    assert "Republish copies up to 5 of the 5 ready messages" in app.markdown[-1].value.replace(
+        "\\", ""
+    )
+    app.button(key=f"republish-go-{queue}").click().run()
+    wait_until(lambda: app.run().success and app.success[0].value, what="the job to finish")
+
+    assert not app.exception
+    assert app.success[0].value == "Republished 5 messages."
+    moved = []
+    while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        moved.append(got[1].priority)
+    assert moved == [7] * 5
+    [record] = AuditLog(audit).records()
+    assert (record.action, record.target, record.counts) == (
+        "republish",
+        queue,
+        {"moved": 5, "failed": 0},
+    )
+
+
+def test_onboarding_page_binds_a_pasted_list_with_a_result_per_row(
+    settings_for, unique, console, tmp_path
+):
+    exchange, good = unique("tenants"), unique("acme")
+    audit = tmp_path / "audit.sqlite"
+    app = console(
+        page="pages/onboarding.py", WARREN_TENANT_EXCHANGE=exchange, WARREN_AUDIT_DB=str(audit)
+    )
+
+    app.text_area(key="bind-ids").set_value(f"tenant\n{good}\nnot valid!\n{good}\n").run()
+    app.button(key="bind-tenants").click().run()
+    app.button(key="bind-go").click().run()
+
+    assert not app.exception
+    assert app.warning[0].value == "1 of 2 tenants bound; 1 failed (see the error column)."
+    results = app.dataframe[0].value
+    assert results[["tenant", "outcome"]].values.tolist() == [
+        [good, "created"],
+        ["not valid!", "failed"],
+    ]
+    assert "is not a valid tenant id" in results["error"][1]
+    assert queue_counts(settings_for(), f"tenant.{good}") == (0, 0)
+    assert [(r.action, r.target, r.outcome) for r in AuditLog(audit).records()] == [
+        ("bind", "not valid!", "failed"),
+        ("bind", good, "created"),
+    ]
+
+
+def test_offboarding_page_asks_for_the_tenant_id(settings_for, channel, unique, console):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    app = console(page="pages/onboarding.py", WARREN_TENANT_EXCHANGE=exchange)
+
+    app.selectbox[0].set_value("acme").run()
+    app.checkbox[1].check().run()
+    app.button(key="unbind-acme").click().run()
+    assert app.button(key="unbind-go").disabled
+    app.text_input(key="unbind-confirm").set_value("acme").run()
+    app.button(key="unbind-go").click().run()
+
+    assert not app.exception
+    assert app.success[0].value == literal(
+        f"Unbound acme from {queue}. Deleted {queue} (0 messages dropped)."
+    )
+    with ManagementClient(settings_for()) as client:
+        assert fetch_overview(client, "/", exchange).rows == []

@@ -1,0 +1,79 @@
+"""The pieces every admin action in the console shares: who acts, dialogs that stay open across
+reruns until done or dismissed, and moves run as background jobs with progress and a stop
+button."""
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import streamlit as st
+
+from dashboard.jobs import JOBS, Job
+from dashboard.mover import MoveResult, Progress
+from dashboard.settings import Settings
+from pages.components.formatting import literal
+
+
+def console_actor(settings: Settings) -> str:
+    return f"{settings.username} (console)"
+
+
+def _open_key(dialog: str) -> str:
+    return f"{dialog}-dialog-open"
+
+
+def dialog_button(label: str, dialog: str, target: str, icon: str) -> bool:
+    """A button that opens `dialog` for `target`; True while that dialog is to be shown (a
+    dialog function is called on every rerun it stays open)."""
+    if st.button(label, key=f"{dialog}-{target}", icon=icon):
+        st.session_state[_open_key(dialog)] = target
+    return st.session_state.get(_open_key(dialog)) == target
+
+
+def close_dialog(dialog: str) -> None:
+    st.session_state.pop(_open_key(dialog), None)
+
+
+def closer(dialog: str) -> Callable[[], None]:
+    """For `st.dialog(on_dismiss=...)`."""
+    return partial(close_dialog, dialog)
+
+
+def start_move(
+    slot: str, title: str, total: int, work: Callable[[Progress, Any], Any], dialog: str
+) -> None:
+    """Run `work` (given a progress callback and a cancel event) as a background job shown in
+    `slot`, and close the dialog that asked for it."""
+    job = Job(title, work, total=total).start()
+    st.session_state[f"job-{slot}"] = job.id
+    close_dialog(dialog)
+    st.rerun()
+
+
+def current_job(slot: str) -> Job | None:
+    return JOBS.get(st.session_state.get(f"job-{slot}", ""))
+
+
+@st.fragment(run_every=1)
+def move_progress(job_id: str, describe: Callable[[Any], tuple[bool, str]]) -> None:
+    """A running move's progress and stop button; once it ends, its exact counts."""
+    job = JOBS[job_id]
+    progress: MoveResult | None = job.progress
+    moved = progress.moved if progress else 0
+    if not job.done:
+        st.progress(
+            min(1.0, moved / job.total) if job.total else 0.0,
+            text=f"{literal(job.title)}: {moved:,} of {job.total:,} moved",
+        )
+        if st.button("Stop", key=f"stop-{job_id}", icon=":material/stop_circle:"):
+            job.cancel.set()
+        return
+    if job.error:
+        st.error(literal(job.error))
+        return
+    clean, sentence = describe(job.result)
+    (st.success if clean else st.warning)(sentence)
+
+
+def stopped_words(result: MoveResult) -> str:
+    return "" if result.clean else f" Stopped: {literal(result.stopped or 'unknown')}."

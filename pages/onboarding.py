@@ -1,0 +1,144 @@
+"""Onboarding: bind one tenant or a pasted list / CSV of them, each with its own result; and
+offboarding, which unbinds and may delete the tenant's queue."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.errors import WarrenError
+from dashboard.onboarding import (
+    TENANT_RULE,
+    BindResult,
+    TenantSpec,
+    bind_audited,
+    bind_sentence,
+    parse_tenant_list,
+    unbind_audited,
+    unbind_sentence,
+)
+from pages.components.actions import close_dialog, closer, console_actor, dialog_button
+from pages.components.entry import behind_the_entry_script
+from pages.components.formatting import literal
+from pages.components.state import current_settings, shared_overview_poll
+
+RESULTS = "onboarding-results"
+UNBOUND = "offboarding-result"
+
+behind_the_entry_script()
+settings = current_settings()
+st.title("Onboarding")
+st.caption(
+    f"A tenant is a queue bound to {literal(settings.tenant_exchange)} with routing key = tenant "
+    f"id. Tenant ids: {literal(TENANT_RULE)}. Every change asks first and is recorded in the "
+    f"audit log as {literal(console_actor(settings))}."
+)
+
+
+def wanted_ids() -> list[str]:
+    pasted = st.text_area(
+        "Tenant ids", placeholder="one per line, or CSV with the id in the first column",
+        key="bind-ids",
+    )  # fmt: skip
+    uploaded = st.file_uploader("or a CSV file", type=["csv", "txt"], key="bind-file")
+    text = pasted + "\n" + (uploaded.getvalue().decode(errors="replace") if uploaded else "")
+    return parse_tenant_list(text)
+
+
+def wanted_specs(tenants: list[str]) -> list[TenantSpec]:
+    kind, priority, dead_letters = st.columns(3)
+    queue_type = kind.radio("Queue type", ["classic", "quorum"], horizontal=True)
+    max_priority = priority.number_input(
+        "x-max-priority (classic; 0: none)", min_value=0, max_value=255, value=10,
+        disabled=queue_type == "quorum",
+    )  # fmt: skip
+    with_dead_letters = dead_letters.checkbox("Dead-letter queue", value=True)
+    return [
+        TenantSpec(
+            tenant=tenant,
+            queue_type=queue_type,
+            max_priority=int(max_priority) or None,
+            dead_letters=with_dead_letters,
+        )
+        for tenant in tenants
+    ]
+
+
+@st.dialog("Bind tenants", on_dismiss=closer("bind"))
+def bind_dialog(specs: list[TenantSpec]) -> None:
+    st.markdown(literal(bind_sentence(specs, settings.tenant_exchange)))
+    st.caption("What exists and matches is left as it is; a difference is refused, per tenant.")
+    if st.button(f"Bind {len(specs):,} tenants", type="primary", key="bind-go"):
+        bar = st.progress(0.0)
+        done: list[BindResult] = []
+
+        def tick(result: BindResult) -> None:
+            done.append(result)
+            bar.progress(len(done) / len(specs), text=f"{len(done):,} of {len(specs):,}")
+
+        st.session_state[RESULTS] = bind_audited(settings, specs, console_actor(settings), tick)
+        close_dialog("bind")
+        st.rerun()
+
+
+def show_bind_results() -> None:
+    results: list[BindResult] | None = st.session_state.get(RESULTS)
+    if not results:
+        return
+    failed = sum(result.outcome == "failed" for result in results)
+    summary = f"{len(results) - failed:,} of {len(results):,} tenants bound"
+    (st.warning if failed else st.success)(
+        summary + (f"; {failed:,} failed (see the error column)." if failed else ".")
+    )
+    table = pd.DataFrame(
+        [r.model_dump() | {"created": ", ".join(r.created)} for r in results],
+        columns=["tenant", "queue", "outcome", "created", "error"],
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+@st.dialog("Offboard a tenant", on_dismiss=closer("unbind"))
+def unbind_dialog(tenant: str, delete: bool, force: bool) -> None:
+    st.markdown(literal(unbind_sentence(settings.tenant_exchange, tenant, delete, force)))
+    typed = st.text_input(f"Type {literal(tenant)} to confirm", key="unbind-confirm")
+    if st.button("Offboard", type="primary", disabled=typed != tenant, key="unbind-go"):
+        try:
+            result = unbind_audited(settings, tenant, delete, force, console_actor(settings))
+        except WarrenError as exc:
+            st.error(literal(str(exc)))
+            return
+        deleted = (
+            f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
+            if result.deleted
+            else ""
+        )
+        st.session_state[UNBOUND] = f"Unbound {tenant} from {', '.join(result.queues)}.{deleted}"
+        close_dialog("unbind")
+        st.rerun()
+
+
+def show_offboarding() -> None:
+    snapshot = shared_overview_poll(settings).get()
+    tenants = sorted({row.tenant for row in snapshot.data.rows}) if snapshot.data else []
+    if not tenants:
+        st.info("No tenant is bound yet (or the broker is not answering): nothing to offboard.")
+        return
+    tenant = st.selectbox("Tenant", tenants, index=None, placeholder="pick a tenant")
+    delete = st.checkbox("Also delete its queue (refused while it holds messages)")
+    force = st.checkbox("Even with messages in it (they are dropped)", disabled=not delete)
+    if tenant and dialog_button("Offboard…", "unbind", tenant, ":material/link_off:"):
+        unbind_dialog(tenant, delete, delete and force)
+
+
+bind_tab, unbind_tab = st.tabs(["Bind tenants", "Offboard"])
+with bind_tab:
+    ids = wanted_ids()
+    specs = wanted_specs(ids)
+    if not ids:
+        st.info("Paste tenant ids or pick a CSV to bind them.")
+    elif dialog_button(f"Bind {len(ids):,} tenants…", "bind", "tenants", ":material/add_link:"):
+        bind_dialog(specs)
+    show_bind_results()
+with unbind_tab:
+    message = st.session_state.pop(UNBOUND, None)
+    if message:
+        st.success(literal(message))
+    show_offboarding()

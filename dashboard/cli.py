@@ -1,11 +1,14 @@
 """`warren` / `python -m dashboard`: the console's second face, for scripts and runbooks."""
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -265,16 +268,15 @@ def _requeue(args: argparse.Namespace) -> int:
     settings = _settings(args)
     only = _requeue_filter(args)
     plan = plan_requeue(settings, args.source, args.to, args.limit, only)
-    parameters = {"to": args.to, "limit": args.limit, "vhost": settings.vhost} | (
-        {"filter": only.model_dump()} if only.active else {}
-    )
+    parameters = plan.parameters(settings.vhost)
     declined = _declined(
         args, settings, Ask("requeue", args.source, parameters, plan.sentence, "moved"),
         dry_record=plan.model_dump(), dry_counts={"would_move": plan.limit, "ready": plan.ready},
     )  # fmt: skip
     if declined is not None:
         return declined
-    result = requeue_audited(settings, plan, actor(settings), _progress(args))
+    with _stoppable() as stop:
+        result = requeue_audited(settings, plan, actor(settings), _progress(args), stop)
     _end_progress(args)
     left = ready_count(settings, args.source)
     counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
@@ -341,7 +343,8 @@ def _republish(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if declined is not None:
         return declined
-    result, holding = republish_audited(settings, plan, actor(settings), _progress(args))
+    with _stoppable() as stop:
+        result, holding = republish_audited(settings, plan, actor(settings), _progress(args), stop)
     _end_progress(args)
     record = {
         "dry_run": False,
@@ -476,6 +479,28 @@ def _confirmed(args: argparse.Namespace, sentence: str, answer: str = "yes") -> 
     if not sys.stdin.isatty():
         return False
     return input(f"{sentence} Type {answer} to go on: ").strip() == answer
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """During a move, a first Ctrl-C asks it to stop: it takes no more messages, settles those
+    in flight and reports exact counts. A second one aborts (the broker then returns every
+    original not yet acked to its queue)."""
+    stop = threading.Event()
+
+    def first(_signal, _frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(
+            "\nwarren: stopping after the messages in flight (Ctrl-C again to abort).",
+            file=sys.stderr,
+        )
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _progress(args: argparse.Namespace):

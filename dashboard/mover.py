@@ -124,6 +124,9 @@ class Mover:
         self._source_channel = None
         self._target_channel = None
         self._consumer_tags: list[str] = []
+        # Consumers cancelled whose cancel-ok has not come: deliveries may still be on the way.
+        self._cancelling = 0
+        self._closing = False
         self._probing = True
         self._largest = 0
         self._error: WarrenError | None = None
@@ -310,16 +313,28 @@ class Mover:
             self._consuming = False
             if self._source_channel.is_open:
                 for tag in self._consumer_tags:
-                    self._source_channel.basic_cancel(tag)
+                    self._cancelling += 1
+                    self._source_channel.basic_cancel(tag, callback=self._on_cancel_ok)
+
+    def _on_cancel_ok(self, _frame) -> None:
+        self._cancelling -= 1
+        self._maybe_finish()
 
     def _maybe_finish(self) -> bool:
-        done_delivering = not self._consuming
+        """Once nothing more can arrive and every delivery is settled: the source channel
+        closes first, so that the originals sent back are in their queue when the move returns
+        (the broker requeues a channel's rejects before it confirms the channel's close)."""
+        done_delivering = not self._consuming and not self._cancelling
         settled = not self._pending and not self._scheduled
-        if done_delivering and settled and self._connection.is_open:
-            self._report(force=True)
+        if not (done_delivering and settled and self._connection.is_open) or self._closing:
+            return self._closing
+        self._closing = True
+        self._report(force=True)
+        if self._source_channel.is_open:
+            self._source_channel.close()
+        else:
             self._connection.close()
-            return True
-        return False
+        return True
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -329,7 +344,8 @@ class Mover:
 
     def _on_channel_closed(self, _channel, reason) -> None:
         if self._connection.is_open:
-            self.result.stopped = self.result.stopped or f"a channel closed: {reason}"
+            if not self._closing:
+                self.result.stopped = self.result.stopped or f"a channel closed: {reason}"
             self._connection.close()
 
     def _on_closed(self, _connection, reason) -> None:

@@ -104,6 +104,12 @@ class RequeuePlan(BaseModel):
             "the broker confirmed its copy."
         )
 
+    def parameters(self, vhost: str) -> dict:
+        """What the audit log records about this requeue."""
+        return {"to": self.to, "limit": self.limit, "vhost": vhost} | (
+            {"filter": self.only.model_dump()} if self.only.active else {}
+        )
+
     @property
     def route(self) -> Route:
         destination = to_queue(self.to) if self.to else back_to_where_it_died
@@ -167,9 +173,7 @@ def requeue_audited(
     cancel: threading.Event | None = None,
 ) -> MoveResult:
     """Requeue with its audit record (for callers that confirmed it already)."""
-    parameters = {"to": plan.to, "limit": plan.limit, "vhost": settings.vhost} | (
-        {"filter": plan.only.model_dump()} if plan.only.active else {}
-    )
+    parameters = plan.parameters(settings.vhost)
     with AuditLog(settings.audit_db).action(
         actor, "requeue", plan.source, parameters, False
     ) as entry:

@@ -288,3 +288,36 @@ def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
     }
     assert sorted(body for body, _ in drain(channel, home)) == [b"d-0", b"d-4"]
     assert sorted(body for body, _ in drain(channel, dlq)) == [b"d-1", b"d-2", b"d-3"]
+
+
+def test_ctrl_c_stops_a_requeue_with_exact_counts(broker, settings_for, channel, unique, tmp_path):
+    source, target = unique("src"), unique("dst")
+    for queue in (source, target):
+        channel.queue_declare(queue, durable=True)
+    fill(channel, source, 20000)
+    settings = settings_for()
+    environment = {
+        "WARREN_AMQP_URL": broker.amqp_url,
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_AUDIT_DB": str(tmp_path / "audit.sqlite"),
+        "PATH": os.environ["PATH"],
+    }
+    command = [sys.executable, "-m", "dashboard", "requeue", "--from", source, "--to", target]
+    running = subprocess.Popen(
+        [*command, "--yes", "--json"], env=environment, stdout=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
+    running.send_signal(signal.SIGINT)
+    stdout, stderr = running.communicate(timeout=60)
+
+    assert running.returncode == 1, stderr
+    assert "stopping after the messages in flight" in stderr
+    assert "Traceback" not in stderr
+    report = json.loads(stdout)
+    in_source, in_target = ready_count(settings, source), ready_count(settings, target)
+    assert report["stopped"] == "cancelled"
+    assert (report["moved"], report["left"]) == (in_target, in_source)
+    assert in_source + in_target == 20000  # stopped in order: nothing duplicated, nothing lost
+    [record] = AuditLog(tmp_path / "audit.sqlite").records()
+    assert (record.outcome, record.counts["moved"]) == ("stopped", in_target)

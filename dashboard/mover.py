@@ -358,21 +358,25 @@ class Mover:
         self._connection.ioloop.stop()
 
 
+def holding_queue_name(purpose: str, source: str) -> str:
+    """A new holding queue's name, chosen before the move so that the audit log has it first."""
+    return f"warren.{purpose}.{source}.{secrets.token_hex(4)}"
+
+
 def move_through_holding(
     settings: Settings,
     source: str,
-    purpose: str,
+    holding: str,
     limit: int,
     route: Route,
     transform: Transform = keep_properties,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[MoveResult, str | None]:
-    """Move up to `limit` messages out of `source` into a new holding queue, then on from there
-    by `route` (which may lead back to `source`): the mover never meets its own copies in a
-    queue it reads. The second move's result, and the holding queue's name if anything is left
+    """Move up to `limit` messages out of `source` into the new queue `holding`, then on from
+    there by `route` (which may lead back to `source`): the mover never meets its own copies in
+    a queue it reads. The second move's result, and the holding queue's name if anything is left
     in it (a crash or a refusal in between: the messages wait there, not lost)."""
-    holding = f"warren.{purpose}.{source}.{secrets.token_hex(4)}"
     _holding_queue(settings, holding)
     out = Mover(settings, source, to_queue(holding), limit, progress=progress, cancel=cancel).run()
     back = Mover(

@@ -20,6 +20,7 @@ from dashboard.mover import (
     Mover,
     MoveResult,
     Progress,
+    holding_queue_name,
     move_through_holding,
     to_queue,
 )
@@ -36,6 +37,8 @@ class RepublishPlan(BaseModel):
     routing_key: str | None = None
     exchange: str = ""
     target_max_priority: int | None = None
+    # In place, the messages pass through this queue (named before, for the audit log).
+    holding: str | None = None
 
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this republish."""
@@ -45,11 +48,7 @@ class RepublishPlan(BaseModel):
             "routing_key": self.routing_key,
             "limit": self.limit,
             "vhost": vhost,
-        }
-
-    @property
-    def in_place(self) -> bool:
-        return self.to_queue == self.source
+        } | ({"holding": self.holding} if self.holding else {})
 
     @property
     def warnings(self) -> list[str]:
@@ -75,7 +74,11 @@ class RepublishPlan(BaseModel):
             if self.to_queue
             else f"exchange {self.exchange!r} with routing key {self.routing_key!r}"
         )
-        how = " (through a holding queue, as it is the same queue)" if self.in_place else ""
+        how = (
+            f" (through holding queue {self.holding!r}: it is the same queue)"
+            if self.holding
+            else ""
+        )
         return (
             f"Republish copies up to {self.limit:,} of the {self.ready:,} ready messages of "
             f"{self.source!r} to {target}{how} with priority {self.priority}, keeping every "
@@ -108,6 +111,7 @@ def plan_republish(
         routing_key=routing_key,
         exchange=settings.tenant_exchange if routing_key else "",
         target_max_priority=max_priority,
+        holding=holding_queue_name("republish", source) if target == source else None,
     )
 
 
@@ -125,7 +129,7 @@ def republish(
         changed.priority = plan.priority
         return changed
 
-    if not plan.in_place:
+    if plan.holding is None:
         route = (
             to_queue(plan.to_queue)
             if plan.to_queue
@@ -137,7 +141,7 @@ def republish(
         )  # fmt: skip
         return mover.run(), None
     return move_through_holding(
-        settings, plan.source, "republish", plan.limit, to_queue(plan.source), with_priority,
+        settings, plan.source, plan.holding, plan.limit, to_queue(plan.source), with_priority,
         progress, cancel,
     )  # fmt: skip
 

@@ -14,6 +14,7 @@ from dashboard.mover import (
     MoveResult,
     Progress,
     Route,
+    holding_queue_name,
     move_through_holding,
     to_queue,
 )
@@ -87,6 +88,8 @@ class RequeuePlan(BaseModel):
     ready: int
     limit: int
     only: RequeueFilter = RequeueFilter()
+    # Filtered requeues pass through this queue (named before, for the audit log).
+    holding: str | None = None
 
     @property
     def sentence(self) -> str:
@@ -94,9 +97,9 @@ class RequeuePlan(BaseModel):
         if self.only.active:
             return (
                 f"Requeue looks at up to {self.limit:,} of the {self.ready:,} ready messages of "
-                f"{self.source!r}, through a holding queue: those with {self.only.words} go to "
-                f"{destination}, the others back to {self.source!r}; each message leaves a "
-                "queue only after the broker confirmed its copy."
+                f"{self.source!r}, through holding queue {self.holding!r}: those with "
+                f"{self.only.words} go to {destination}, the others back to {self.source!r}; "
+                "each message leaves a queue only after the broker confirmed its copy."
             )
         return (
             f"Requeue moves up to {self.limit:,} of the {self.ready:,} ready messages of "
@@ -107,7 +110,7 @@ class RequeuePlan(BaseModel):
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this requeue."""
         return {"to": self.to, "limit": self.limit, "vhost": vhost} | (
-            {"filter": self.only.model_dump()} if self.only.active else {}
+            {"filter": self.only.model_dump(), "holding": self.holding} if self.only.active else {}
         )
 
     @property
@@ -126,12 +129,14 @@ def plan_requeue(
     only: RequeueFilter | None = None,
 ) -> RequeuePlan:
     ready = ready_count(settings, source)
+    only = only or RequeueFilter()
     return RequeuePlan(
         source=source,
         to=to,
         ready=ready,
         limit=ready if limit is None else min(limit, ready),
-        only=only or RequeueFilter(),
+        only=only,
+        holding=holding_queue_name("requeue", source) if only.active else None,
     )
 
 
@@ -156,7 +161,7 @@ def requeue(
         return target
 
     result, holding = move_through_holding(
-        settings, plan.source, "requeue", plan.limit, counting, progress=progress, cancel=cancel
+        settings, plan.source, plan.holding, plan.limit, counting, progress=progress, cancel=cancel
     )
     result.kept = result.moved - len(matched)
     result.moved = len(matched)

@@ -1,30 +1,13 @@
 """`python -m dashboard tenants` as a script would run it: a real process, exit codes, JSON."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from dashboard.localbroker import free_port
 from tests.amqp_helpers import tenant_with_messages
+from tests.cli_helpers import run_cli
 from tests.conftest import wait_until
-
-
-def run_cli(broker, *args: str, entry=(sys.executable, "-m", "dashboard"), **env: str):
-    environment = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
-    environment |= {
-        "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AMQP_URL": broker.amqp_url,
-    } | env
-    return subprocess.run(
-        [*entry, *args],
-        env=environment,
-        cwd=broker.base_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique, pod):
@@ -36,7 +19,7 @@ def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique, pod
     expected = [("acme", "/", first, 3, 2, 1), ("globex", "/", second, 2, 0, 0)]
 
     def listed():
-        done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
+        done = run_cli(broker, None, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
         assert (done.returncode, done.stderr) == (0, "")
         records = json.loads(done.stdout)
         return records if [tuple(r[key] for key in keys) for r in records] == expected else None
@@ -51,7 +34,7 @@ def test_tenants_table_and_the_warren_script(broker, channel, unique):
     warren = (str(Path(sys.executable).parent / "warren"),)
 
     def table():
-        done = run_cli(broker, "tenants", "--exchange", exchange, entry=warren)
+        done = run_cli(broker, None, "tenants", "--exchange", exchange, entry=warren)
         assert done.returncode == 0, done.stderr
         return done.stdout if "1,234" in done.stdout else None
 
@@ -68,7 +51,7 @@ def assert_one_sentence(done, sentence: str) -> None:
 
 
 def test_wrong_password_exits_1_with_a_sentence_and_no_password(broker):
-    done = run_cli(broker, "tenants", "--json", WARREN_PASSWORD="not-the-password")
+    done = run_cli(broker, None, "tenants", "--json", WARREN_PASSWORD="not-the-password")
     assert_one_sentence(
         done,
         f"The broker at {broker.management_url} refused user 'guest': "
@@ -79,13 +62,13 @@ def test_wrong_password_exits_1_with_a_sentence_and_no_password(broker):
 
 def test_broker_down_exits_1_with_a_sentence(broker):
     url = f"http://127.0.0.1:{free_port()}"
-    done = run_cli(broker, "tenants", WARREN_MANAGEMENT_URL=url)
+    done = run_cli(broker, None, "tenants", WARREN_MANAGEMENT_URL=url)
     assert_one_sentence(done, f"Cannot reach the management API at {url}: connection refused.")
 
 
 def test_missing_exchange_exits_1_with_a_sentence(broker, unique):
     exchange = unique("missing")
-    done = run_cli(broker, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
+    done = run_cli(broker, None, "tenants", "--json", WARREN_TENANT_EXCHANGE=exchange)
     assert_one_sentence(
         done,
         f"The tenant exchange {exchange!r} does not exist in vhost '/', so there are no tenant "
@@ -94,7 +77,7 @@ def test_missing_exchange_exits_1_with_a_sentence(broker, unique):
 
 
 def test_bad_setting_exits_1_naming_the_variable(broker):
-    done = run_cli(broker, "tenants", WARREN_REQUEST_TIMEOUT="-1")
+    done = run_cli(broker, None, "tenants", WARREN_REQUEST_TIMEOUT="-1")
     assert_one_sentence(
         done, "Invalid setting WARREN_REQUEST_TIMEOUT: Input should be greater than 0."
     )

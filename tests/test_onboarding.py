@@ -9,7 +9,7 @@ import pytest
 from dashboard.amqp import queue_counts
 from dashboard.audit import AuditLog
 from dashboard.errors import NotFound
-from tests.test_requeue import run_cli
+from tests.cli_helpers import run_cli
 
 
 def bind(broker, tmp_path, exchange: str, *args: str):

@@ -2,11 +2,16 @@
 carrying the new priority and its original properties and headers; warnings about targets."""
 
 import json
+import signal
+import subprocess
 
-from dashboard.amqp import queue_counts
+from dashboard.amqp import queue_counts, ready_count
 from dashboard.audit import AuditLog
+from dashboard.errors import NotFound
+from dashboard.mover import MAX_WINDOW
+from tests.cli_helpers import DASHBOARD, cli_environment, run_cli
+from tests.conftest import wait_until
 from tests.test_mover import drain, fill
-from tests.test_requeue import run_cli
 
 
 def test_republish_in_place_ends_with_every_message_at_the_new_priority(
@@ -91,3 +96,41 @@ def test_republish_to_the_tenant_exchange_with_a_routing_key(
 
 def queue_counts_of(channel, *queues: str) -> list[int]:
     return [channel.queue_declare(queue, passive=True).method.message_count for queue in queues]
+
+
+def test_sigkill_mid_republish_leaves_every_message_in_the_queue_or_the_named_holding_queue(
+    broker, settings_for, channel, unique, tmp_path
+):
+    queue = unique("jobs")
+    channel.queue_declare(queue, durable=True, arguments={"x-max-priority": 10})
+    fill(channel, queue, 20000, priority=1)
+    audit = tmp_path / "audit.sqlite"
+    command = [*DASHBOARD, "republish", "--queue", queue, "--priority", "8", "--yes"]
+    killed = subprocess.Popen(
+        command, env=cli_environment(broker, audit), stderr=subprocess.DEVNULL
+    )
+    wait_until(lambda: AuditLog(audit).records(), what="the audit record of the start")
+    [started] = AuditLog(audit).records()
+    holding = started.parameters["holding"]
+    # Messages in the holding queue: the first leg is well on, or the second under way.
+    wait_until(lambda: _ready(settings_for(), holding) >= 10000, what="10,000 held", timeout=60)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    in_queue, held = ready_count(settings_for(), queue), ready_count(settings_for(), holding)
+    assert held > 0
+    assert 0 <= in_queue + held - 20000 <= MAX_WINDOW  # duplicates bounded by the window
+
+    recovered = run_cli(broker, audit, "requeue", "--from", holding, "--to", queue, "--yes")
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert ready_count(settings_for(), holding) == 0
+    ids = {properties.message_id for _, properties in drain(channel, queue)}
+    assert ids == {f"m-{n}" for n in range(20000)}
+
+
+def _ready(settings, queue: str) -> int:
+    """Ready messages, or 0 while the queue does not exist yet."""
+    try:
+        return ready_count(settings, queue)
+    except NotFound:
+        return 0

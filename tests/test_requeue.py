@@ -2,10 +2,8 @@
 audited; refusals and dry runs change nothing; a SIGKILL mid-requeue loses nothing."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 
 import pika
 
@@ -13,26 +11,9 @@ from dashboard.amqp import queue_counts, ready_count
 from dashboard.audit import AuditLog
 from dashboard.mover import MAX_WINDOW
 from tests.amqp_helpers import tenant_with_messages
+from tests.cli_helpers import DASHBOARD, cli_environment, run_cli
 from tests.conftest import wait_until
 from tests.test_mover import drain, fill
-
-
-def run_cli(broker, audit_db, *args: str, timeout: float = 120):
-    environment = {
-        "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AMQP_URL": broker.amqp_url,
-        "WARREN_AUDIT_DB": str(audit_db),
-        "PATH": os.environ["PATH"],
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        env=environment,
-        cwd=broker.base_dir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def dead_letters(channel, unique, pod, count: int) -> tuple[str, str]:
@@ -137,13 +118,8 @@ def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
         channel.queue_declare(queue, durable=True)
     fill(channel, source, 20000)
     settings = settings_for()
-    environment = {
-        "WARREN_AMQP_URL": broker.amqp_url,
-        "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AUDIT_DB": str(tmp_path / "audit.sqlite"),
-        "PATH": os.environ["PATH"],
-    }
-    command = [sys.executable, "-m", "dashboard", "requeue", "--from", source, "--to", target]
+    environment = cli_environment(broker, tmp_path / "audit.sqlite")
+    command = [*DASHBOARD, "requeue", "--from", source, "--to", target]
     killed = subprocess.Popen([*command, "--yes"], env=environment, stderr=subprocess.DEVNULL)
     wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
     killed.send_signal(signal.SIGKILL)
@@ -296,13 +272,8 @@ def test_ctrl_c_stops_a_requeue_with_exact_counts(broker, settings_for, channel,
         channel.queue_declare(queue, durable=True)
     fill(channel, source, 20000)
     settings = settings_for()
-    environment = {
-        "WARREN_AMQP_URL": broker.amqp_url,
-        "WARREN_MANAGEMENT_URL": broker.management_url,
-        "WARREN_AUDIT_DB": str(tmp_path / "audit.sqlite"),
-        "PATH": os.environ["PATH"],
-    }
-    command = [sys.executable, "-m", "dashboard", "requeue", "--from", source, "--to", target]
+    environment = cli_environment(broker, tmp_path / "audit.sqlite")
+    command = [*DASHBOARD, "requeue", "--from", source, "--to", target]
     running = subprocess.Popen(
         [*command, "--yes", "--json"], env=environment, stdout=subprocess.PIPE, text=True,
         stderr=subprocess.PIPE,

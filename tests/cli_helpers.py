@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+from dashboard.amqp import ready_count
+from tests.conftest import wait_until
+
 DASHBOARD = (sys.executable, "-m", "dashboard")
 
 
@@ -30,3 +33,16 @@ def run_cli(broker, audit_db, *args: str, entry=DASHBOARD, timeout: float = 120,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def ready_once_returned(settings, queues: list[str], count: int) -> list[int]:
+    """Ready counts of `queues` once at least `count` messages are ready among them: the broker
+    returns a killed client's unacked messages to ready a moment after the process dies."""
+    counts: list[int] = []
+
+    def all_back() -> bool:
+        counts[:] = [ready_count(settings, queue) for queue in queues]
+        return sum(counts) >= count
+
+    wait_until(all_back, what=f"{count:,} messages ready in {', '.join(queues)}")
+    return counts

@@ -3,10 +3,9 @@
 import streamlit as st
 
 from pages.components.sidebar import render_sidebar
-from pages.components.state import current_settings
+from pages.components.state import logged_in_settings
 
 st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
-settings = current_settings()
 page = st.navigation(
     [
         st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True),
@@ -16,5 +15,9 @@ page = st.navigation(
         st.Page("pages/audit.py", title="Audit", icon=":material/history:"),
     ]
 )
-render_sidebar(settings)
+# Before logging in (WARREN_AUTH=login) there is no sidebar, and the page shows the login form:
+# it belongs to the page, which a deep link may run on its own.
+settings = logged_in_settings()
+if settings is not None:
+    render_sidebar(settings)
 page.run()

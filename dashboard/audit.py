@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from dashboard.errors import WarrenError
+from dashboard.errors import ReadOnly, WarrenError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -90,6 +90,9 @@ class AuditLog:
         entry = Entry()
         try:
             yield entry
+        except ReadOnly as exc:
+            entry.outcome, entry.error = "refused", str(exc)
+            raise
         except WarrenError as exc:
             entry.outcome, entry.error = "failed", str(exc)
             raise

@@ -35,6 +35,7 @@ from dashboard.requeue import (
     RequeueFilter,
     held_by,
     plan_requeue,
+    release_audited,
     requeue_audited,
 )
 from dashboard.settings import Settings, load_settings
@@ -304,24 +305,19 @@ def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
 def _requeue_connection(args: argparse.Namespace) -> int:
     """Unacked messages go back to ready only when their consumer's connection closes."""
     settings = _settings(args)
-    log = AuditLog(settings.audit_db)
     with ManagementClient(settings) as client:
         report = fetch_consumers(
             client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
         )
-        held = held_by(report, args.connection)
-        with log.action(
-            actor(settings), "requeue-connection", held.connection_id, held.model_dump(),
-            args.dry_run,
-        ) as entry:  # fmt: skip
-            if args.dry_run:
-                return _report(args, {"dry_run": True, **held.model_dump()}, held.sentence)
-            if not _confirmed(args, held.sentence, answer=held.connection):
-                entry.outcome = "refused"
-                print(f"warren: {held.sentence} Nothing was changed: add --yes.", file=sys.stderr)
-                return 1
-            client.close_connection(held.connection_id, f"Closed by Warren for {actor(settings)}")
-            entry.counts = {"unacked_returned": held.unacked}
+    held = held_by(report, args.connection)
+    ask = Ask(
+        "requeue-connection", held.connection_id, held.model_dump(), held.sentence, "changed",
+        answer=held.connection,
+    )  # fmt: skip
+    declined = _declined(args, settings, ask, held.model_dump(), {"unacked": held.unacked})
+    if declined is not None:
+        return declined
+    release_audited(settings, held, actor(settings))
     record = {"dry_run": False, **held.model_dump(), "unacked_returned": held.unacked}
     summary = f"Closed {held.connection!r}: {held.unacked:,} messages went back to ready."
     return _report(args, record, summary)

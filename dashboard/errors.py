@@ -25,6 +25,10 @@ class Forbidden(BrokerError):
     """401/403 for a known user: it lacks the user tag or the vhost permission."""
 
 
+class ReadOnly(WarrenError):
+    """Warren's rule (or WARREN_READ_ONLY) does not let this user change anything."""
+
+
 class NotFound(BrokerError):
     """404: the vhost, queue, exchange or connection does not exist."""
 

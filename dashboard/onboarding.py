@@ -10,8 +10,8 @@ from typing import Literal
 import pika.exceptions
 from pydantic import BaseModel, Field
 
+from dashboard.access import change, current_access
 from dashboard.amqp import close_quietly, connect
-from dashboard.audit import AuditLog
 from dashboard.errors import NotFound, PreconditionFailed, WarrenError
 from dashboard.management import ManagementClient
 from dashboard.settings import Settings
@@ -191,19 +191,18 @@ def bind_audited(
 ) -> list[BindResult]:
     """Each tenant on its own, with its own audit record: one failing does not stop the
     others."""
-    log = AuditLog(settings.audit_db)
+    access = current_access(settings)
     results = []
     for spec in specs:
         parameters = spec.model_dump() | {"exchange": settings.tenant_exchange}
-        with log.action(actor, "bind", spec.tenant, parameters, False) as entry:
-            try:
+        try:
+            with change(settings, actor, "bind", spec.tenant, parameters, access) as entry:
                 result = bind_tenant(settings, spec)
-            except WarrenError as exc:
-                result = BindResult(
-                    tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
-                )
-            entry.outcome, entry.error = result.outcome, result.error
-            entry.counts = {"created": len(result.created)}
+                entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
+        except WarrenError as exc:
+            result = BindResult(
+                tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
+            )
         on_result(result)
         results.append(result)
     return results
@@ -231,7 +230,7 @@ def unbind_audited(
 ) -> UnbindResult:
     parameters = {"delete_queue": delete, "force": force}
     with (
-        AuditLog(settings.audit_db).action(actor, "unbind", tenant, parameters, False) as entry,
+        change(settings, actor, "unbind", tenant, parameters) as entry,
         ManagementClient(settings) as client,
     ):
         result = unbind_tenant(settings, client, tenant, delete, force)

@@ -3,8 +3,8 @@ touched: they stay with their consumers (and return to ready if those die)."""
 
 from pydantic import BaseModel
 
+from dashboard.access import change
 from dashboard.amqp import on_channel, queue_counts
-from dashboard.audit import AuditLog
 from dashboard.settings import Settings
 
 
@@ -40,7 +40,6 @@ def purge(settings: Settings, queue: str) -> int:
 
 def purge_audited(settings: Settings, queue: str, actor: str) -> int:
     """Purge `queue` with its audit record (for callers that confirmed it already)."""
-    log = AuditLog(settings.audit_db)
-    with log.action(actor, "purge", queue, {"vhost": settings.vhost}, False) as entry:
+    with change(settings, actor, "purge", queue, {"vhost": settings.vhost}) as entry:
         entry.counts = {"purged": purge(settings, queue)}
     return entry.counts["purged"]

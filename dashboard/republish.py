@@ -13,8 +13,8 @@ import threading
 
 from pydantic import BaseModel
 
+from dashboard.access import change
 from dashboard.amqp import ready_count
-from dashboard.audit import AuditLog
 from dashboard.management import ManagementClient
 from dashboard.mover import (
     Mover,
@@ -154,9 +154,8 @@ def republish_audited(
     cancel: threading.Event | None = None,
 ) -> tuple[MoveResult, str | None]:
     """Republish with its audit record (for callers that confirmed it already)."""
-    log = AuditLog(settings.audit_db)
     parameters = plan.parameters(settings.vhost)
-    with log.action(actor, "republish", plan.source, parameters, False) as entry:
+    with change(settings, actor, "republish", plan.source, parameters) as entry:
         result, holding = republish(settings, plan, progress, cancel)
         entry.counts = {"moved": result.moved, "failed": result.failed}
         entry.outcome = "ok" if result.clean and not holding else "stopped"

@@ -5,9 +5,10 @@ import threading
 
 from pydantic import BaseModel
 
+from dashboard.access import change
 from dashboard.amqp import ready_count
-from dashboard.audit import AuditLog
 from dashboard.errors import NotFound, WarrenError
+from dashboard.management import ManagementClient
 from dashboard.models import ConsumerReport
 from dashboard.mover import (
     Mover,
@@ -179,9 +180,7 @@ def requeue_audited(
 ) -> MoveResult:
     """Requeue with its audit record (for callers that confirmed it already)."""
     parameters = plan.parameters(settings.vhost)
-    with AuditLog(settings.audit_db).action(
-        actor, "requeue", plan.source, parameters, False
-    ) as entry:
+    with change(settings, actor, "requeue", plan.source, parameters) as entry:
         result = requeue(settings, plan, progress, cancel)
         entry.counts = {"moved": result.moved, "failed": result.failed, "skipped": result.skipped}
         if plan.only.active:
@@ -206,6 +205,18 @@ class HeldBy(BaseModel):
             f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
             "ready, and the pod must reconnect."
         )
+
+
+def release_audited(settings: Settings, held: HeldBy, actor: str) -> None:
+    """Close the connection that holds the messages (audited): the broker returns them to
+    ready. Closing is the only way over HTTP: channels cannot be closed there."""
+    parameters = held.model_dump()
+    with (
+        change(settings, actor, "requeue-connection", held.connection_id, parameters) as entry,
+        ManagementClient(settings) as client,
+    ):
+        client.close_connection(held.connection_id, f"Closed by Warren for {actor}")
+        entry.counts = {"unacked_returned": held.unacked}
 
 
 def held_by(report: ConsumerReport, connection: str) -> HeldBy:

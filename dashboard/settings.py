@@ -2,9 +2,10 @@
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dashboard.errors import SettingsError
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     # A Prometheus server scraping the broker's detailed queue metrics: when set, charts longer
     # than the broker's own samples come from it instead of the local history.
     prometheus_url: str | None = None
+    # Every change refused, for everyone.
+    read_only: bool = False
+    # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":
+    # each browser session logs in as its own broker user, so the broker's permissions apply.
+    auth: Literal["service", "login"] = "service"
 
     @field_validator("management_url")
     @classmethod
@@ -51,6 +57,19 @@ class Settings(BaseSettings):
     @classmethod
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
         return SecretStr(_checked_url(value.get_secret_value(), ("amqp", "amqps")))
+
+    @model_validator(mode="after")
+    def _one_user_per_session(self) -> "Settings":
+        if self.auth == "login" and urlsplit(self.amqp_url.get_secret_value()).username:
+            raise ValueError(
+                "WARREN_AMQP_URL may not carry a user when WARREN_AUTH=login: each session "
+                "connects as the user who logged in"
+            )
+        return self
+
+    def as_user(self, username: str, password: str) -> "Settings":
+        """These settings for another broker user (a console session that logged in)."""
+        return self.model_copy(update={"username": username, "password": SecretStr(password)})
 
     def fingerprint(self) -> str:
         """A digest of every value, the password included, to key caches per configuration."""
@@ -99,6 +118,7 @@ def load_settings(**overrides) -> Settings:
 
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors(include_input=False, include_url=False)[0]
-    field = str(error["loc"][0]) if error["loc"] else "settings"
     reason = error["msg"].removeprefix("Value error, ")
-    return f"Invalid setting {ENV_PREFIX}{field.upper()}: {reason}."
+    if not error["loc"]:
+        return f"Invalid settings: {reason}."
+    return f"Invalid setting {ENV_PREFIX}{str(error['loc'][0]).upper()}: {reason}."

@@ -18,7 +18,7 @@ from dashboard.onboarding import (
 from pages.components.actions import close_dialog, closer, console_actor, dialog_button
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
-from pages.components.state import current_settings, shared_overview_poll
+from pages.components.state import current_settings, shared_access, shared_overview_poll
 
 RESULTS = "onboarding-results"
 UNBOUND = "offboarding-result"
@@ -128,6 +128,10 @@ def show_offboarding() -> None:
         unbind_dialog(tenant, delete, delete and force)
 
 
+access = shared_access(settings)
+if not access.may_act:
+    st.info(f"Read-only: {literal(access.refusal or '')}.", icon=":material/lock:")
+    st.stop()
 bind_tab, unbind_tab = st.tabs(["Bind tenants", "Offboard"])
 with bind_tab:
     ids = wanted_ids()

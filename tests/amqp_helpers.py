@@ -41,6 +41,7 @@ class Holder:
             credentials=pika.PlainCredentials("guest", "guest"),
             client_properties={"connection_name": name},
         )
+        self.name = name
         self.connection = pika.BlockingConnection(params)
         self.held: dict[str, int] = {}
         # Per queue, the channel and delivery tags of the messages held, oldest first.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pika
 import pytest
+import requests
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -77,6 +78,33 @@ def pod(broker: LocalBroker) -> Iterator[Callable[..., Holder]]:
     yield open_pod
     for holder in opened:
         holder.close()
+
+
+@pytest.fixture
+def broker_user(broker: LocalBroker, unique) -> Iterator[Callable[[str], tuple[str, str]]]:
+    """Creates broker users: `broker_user("monitoring")` -> (name, password), with every
+    permission on vhost `/` and the given tags; deleted after the test."""
+    made: list[str] = []
+    admin = ("guest", "guest")
+
+    def make(tags: str) -> tuple[str, str]:
+        name, password = unique(f"user{len(made)}-{tags or 'none'}"), uuid.uuid4().hex
+        base = f"{broker.management_url}/api"
+        user = requests.put(
+            f"{base}/users/{name}", json={"password": password, "tags": tags}, auth=admin
+        )
+        user.raise_for_status()
+        made.append(name)
+        requests.put(
+            f"{base}/permissions/%2F/{name}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+            auth=admin,
+        ).raise_for_status()
+        return name, password
+
+    yield make
+    for name in made:
+        requests.delete(f"{broker.management_url}/api/users/{name}", auth=admin)
 
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

@@ -1,17 +1,27 @@
-"""The sidebar every page shares: which broker, vhost and user this console is looking at."""
+"""The sidebar every page shares: which broker, vhost and user this console is looking at, and
+whether that user may change anything."""
 
 import streamlit as st
 
 from dashboard.settings import Settings
 from pages.components.formatting import literal
+from pages.components.state import log_out, shared_access
 
 
 def render_sidebar(settings: Settings) -> None:
+    access = shared_access(settings)
+    tags = ", ".join(access.tags) or "no tags"
     with st.sidebar:
         st.markdown(
             f"**Broker** {literal(settings.management_url)}  \n"
             f"**vhost** {literal(settings.vhost)}  \n"
             f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
-            f"**User** {literal(settings.username)}  \n"
+            f"**User** {literal(settings.username)} ({literal(tags)})  \n"
             f"**Refresh** every {settings.refresh_seconds:g} s"
         )
+        if access.may_act:
+            st.caption("May change things: every change asks first and is audited.")
+        else:
+            st.caption(f"Read-only: {literal(access.refusal or '')}.")
+        if settings.auth == "login":
+            st.button("Log out", on_click=log_out, icon=":material/logout:")

@@ -22,12 +22,16 @@ from pages.components.actions import (
     stopped_words,
 )
 from pages.components.formatting import literal
-from pages.components.state import shared_client
+from pages.components.state import shared_access, shared_client
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
 
 
 def show_actions(settings: Settings, row: TenantRow) -> None:
+    access = shared_access(settings)
+    if not access.may_act:
+        st.info(f"Read-only: {literal(access.refusal or '')}.", icon=":material/lock:")
+        return
     st.caption(
         f"Actions are recorded in the audit log as {literal(console_actor(settings))}, and ask "
         "before they change anything."

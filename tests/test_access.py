@@ -1,0 +1,152 @@
+"""Who may do what: a user tagged only `monitoring` reads everything and changes nothing, by any
+path; WARREN_READ_ONLY turns writes off for everyone; the console logs each session in as its own
+broker user."""
+
+import json
+
+import pytest
+
+from dashboard.access import access_of, change
+from dashboard.amqp import queue_counts
+from dashboard.audit import AuditLog
+from dashboard.errors import ReadOnly
+from dashboard.management import ManagementClient
+from dashboard.tenants import fetch_overview
+from tests.amqp_helpers import tenant_with_messages
+from tests.cli_helpers import run_cli
+from tests.conftest import wait_until
+
+
+@pytest.mark.parametrize(
+    ("tags", "may_act"),
+    [
+        (["administrator"], True),
+        (["policymaker", "monitoring"], True),
+        ("administrator,monitoring", True),  # brokers before 3.9 answer a string
+        (["management"], False),
+        (["monitoring"], False),
+        ([], False),
+        ("", False),
+    ],
+)
+def test_only_administrators_and_policymakers_may_act(settings_for, tags, may_act):
+    access = access_of(settings_for(), {"name": "someone", "tags": tags})
+    assert access.may_act is may_act
+    if not may_act:
+        assert access.refusal.startswith("User 'someone' (")
+        assert "only users tagged administrator or policymaker" in access.refusal
+
+
+def test_read_only_refuses_an_administrator_and_records_it(settings_for, tmp_path):
+    settings = settings_for(read_only=True, audit_db=tmp_path / "audit.sqlite")
+    with (
+        pytest.raises(ReadOnly, match=r"^Warren is read-only here \(WARREN_READ_ONLY=true\): "),
+        change(settings, "guest (test)", "purge", "some-queue", {}),
+    ):
+        pytest.fail("the change ran")
+    [record] = AuditLog(tmp_path / "audit.sqlite").records()
+    assert (record.action, record.outcome) == ("purge", "refused")
+
+
+def test_a_monitoring_user_reads_everything_and_every_write_is_refused(
+    broker, settings_for, channel, unique, pod, broker_user, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    channel.basic_publish("", f"{queue}.dlq", b"dead", mandatory=True)
+    holder = pod(unique("pod"))
+    assert holder.hold(queue, prefetch=1, expect=1) == 1
+    user, password = broker_user("monitoring")
+    audit = tmp_path / "audit.sqlite"
+    env = {"WARREN_USERNAME": user, "WARREN_PASSWORD": password, "WARREN_TENANT_EXCHANGE": exchange}
+    wait_until(
+        lambda: holder.name in run_cli(broker, audit, "consumers", "--json", **env).stdout,
+        what="the pod in the consumer stats",
+    )
+
+    reads = [["tenants", "--json"], ["peek", "--queue", queue, "--json"], ["audit", "--json"]]
+    writes = [
+        ["purge", "--queue", queue],
+        ["requeue", "--from", f"{queue}.dlq", "--to", queue],
+        ["republish", "--queue", queue, "--priority", "5"],
+        ["unbind", "--tenant", "acme"],
+        ["requeue", "--connection", holder.name],
+    ]
+    for read in reads:
+        done = run_cli(broker, audit, *read, **env)
+        assert done.returncode == 0, (read, done.stderr)
+    for write in writes:
+        done = run_cli(broker, audit, *write, "--yes", **env)
+        assert done.returncode == 1, write
+        assert done.stderr == (
+            f"warren: User {user!r} (tags: monitoring) may only look: only users tagged "
+            "administrator or policymaker may change anything through Warren: nothing was "
+            "changed.\n"
+        ), write
+    bind = run_cli(broker, audit, "bind", "--tenant", unique("new"), "--yes", "--json", **env)
+
+    assert bind.returncode == 1
+    [row] = json.loads(bind.stdout)
+    assert row["outcome"] == "failed" and "may only look" in row["error"]
+    assert queue_counts(settings_for(), queue) == (2, 1)
+    assert queue_counts(settings_for(), f"{queue}.dlq") == (1, 0)
+    assert holder.connection.is_open
+    with ManagementClient(settings_for()) as client:
+        assert [row.queue for row in fetch_overview(client, "/", exchange).rows] == [queue]
+    outcomes = [(r.action, r.outcome, r.actor.split(" ")[0]) for r in AuditLog(audit).records()]
+    assert sorted(outcomes) == sorted(
+        [(write[0] if write[1] != "--connection" else "requeue-connection", "refused", user)
+         for write in writes] + [("bind", "refused", user)]
+    )  # fmt: skip
+
+
+def log_in(app, user: str, password: str):
+    app.text_input(key="login-user").set_value(user)
+    app.text_input(key="login-password").set_value(password)
+    return app.button(key="FormSubmitter:login-Log in").click().run()
+
+
+def shown_text(app) -> str:
+    return " ".join(str(element.value) for kind in ("markdown", "error", "info", "caption")
+                    for element in getattr(app, kind))  # fmt: skip
+
+
+def test_the_console_logs_in_as_the_broker_user_and_shows_only_what_it_may_do(
+    channel, unique, broker_user, console
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    user, password = broker_user("monitoring")
+    app = console(
+        {"tenant": "acme"}, page="pages/tenant.py", WARREN_AUTH="login",
+        WARREN_TENANT_EXCHANGE=exchange,
+    )  # fmt: skip
+    assert [title.value for title in app.title] == ["Warren"]
+    assert not app.get("tab")
+
+    log_in(app, user, "wrong-" + password)
+    assert app.error[0].value.replace("\\", "").endswith("wrong user name or password (401).")
+    assert password not in shown_text(app)
+
+    log_in(app, user, password)
+    assert not app.exception
+    assert any(f"Read-only: User {user!r}" in info.value.replace("\\", "") for info in app.info)
+    keys = [button.key for button in app.button]
+    assert f"purge-{queue}" not in keys and f"republish-{queue}" not in keys
+    onboarding = app.switch_page("pages/onboarding.py").run()
+    assert not onboarding.get("tab")  # read-only: neither bind nor offboard is offered
+
+
+def test_an_administrator_who_logs_in_gets_the_actions(channel, unique, console):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    app = console(
+        {"tenant": "acme"}, page="pages/tenant.py", WARREN_AUTH="login",
+        WARREN_TENANT_EXCHANGE=exchange,
+    )  # fmt: skip
+
+    log_in(app, "guest", "guest")
+
+    assert not app.exception
+    assert f"purge-{queue}" in [button.key for button in app.button]
+    assert "recorded in the audit log as guest (console)" in shown_text(app).replace("\\", "")

@@ -88,7 +88,7 @@ def peek(
         )
     raw = client.get_messages(vhost, queue, count, FETCH_BYTES)
     try:
-        messages = [_decode(position, item) for position, item in enumerate(raw, start=1)]
+        messages = [decode_message(position, item) for position, item in enumerate(raw, start=1)]
     except (KeyError, TypeError, ValueError):
         raise ServerError(
             f"Warren could not read the messages of queue {queue!r}: the answer does not have "
@@ -97,7 +97,9 @@ def peek(
     return PeekResult(vhost=vhost, queue=queue, queue_type=info.type, messages=messages)
 
 
-def _decode(position: int, item: dict) -> PeekedMessage:
+def decode_message(position: int, item: dict) -> PeekedMessage:
+    """One message as the management API gives it (any properties and headers a publisher set),
+    decoded for a person."""
     properties = dict(item.get("properties") or {})
     headers = dict(properties.pop("headers", None) or {})
     deaths = _deaths(headers.pop("x-death", None))
@@ -128,7 +130,8 @@ def _deaths(value: object) -> list[Death]:
     for entry in value:
         try:
             deaths.append(_death(entry))
-        except (AttributeError, TypeError, ValueError):
+        # OverflowError and OSError: a `time` or `count` no clock or integer can hold.
+        except (AttributeError, TypeError, ValueError, OverflowError, OSError):
             continue
     return deaths
 
@@ -158,7 +161,7 @@ def render_payload(payload: bytes, size: int) -> tuple[str, str, bool]:
         try:
             pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
             return "json", pretty[:SHOW_CHARS], len(pretty) > SHOW_CHARS
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to parse
             pass
     return "text", text[:SHOW_CHARS], not complete or len(text) > SHOW_CHARS
 

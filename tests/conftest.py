@@ -81,13 +81,13 @@ def pod(broker: LocalBroker) -> Iterator[Callable[..., Holder]]:
 
 
 @pytest.fixture
-def broker_user(broker: LocalBroker, unique) -> Iterator[Callable[[str], tuple[str, str]]]:
-    """Creates broker users: `broker_user("monitoring")` -> (name, password), with every
-    permission on vhost `/` and the given tags; deleted after the test."""
+def broker_user(broker: LocalBroker, unique) -> Iterator[Callable[..., tuple[str, str]]]:
+    """Creates broker users: `broker_user("monitoring")` -> (name, password), with the given
+    tags and permissions (configure, write, read) on vhost `/`, or none; deleted after the test."""
     made: list[str] = []
     admin = ("guest", "guest")
 
-    def make(tags: str) -> tuple[str, str]:
+    def make(tags: str, permissions: tuple[str, str, str] | None = (".*", ".*", ".*")):
         name, password = unique(f"user{len(made)}-{tags or 'none'}"), uuid.uuid4().hex
         base = f"{broker.management_url}/api"
         user = requests.put(
@@ -95,11 +95,13 @@ def broker_user(broker: LocalBroker, unique) -> Iterator[Callable[[str], tuple[s
         )
         user.raise_for_status()
         made.append(name)
-        requests.put(
-            f"{base}/permissions/%2F/{name}",
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-            auth=admin,
-        ).raise_for_status()
+        if permissions is not None:
+            configure, write, read = permissions
+            requests.put(
+                f"{base}/permissions/%2F/{name}",
+                json={"configure": configure, "write": write, "read": read},
+                auth=admin,
+            ).raise_for_status()
         return name, password
 
     yield make

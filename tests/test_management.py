@@ -11,29 +11,12 @@ from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
 from tests.faultserver import FaultServer
 
-
-@pytest.fixture
-def user(broker, unique):
-    """Creates a broker user with the given tags (and optionally permissions on `/`)."""
-    made = []
-
-    def create(tags: str, permitted: bool) -> str:
-        name = unique(f"user-{tags or 'none'}")
-        broker.ctl("add_user", name, "pw-of-test")
-        broker.ctl("set_user_tags", name, *tags.split())
-        if permitted:
-            broker.ctl("set_permissions", "-p", "/", name, "", "", ".*")
-        made.append(name)
-        return name
-
-    yield create
-    for name in made:
-        broker.ctl("delete_user", name)
+READ_ONLY = ("", "", ".*")  # configure, write, read
 
 
-def test_user_without_management_tag_is_refused_with_the_reason(settings_for, user):
-    name = user("", permitted=True)
-    settings = settings_for(username=name, password="pw-of-test")
+def test_user_without_management_tag_is_refused_with_the_reason(settings_for, broker_user):
+    name, password = broker_user("", READ_ONLY)
+    settings = settings_for(username=name, password=password)
     with ManagementClient(settings) as client, pytest.raises(Forbidden) as caught:
         client.list_queues_in("/", ["name"])
     assert str(caught.value) == (
@@ -42,20 +25,21 @@ def test_user_without_management_tag_is_refused_with_the_reason(settings_for, us
     )
 
 
-def test_monitoring_user_needs_access_to_the_vhost(settings_for, user):
-    name = user("monitoring", permitted=False)
-    settings = settings_for(username=name, password="pw-of-test")
+def test_monitoring_user_needs_access_to_the_vhost(settings_for, broker_user):
+    name, password = broker_user("monitoring", None)
+    settings = settings_for(username=name, password=password)
     with ManagementClient(settings) as client, pytest.raises(Forbidden) as caught:
         fetch_overview(client, "/", "tenants")
     assert "User not authorised to access virtual host (401)." in str(caught.value)
 
 
 def test_monitoring_user_with_read_permission_sees_the_overview(
-    settings_for, channel, unique, user
+    settings_for, channel, unique, broker_user
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
-    settings = settings_for(username=user("monitoring", permitted=True), password="pw-of-test")
+    name, password = broker_user("monitoring", READ_ONLY)
+    settings = settings_for(username=name, password=password)
     with ManagementClient(settings) as client:
         overview = wait_until(
             lambda: (view := fetch_overview(client, "/", exchange)).totals.ready == 2 and view,

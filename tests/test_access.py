@@ -135,6 +135,9 @@ def test_the_console_logs_in_as_the_broker_user_and_shows_only_what_it_may_do(
     assert f"purge-{queue}" not in keys and f"republish-{queue}" not in keys
     onboarding = app.switch_page("pages/onboarding.py").run()
     assert not onboarding.get("tab")  # read-only: neither bind nor offboard is offered
+    for page in ("pages/overview.py", "pages/consumers.py", "pages/audit.py"):
+        seen = app.switch_page(page).run()
+        assert not seen.exception and not seen.error, page
 
 
 def test_an_administrator_who_logs_in_gets_the_actions(channel, unique, console):

@@ -110,16 +110,22 @@ def test_messages_without_x_death_stop_the_requeue_and_stay(
     assert ready_count(settings_for(), source) == 4
 
 
-def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
-    broker, settings_for, channel, unique, tmp_path
-):
+def big_requeue(broker, channel, unique, tmp_path):
+    """20,000 messages to requeue from a source to a target: the names, the CLI's environment
+    and its command (without --yes)."""
     source, target = unique("src"), unique("dst")
     for queue in (source, target):
         channel.queue_declare(queue, durable=True)
     fill(channel, source, 20000)
-    settings = settings_for()
-    environment = cli_environment(broker, tmp_path / "audit.sqlite")
     command = [*DASHBOARD, "requeue", "--from", source, "--to", target]
+    return source, target, cli_environment(broker, tmp_path / "audit.sqlite"), command
+
+
+def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
+    broker, settings_for, channel, unique, tmp_path
+):
+    source, target, environment, command = big_requeue(broker, channel, unique, tmp_path)
+    settings = settings_for()
     killed = subprocess.Popen([*command, "--yes"], env=environment, stderr=subprocess.DEVNULL)
     wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
     killed.send_signal(signal.SIGKILL)
@@ -267,13 +273,8 @@ def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
 
 
 def test_ctrl_c_stops_a_requeue_with_exact_counts(broker, settings_for, channel, unique, tmp_path):
-    source, target = unique("src"), unique("dst")
-    for queue in (source, target):
-        channel.queue_declare(queue, durable=True)
-    fill(channel, source, 20000)
+    source, target, environment, command = big_requeue(broker, channel, unique, tmp_path)
     settings = settings_for()
-    environment = cli_environment(broker, tmp_path / "audit.sqlite")
-    command = [*DASHBOARD, "requeue", "--from", source, "--to", target]
     running = subprocess.Popen(
         [*command, "--yes", "--json"], env=environment, stdout=subprocess.PIPE, text=True,
         stderr=subprocess.PIPE,

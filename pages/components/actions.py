@@ -39,19 +39,17 @@ def closer(dialog: str) -> Callable[[], None]:
     return partial(close_dialog, dialog)
 
 
-def start_move(
-    slot: str, title: str, total: int, work: Callable[[Progress, Any], Any], dialog: str
-) -> None:
-    """Run `work` (given a progress callback and a cancel event) as a background job shown in
-    `slot`, and close the dialog that asked for it."""
-    job = Job(title, work, total=total).start()
-    st.session_state[f"job-{slot}"] = job.id
-    close_dialog(dialog)
+def start_move(action: str, queue: str, total: int, work: Callable[[Progress, Any], Any]) -> None:
+    """Run `work` (given a progress callback and a cancel event) as the background job of
+    `action` on `queue`, and close the action's dialog."""
+    job = Job(f"{action} {queue}", work, total=total).start()
+    st.session_state[f"job-{action}-{queue}"] = job.id
+    close_dialog(action)
     st.rerun()
 
 
-def current_job(slot: str) -> Job | None:
-    return JOBS.get(st.session_state.get(f"job-{slot}", ""))
+def current_job(action: str, queue: str) -> Job | None:
+    return JOBS.get(st.session_state.get(f"job-{action}-{queue}", ""))
 
 
 @st.fragment(run_every=1)

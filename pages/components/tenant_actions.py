@@ -8,7 +8,7 @@ from dashboard.errors import WarrenError
 from dashboard.models import TenantRow
 from dashboard.mover import MoveResult
 from dashboard.purge import plan_purge, purge_audited
-from dashboard.republish import RepublishPlan, plan_republish, republish_audited
+from dashboard.republish import plan_republish, republish_audited
 from dashboard.requeue import plan_requeue, requeue_audited
 from dashboard.settings import Settings
 from pages.components.actions import (
@@ -46,7 +46,7 @@ def show_actions(settings: Settings, row: TenantRow) -> None:
 
 
 def show_requeue(settings: Settings, row: TenantRow) -> None:
-    job = current_job(f"requeue-{row.queue}")
+    job = current_job("requeue", row.queue)
     if job is not None:
         move_progress(job.id, requeued)
     elif row.dead_letter_queue and row.dead_letters:
@@ -73,16 +73,13 @@ def requeue_dialog(settings: Settings, queue: str, dead_letter_queue: str) -> No
     if st.button("Requeue", type="primary", key=f"requeue-go-{queue}"):
         actor = console_actor(settings)
         start_move(
-            f"requeue-{queue}",
-            f"requeue {dead_letter_queue}",
-            plan.limit,
+            "requeue", queue, plan.limit,
             lambda progress, cancel: requeue_audited(settings, plan, actor, progress, cancel),
-            "requeue",
-        )
+        )  # fmt: skip
 
 
 def show_republish(settings: Settings, row: TenantRow) -> None:
-    job = current_job(f"republish-{row.queue}")
+    job = current_job("republish", row.queue)
     if job is not None:
         move_progress(job.id, republished)
     if dialog_button("Republish with priority", "republish", row.queue, ":material/low_priority:"):
@@ -127,18 +124,11 @@ def republish_dialog(settings: Settings, row: TenantRow) -> None:
         return
     st.markdown(literal(plan.sentence))
     if st.button("Republish", type="primary", key=f"republish-go-{row.queue}"):
-        start_republish(settings, row.queue, plan)
-
-
-def start_republish(settings: Settings, queue: str, plan: RepublishPlan) -> None:
-    actor = console_actor(settings)
-    start_move(
-        f"republish-{queue}",
-        f"republish {queue}",
-        plan.limit,
-        lambda progress, cancel: republish_audited(settings, plan, actor, progress, cancel),
-        "republish",
-    )
+        actor = console_actor(settings)
+        start_move(
+            "republish", row.queue, plan.limit,
+            lambda progress, cancel: republish_audited(settings, plan, actor, progress, cancel),
+        )  # fmt: skip
 
 
 @st.dialog("Purge ready messages", on_dismiss=closer("purge"))

@@ -63,6 +63,7 @@ def broker_env(broker: LocalBroker) -> dict[str, str]:
     return {
         "WARREN_MANAGEMENT_URL": broker.management_url,
         "WARREN_AMQP_URL": broker.amqp_url,
+        "WARREN_METRICS_URL": broker.metrics_url,
         "WARREN_USERNAME": "guest",
         "WARREN_PASSWORD": "guest",
         "WARREN_VHOST": "/",

@@ -79,7 +79,7 @@ class LocalBroker:
         return f"http://127.0.0.1:{self.management_port}"
 
     @property
-    def prometheus_url(self) -> str:
+    def metrics_url(self) -> str:
         """RabbitMQ's own Prometheus endpoint (its metrics, not a Prometheus server)."""
         return f"http://127.0.0.1:{self.prometheus_port}"
 

@@ -185,6 +185,11 @@ class ManagementClient:
             },
         )
 
+    def cluster_name(self) -> str:
+        """The cluster's name (one node is a cluster of one). Any user tag; read-only."""
+        answer = self.get(("overview",), "the broker overview", {"columns": "cluster_name"})
+        return str(answer.get("cluster_name", ""))
+
     def get_node(self, node: str, columns: Iterable[str]) -> dict:
         """One cluster node (uptime, alarms, memory). Needs `monitoring`; read-only."""
         return self.get(("nodes", node), f"node {node!r}", {"columns": ",".join(columns)})

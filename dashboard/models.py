@@ -1,7 +1,7 @@
 """Typed shapes of what the management API returns and of what Warren derives from it."""
 
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -153,6 +153,9 @@ class Overview(BaseModel):
     rows: list[TenantRow]
     totals: Totals
     fetched_at: datetime
+    # Where the counts came from: the management API's queue list, or the metrics endpoint
+    # (then rates and settings are from the last topology listing).
+    counts_from: Literal["management", "metrics"] = "management"
 
 
 class QueueRef(_ApiModel):

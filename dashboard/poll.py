@@ -14,10 +14,11 @@ from dashboard.consumers import AckWatch, fetch_consumers
 from dashboard.errors import WarrenError
 from dashboard.history import History
 from dashboard.management import ManagementClient
+from dashboard.metrics import QueueMetrics, metrics_url
 from dashboard.models import ConsumerReport, Overview
 from dashboard.settings import Settings
 from dashboard.stuck import flag_overview
-from dashboard.tenants import fetch_overview
+from dashboard.tenants import OverviewReader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,10 +99,15 @@ class SharedPoll(Generic[T]):
 
 def overview_poll(settings: Settings, history: History | None) -> SharedPoll[Overview]:
     """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
-    client = ManagementClient(settings)
+    url = metrics_url(settings)
+    reader = OverviewReader(
+        ManagementClient(settings),
+        settings,
+        QueueMetrics(url, settings.request_timeout) if url else None,
+    )
 
     def read() -> Overview:
-        overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
+        overview = reader.read()
         flag_overview(overview, history, settings)
         return overview
 

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # A Prometheus server scraping the broker's detailed queue metrics: when set, charts longer
     # than the broker's own samples come from it instead of the local history.
     prometheus_url: str | None = None
+    # The broker's Prometheus plugin, for counts at scale: a URL, `auto` (port 15692 on the
+    # management API's host, used if it answers) or `off`.
+    metrics_url: str = "auto"
+    # Bindings, queue settings and rates rarely change: at most this often at scale.
+    topology_seconds: float = Field(default=60, ge=1, le=3600)
     # Every change refused, for everyone.
     read_only: bool = False
     # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":
@@ -47,6 +52,11 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _shown_http_url(value)
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _metrics_url(cls, value: str) -> str:
+        return value if value in ("auto", "off") else _shown_http_url(value)
 
     @field_validator("prometheus_url")
     @classmethod

@@ -1,11 +1,21 @@
-"""The tenant overview: queues bound to the tenant exchange, keyed by routing key = tenant id."""
+"""The tenant overview: queues bound to the tenant exchange, keyed by routing key = tenant id.
 
+An overview is a topology (the tenant bindings, the queues' settings, counts and rates, and where
+dead letters go) and, optionally, fresher counts laid over it. At thousands of queues the
+topology takes the broker seconds to list while counts come in a fraction of that from its
+metrics endpoint, so `OverviewReader` lists the topology less often than it reads counts.
+"""
+
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from typing import NamedTuple
 
-from dashboard.errors import NotFound, TenantExchangeMissing
+from dashboard.errors import BrokerError, NotFound, TenantExchangeMissing
 from dashboard.management import ManagementClient
+from dashboard.metrics import QueueCounts, QueueMetrics
 from dashboard.models import Binding, Overview, QueueInfo, TenantRow, Totals, parse_all
+from dashboard.settings import Settings
 
 QUEUE_COLUMNS = (
     "name",
@@ -51,19 +61,109 @@ def _require_exchange(client: ManagementClient, vhost: str, exchange: str) -> No
         ) from None
 
 
-def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overview:
+class Topology(NamedTuple):
+    vhost: str
+    exchange: str
+    bindings: list[Binding]
+    queues: dict[str, QueueInfo]
+    # Dead-letter exchange -> routing key -> the queue it routes that key to.
+    dead_letter_routes: dict[str, dict[str, str]]
+
+
+def fetch_topology(client: ManagementClient, vhost: str, exchange: str) -> Topology:
     bindings = tenant_bindings(client, vhost, exchange)
     listed = client.list_queues_in(vhost, QUEUE_COLUMNS)
     queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
-    rows = build_rows(bindings, queues)
-    attach_dead_letters(client, vhost, rows, queues)
+    bound = {binding.destination for binding in bindings}
+    exchanges = {
+        str(arguments[DLX])
+        for name in bound & queues.keys()
+        if (arguments := queues[name].effective_arguments).get(DLX)
+    }
+    routes = {dlx: _first_queue_by_key(client, vhost, dlx) for dlx in sorted(exchanges)}
+    return Topology(vhost, exchange, bindings, queues, routes)
+
+
+def fetch_overview(client: ManagementClient, vhost: str, exchange: str) -> Overview:
+    """The overview in one go: topology and counts from the management API."""
+    return overview_of(fetch_topology(client, vhost, exchange))
+
+
+def overview_of(topology: Topology, counts: dict[str, QueueCounts] | None = None) -> Overview:
+    """The overview of `topology`, with `counts` (by queue name) instead of its own where given."""
+    queues = _with_counts(topology, counts) if counts else topology.queues
+    rows = build_rows(topology.bindings, queues)
+    attach_dead_letters(rows, queues, topology.dead_letter_routes)
     return Overview(
-        vhost=vhost,
-        exchange=exchange,
+        vhost=topology.vhost,
+        exchange=topology.exchange,
         rows=rows,
         totals=totals_of(rows, queues),
         fetched_at=datetime.now(UTC),
+        counts_from="metrics" if counts else "management",
     )
+
+
+def _with_counts(topology: Topology, counts: dict[str, QueueCounts]) -> dict[str, QueueInfo]:
+    """The queues, those bound or receiving dead letters with the fresher counts (a queue the
+    metrics do not list keeps its listed counts)."""
+    used = {binding.destination for binding in topology.bindings} | {
+        queue for routes in topology.dead_letter_routes.values() for queue in routes.values()
+    }
+    queues = dict(topology.queues)
+    for name in used & queues.keys() & counts.keys():
+        fresh = counts[name]
+        queues[name] = queues[name].model_copy(
+            update={
+                "messages_ready": fresh.ready,
+                "messages_unacknowledged": fresh.unacked,
+                "messages": fresh.total,
+                "consumers": fresh.consumers,
+            }
+        )
+    return queues
+
+
+class OverviewReader:
+    """Overviews for a poll: counts every time, from the broker's metrics endpoint when it
+    answers for this broker; the topology (bindings, settings, rates) when a queue appeared or
+    went, else at most every WARREN_TOPOLOGY_SECONDS. Without a metrics endpoint, every read
+    lists everything from the management API."""
+
+    def __init__(self, client: ManagementClient, settings: Settings, metrics: QueueMetrics | None):
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self._answered = False
+        self._cluster: str | None = None
+        self._topology: Topology | None = None
+        self._listed_at = 0.0
+
+    def read(self) -> Overview:
+        due = time.monotonic() - self._listed_at >= self.settings.topology_seconds
+        if self.metrics is None or self._topology is None or due:
+            return self._listed()
+        try:
+            answer = self.metrics.read(self.settings.vhost)
+        except BrokerError:
+            if not self._answered:
+                self.metrics = None  # no endpoint where `auto` looked: the management API it is
+            return self._listed()
+        if answer.cluster != self._cluster:
+            self.metrics = None  # another broker's endpoint: never mix its counts in
+            return self._listed()
+        self._answered = True
+        if answer.counts.keys() != self._topology.queues.keys():
+            return self._listed()  # a queue appeared or went: it may be a tenant's
+        return overview_of(self._topology, answer.counts)
+
+    def _listed(self) -> Overview:
+        vhost, exchange = self.settings.vhost, self.settings.tenant_exchange
+        self._topology = fetch_topology(self.client, vhost, exchange)
+        if self.metrics is not None and self._cluster is None:
+            self._cluster = self.client.cluster_name()
+        self._listed_at = time.monotonic()
+        return overview_of(self._topology)
 
 
 def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:
@@ -90,29 +190,22 @@ def build_rows(bindings: list[Binding], queues: dict[str, QueueInfo]) -> list[Te
 
 
 def attach_dead_letters(
-    client: ManagementClient, vhost: str, rows: list[TenantRow], queues: dict[str, QueueInfo]
+    rows: list[TenantRow], queues: dict[str, QueueInfo], routes: dict[str, dict[str, str]]
 ) -> None:
     """Fill in each row's dead-letter queue and its message count.
 
     Messages rejected or expired in a tenant queue go to its dead-letter exchange (argument or
     policy) with its dead-letter routing key (else their own routing key: the tenant id). The
-    dead-letter
-    queue is the queue that exchange routes that key to, by exact routing-key match (direct
-    exchanges; the default exchange routes a key to the queue of that name). Each dead-letter
-    exchange's bindings are asked for once per refresh.
+    dead-letter queue is the queue that exchange routes that key to (`routes`, by exact
+    routing-key match: direct exchanges); the default exchange routes a key to the queue of
+    that name.
     """
-    routes: dict[str, dict[str, str]] = {}
     for row in rows:
         arguments = queues[row.queue].effective_arguments
         if DLX not in arguments:
             continue
         exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, row.tenant))
-        if exchange == "":
-            target = key
-        else:
-            if exchange not in routes:
-                routes[exchange] = _first_queue_by_key(client, vhost, exchange)
-            target = routes[exchange].get(key)
+        target = key if exchange == "" else routes.get(exchange, {}).get(key)
         if target in queues:
             row.dead_letter_queue, row.dead_letters = target, queues[target].messages
 

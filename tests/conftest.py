@@ -27,6 +27,13 @@ def broker(tmp_path_factory) -> Iterator[LocalBroker]:
     node.stop()
 
 
+@pytest.fixture(scope="session")
+def second_broker(tmp_path_factory) -> Iterator[LocalBroker]:
+    """Another node, for the tests that stop a broker or need one that is not `broker`."""
+    with LocalBroker.create(tmp_path_factory.mktemp("second")) as node:
+        yield node
+
+
 @pytest.fixture
 def unique() -> Callable[[str], str]:
     """Names no other test uses: `unique("tenants")` -> `tenants-1f2e3d4c`."""
@@ -46,6 +53,7 @@ def settings_for(broker: LocalBroker, monkeypatch, tmp_path) -> Callable[..., Se
         values = {
             "management_url": broker.management_url,
             "amqp_url": broker.amqp_url,
+            "metrics_url": broker.metrics_url,
             "refresh_seconds": 1,
             "request_timeout": 5,
             "history_db": tmp_path / "history.sqlite",
@@ -122,6 +130,7 @@ def console(settings_for, monkeypatch):
         values = {
             "WARREN_MANAGEMENT_URL": base.management_url,
             "WARREN_AMQP_URL": base.amqp_url.get_secret_value(),
+            "WARREN_METRICS_URL": base.metrics_url,
             "WARREN_REFRESH_SECONDS": "1",
             "WARREN_HISTORY_DB": str(base.history_db),
         } | env

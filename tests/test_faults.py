@@ -1,5 +1,5 @@
-"""A broker that stops and comes back, on a node of these tests' own (stopping the shared one
-would disturb every other test): polling shows it stale and recovers without leaking threads or
+"""A broker that stops and comes back, on the second node (stopping the shared one would
+disturb every other test): polling shows it stale and recovers without leaking threads or
 sockets; a move it interrupts stops with exact counts, nothing lost, and a rerun completes."""
 
 import os
@@ -9,7 +9,6 @@ import pika
 import pytest
 
 from dashboard.amqp import close_quietly, ready_count
-from dashboard.localbroker import LocalBroker
 from dashboard.mover import MAX_WINDOW, Mover, to_queue
 from dashboard.poll import overview_poll
 from dashboard.settings import load_settings
@@ -18,10 +17,9 @@ from tests.conftest import wait_until
 from tests.test_mover import drain, fill
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    with LocalBroker.create(tmp_path_factory.mktemp("restarted")) as started:
-        yield started
+@pytest.fixture
+def node(second_broker):
+    return second_broker
 
 
 @pytest.fixture
@@ -29,6 +27,7 @@ def node_settings(node, tmp_path):
     return load_settings(
         management_url=node.management_url,
         amqp_url=node.amqp_url,
+        metrics_url=node.metrics_url,
         refresh_seconds=1,
         request_timeout=2,
         history_db=tmp_path / "history.sqlite",

@@ -1,11 +1,15 @@
-"""How long one tenant-overview refresh takes at 20 and at 1,000 tenant queues.
+"""How long one tenant-overview refresh takes at 20, 1,000 and 10,000 tenant queues.
 
 Builds its own disposable broker with one vhost per size (built once per run, via
 `POST /api/definitions`), then times, side by side in the same run:
-  - Warren's refresh: bindings of the tenant exchange + only the queue columns it shows;
+  - the console's refresh: counts from the broker's Prometheus endpoint laid over the topology
+    it keeps (what every poll does between topology listings);
+  - the topology listing: bindings of the tenant exchange + only the queue columns shown (what
+    a poll does every WARREN_TOPOLOGY_SECONDS, and what the one-shot CLI does);
   - the naive baseline: every field of every queue plus every binding of the vhost;
   - the CLI, `warren tenants --json`, as a whole process.
-Run: .venv/bin/python bench/overview_refresh.py [--sizes 20 1000] [--repeat 10]
+Counts are checked equal between the two ways before timing.
+Run: .venv/bin/python bench/overview_refresh.py [--sizes 20 1000 10000] [--repeat 10]
 """
 
 import argparse
@@ -20,8 +24,9 @@ import requests
 
 from dashboard.localbroker import LocalBroker
 from dashboard.management import ManagementClient, api_path
+from dashboard.metrics import QueueMetrics
 from dashboard.settings import load_settings
-from dashboard.tenants import fetch_overview
+from dashboard.tenants import OverviewReader, fetch_overview
 
 EXCHANGE = "tenants"
 
@@ -86,26 +91,40 @@ def naive_refresh(session: requests.Session, base: str, vhost: str) -> int:
 
 def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
     settings = load_settings(
-        management_url=broker.management_url, vhost=vhost, tenant_exchange=EXCHANGE
+        management_url=broker.management_url,
+        metrics_url=broker.metrics_url,
+        vhost=vhost,
+        tenant_exchange=EXCHANGE,
+        request_timeout=120,
+        topology_seconds=3600,
     )
     with ManagementClient(settings) as client:
-        overview = fetch_overview(client, vhost, EXCHANGE)
-        assert overview.totals.tenants == tenants, overview.totals
-        warren = timed(lambda: fetch_overview(client, vhost, EXCHANGE), repeat)
+        listed = fetch_overview(client, vhost, EXCHANGE)
+        assert listed.totals.tenants == tenants, listed.totals
+        reader = OverviewReader(client, settings, QueueMetrics(broker.metrics_url, 120))
+        reader.read()
+        counted = reader.read()
+        assert counted.counts_from == "metrics"
+        assert counted.totals == listed.totals, (counted.totals, listed.totals)
+        refresh = timed(reader.read, repeat)
+        topology = timed(lambda: fetch_overview(client, vhost, EXCHANGE), repeat)
         naive = timed(lambda: naive_refresh(client.session, broker.management_url, vhost), repeat)
     env = os.environ | {
         "WARREN_MANAGEMENT_URL": broker.management_url,
         "WARREN_VHOST": vhost,
         "WARREN_TENANT_EXCHANGE": EXCHANGE,
+        "WARREN_REQUEST_TIMEOUT": "120",
     }
     command = [sys.executable, "-m", "dashboard", "tenants", "--json"]
     cli = timed(lambda: subprocess.run(command, env=env, check=True, capture_output=True), 3)
-    return {"tenants": tenants, "warren": warren, "naive": naive, "cli": cli}
+    return {
+        "tenants": tenants, "refresh": refresh, "topology": topology, "naive": naive, "cli": cli
+    }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -117,14 +136,22 @@ def main() -> None:
             built = time.perf_counter()
             build_vhost(broker, vhost, size)
             print(f"built {size} tenant queues in {time.perf_counter() - built:.1f} s", flush=True)
-            time.sleep(2)  # let the first stats emission land; the figures are times, not counts
+            time.sleep(6)  # the first stats emission, so that both ways count every message
             results.append(measure(broker, vhost, size, args.repeat))
-    print(f"\n{'tenants':>8} {'warren':>10} {'naive':>10} {'naive/warren':>13} {'cli process':>12}")
+    print(
+        f"\n{'tenants':>8} {'refresh':>10} {'topology':>10} {'naive':>10} {'naive/refresh':>14}"
+        f" {'naive/topology':>15} {'cli process':>12}"
+    )
     for row in results:
         print(
-            f"{row['tenants']:>8,} {row['warren'] * 1000:>8.1f}ms {row['naive'] * 1000:>8.1f}ms "
-            f"{row['naive'] / row['warren']:>12.1f}x {row['cli'] * 1000:>10.0f}ms"
+            f"{row['tenants']:>8,} {ms(row['refresh'])} {ms(row['topology'])} {ms(row['naive'])}"
+            f" {row['naive'] / row['refresh']:>13.1f}x {row['naive'] / row['topology']:>14.1f}x"
+            f" {row['cli'] * 1000:>10.0f}ms"
         )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:>8.1f}ms"
 
 
 if __name__ == "__main__":

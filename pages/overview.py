@@ -35,6 +35,8 @@ COLUMNS = {
     ),
 }
 
+ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
+
 behind_the_entry_script()
 SHOWN_KEY = "tenant-table-shown"
 settings = current_settings()
@@ -42,6 +44,7 @@ poll = shared_overview_poll(settings)
 
 st.title("Tenants")
 query = filter_box("Filter by tenant or queue", "part of a tenant id or queue name")
+shown = st.segmented_control("Rows", list(ROWS), default="top 1,000", key="rows-shown")
 
 
 def show_headline(overview: Overview) -> None:
@@ -63,13 +66,16 @@ def show_attention(overview: Overview) -> None:
         attention_list(flagged)
 
 
-def show_table(overview: Overview, query: str) -> None:
+def show_table(overview: Overview, query: str, most: int | None) -> None:
+    """The rows matching the filter, the `most` with most ready first (all when None): sorting
+    by another column happens in the browser, filtering on the data already polled."""
     needle = query.casefold()
-    rows = [
-        row.model_dump() | {"flags": flag_kinds(row.flags)}
+    matching = [
+        row
         for row in overview.rows
         if needle in row.tenant.casefold() or needle in row.queue.casefold()
     ]
+    rows = [row.model_dump() | {"flags": flag_kinds(row.flags)} for row in matching[:most]]
     if not overview.rows:
         st.info(
             f"No queue is bound to exchange {literal(overview.exchange)} in vhost "
@@ -80,8 +86,8 @@ def show_table(overview: Overview, query: str) -> None:
         st.info("No tenant or queue matches the filter. Clear it to see all tenants.")
     else:
         st.caption(
-            f"{len(rows):,} of {len(overview.rows):,} tenant bindings, most ready first. "
-            "Select a row to open its tenant."
+            f"{len(rows):,} of {len(matching):,} matching of {len(overview.rows):,} tenant "
+            "bindings, most ready first. Select a row to open its tenant."
         )
         # A selection refers to the rows as the viewer saw them, and a poll may have re-sorted
         # them since: keep the order shown last time to read it against.
@@ -108,7 +114,7 @@ def live_overview() -> None:
     if snapshot.data is not None:
         show_headline(snapshot.data)
         show_attention(snapshot.data)
-        show_table(snapshot.data, query)
+        show_table(snapshot.data, query, ROWS[shown or "top 1,000"])
 
 
 live_overview()

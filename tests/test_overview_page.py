@@ -132,3 +132,20 @@ def test_broker_never_reached_shows_banner_without_data(console):
     assert not app.exception
     assert "No data has been read yet." in app.error[0].value
     assert not app.metric
+
+
+def test_many_flagged_tenants_make_25_links_and_the_table_keeps_the_top_rows(
+    settings_for, channel, unique, console
+):
+    exchange = unique("tenants")
+    for number in range(30):
+        tenant_with_messages(channel, exchange, f"t{number:02d}", unique(f"q{number:02d}"), 1)
+    settled(settings_for, exchange, 30)
+
+    app = console(WARREN_TENANT_EXCHANGE=exchange)
+    app.get("button_group")[0].set_value("top 100").run()
+
+    assert not app.exception
+    assert len(app.get("page_link")) == 25
+    assert any("The 25 most urgent of 30;" in caption.value for caption in app.caption)
+    assert len(app.dataframe[0].value) == 30

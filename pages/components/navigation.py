@@ -32,14 +32,19 @@ def open_tenant(tenant: str) -> None:
     st.switch_page(TENANT_PAGE, query_params={"tenant": tenant})
 
 
-def attention_list(items: list[tuple[str, str, Flag]]) -> None:
+def attention_list(items: list[tuple[str, str, Flag]], most: int = 25) -> None:
     """One line per (tenant, subject, flag), each a link to the tenant's page, the most urgent
-    kinds first (the order of FLAG_ICONS)."""
+    kinds first (the order of FLAG_ICONS); at most `most` lines, so that thousands of flagged
+    tenants do not become thousands of widgets (the table's Flags column has them all)."""
     urgency = list(FLAG_ICONS)
     ordered = sorted(
         items, key=lambda item: urgency.index(item[2].kind) if item[2].kind in urgency else 99
     )
-    for tenant, subject, flag in ordered:
+    if len(ordered) > most:
+        st.caption(
+            f"The {most} most urgent of {len(ordered):,}; the Flags column of the table has all."
+        )
+    for tenant, subject, flag in ordered[:most]:
         st.page_link(
             TENANT_PAGE,
             label=f"{literal(subject)}: {literal(flag.reason)}",

@@ -1,11 +1,11 @@
 """How many broker polls twenty browser viewers cause, against one viewer, in the same run.
 
-Builds its own broker with 200 tenant queues and serves the console through a counting proxy
+Builds its own broker with 20 tenant queues and serves the console through a counting proxy
 in front of the management API and of the broker's metrics endpoint. Opens the overview in one
 Chromium page (Debian's, driven by Playwright), then in twenty, and over the same span counts
 the requests that read counts: each poll makes one (the metrics endpoint, or the queue list
 when it lists the topology). Prints both counts and the polls per refresh interval.
-Run: .venv/bin/python bench/viewers.py [--viewers 20] [--seconds 30]
+Run: .venv/bin/python bench/viewers.py [--viewers 20] [--seconds 40]
 """
 
 import argparse
@@ -25,7 +25,7 @@ from playwright.sync_api import sync_playwright
 from dashboard.localbroker import LocalBroker, free_port
 
 APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
-REFRESH_SECONDS = 2
+REFRESH_SECONDS = 5
 COUNT_READS = ("/metrics/detailed", "/api/queues/")
 
 
@@ -90,7 +90,7 @@ def count_polls(browser, url: str, proxies, viewers: int, seconds: float) -> int
     pages = []
     for _ in range(viewers):
         page = browser.new_page()
-        page.goto(url)
+        page.goto(url, timeout=120_000)
         page.wait_for_selector("[data-testid=stDataFrame]", timeout=120_000)
         pages.append(page)
     before = sum(proxy.count_reads() for proxy in proxies)
@@ -104,10 +104,10 @@ def count_polls(browser, url: str, proxies, viewers: int, seconds: float) -> int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=40)
     args = parser.parse_args()
     with LocalBroker.create() as broker:
-        build_vhost(broker, "viewers", 200)
+        build_vhost(broker, "viewers", 20)
         proxies = [CountingProxy(broker.management_url), CountingProxy(broker.metrics_url)]
         port = free_port()
         console = serve_console(broker, proxies[0].url, proxies[1].url, port)

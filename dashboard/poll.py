@@ -38,45 +38,55 @@ class Snapshot(Generic[T]):
 
 
 class SharedPoll(Generic[T]):
-    """Calls `fetch` about once per `interval` seconds, however many callers ask.
+    """Calls `fetch` once per `interval` seconds while anyone reads it, however many readers.
 
-    A caller that arrives while another is fetching gets the previous snapshot at once, rather
-    than waiting on a slow broker; only the very first callers wait.
+    A background thread polls on the interval, so no reader's timing adds a poll and none waits
+    on a slow broker: readers get the latest snapshot at once (only the very first ones wait
+    for the first fetch). Once nobody has read for IDLE_INTERVALS intervals the thread stops,
+    and the next reader starts it again.
     """
 
-    def __init__(self, fetch: Callable[[], T], interval: float, clock=time.monotonic):
+    IDLE_INTERVALS = 3
+
+    def __init__(self, fetch: Callable[[], T], interval: float):
         self._fetch = fetch
         self.interval = interval
-        self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one fetch at a time
+        self._poller_lock = threading.Lock()  # one polling thread at a time
         self._snapshot: Snapshot[T] = Snapshot()
-        self._polled_at: float | None = None
+        self._polled_at = 0.0
+        self._read_at = 0.0
+        self._poller: threading.Thread | None = None
         self.fetches = 0
 
     def get(self) -> Snapshot[T]:
-        if self._fresh():
-            return self._snapshot
-        nothing_yet = self._snapshot.fetched_at is None and self._snapshot.error is None
-        if not self._lock.acquire(blocking=nothing_yet):
-            return self._snapshot
-        try:
-            if not self._fresh():
-                self._refresh()
-            return self._snapshot
-        finally:
-            self._lock.release()
+        self._read_at = time.monotonic()
+        if self._snapshot.fetched_at is None and self._snapshot.error is None:
+            with self._lock:
+                if self._snapshot.fetched_at is None and self._snapshot.error is None:
+                    self._refresh()
+        self._keep_polling()
+        return self._snapshot
 
-    def _fresh(self) -> bool:
-        # Viewers re-ask every `interval`, a hair after the previous poll began: without slack
-        # their ticks would find it fresh and every other interval would go unpolled.
-        slack = min(1.0, 0.2 * self.interval)
-        return (
-            self._polled_at is not None and self._clock() - self._polled_at < self.interval - slack
-        )
+    def _keep_polling(self) -> None:
+        with self._poller_lock:
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, daemon=True, name="warren-poll")
+                self._poller.start()
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(max(0.0, self._polled_at + self.interval - time.monotonic()))
+            with self._poller_lock:
+                if time.monotonic() - self._read_at > self.IDLE_INTERVALS * self.interval:
+                    self._poller = None
+                    return
+            with self._lock:
+                self._refresh()
 
     def _refresh(self) -> None:
         self.fetches += 1
-        self._polled_at = self._clock()
+        self._polled_at = time.monotonic()
         now = datetime.now(UTC)
         try:
             self._snapshot = Snapshot(data=self._fetch(), fetched_at=now)

@@ -75,7 +75,7 @@ def test_polling_through_a_broker_stop_shows_stale_data_then_recovers(
         node.ctl("start_app")
     back = wait_until(lambda: not (snap := poll.get()).stale and snap, what="recovery", timeout=60)
 
-    assert down.data == good.data and "refused" in str(down.error)
+    assert down.data.totals == good.data.totals and "refused" in str(down.error)
     assert back.fetched_at > down.failing_since
     assert [row.tenant for row in back.data.rows] == ["acme"]
     assert threading.active_count() <= threads
@@ -101,7 +101,8 @@ def test_a_broker_restart_during_a_move_loses_nothing_and_a_rerun_completes(
     mover.join(timeout=60)
 
     [result] = outcome
-    assert result.stopped.startswith("the connection closed")
+    # The broker closes the connection, or first the channel (its queues went away under it).
+    assert result.stopped.startswith(("the connection closed", "a channel closed"))
     assert not result.clean
     in_source = ready_count(node_settings, source)
     in_target = ready_count(node_settings, target)

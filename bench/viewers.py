@@ -9,22 +9,18 @@ Run: .venv/bin/python bench/viewers.py [--viewers 20] [--seconds 40]
 """
 
 import argparse
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import requests
+from console import serve_console, stop_console
 from overview_refresh import build_vhost
 from playwright.sync_api import sync_playwright
 
 from dashboard.localbroker import LocalBroker, free_port
 
-APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 REFRESH_SECONDS = 5
 COUNT_READS = ("/metrics/detailed", "/api/queues/")
 
@@ -62,30 +58,6 @@ class CountingProxy:
         return sum(n for path, n in self.seen.items() if path.startswith(COUNT_READS))
 
 
-def serve_console(broker: LocalBroker, management: str, metrics: str, port: int):
-    env = os.environ | {
-        "WARREN_MANAGEMENT_URL": management,
-        "WARREN_METRICS_URL": metrics,
-        "WARREN_AMQP_URL": broker.amqp_url_for("viewers"),
-        "WARREN_VHOST": "viewers",
-        "WARREN_TENANT_EXCHANGE": "tenants",
-        "WARREN_REFRESH_SECONDS": str(REFRESH_SECONDS),
-        "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
-    }
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-               "--server.headless", "true"]  # fmt: skip
-    console = subprocess.Popen(command, env=env, cwd=APP.parent, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok:
-                return console
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    console.kill()
-    raise TimeoutError("the console did not start")
-
-
 def count_polls(browser, url: str, proxies, viewers: int, seconds: float) -> int:
     pages = []
     for _ in range(viewers):
@@ -110,7 +82,12 @@ def main() -> None:
         build_vhost(broker, "viewers", 20)
         proxies = [CountingProxy(broker.management_url), CountingProxy(broker.metrics_url)]
         port = free_port()
-        console = serve_console(broker, proxies[0].url, proxies[1].url, port)
+        console = serve_console(
+            port, management_url=proxies[0].url, metrics_url=proxies[1].url,
+            amqp_url=broker.amqp_url_for("viewers"), vhost="viewers", tenant_exchange="tenants",
+            refresh_seconds=str(REFRESH_SECONDS),
+            history_db=str(broker.base_dir / "history.sqlite"),
+        )  # fmt: skip
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
@@ -119,8 +96,7 @@ def main() -> None:
                 many = count_polls(browser, url, proxies, args.viewers, args.seconds)
                 browser.close()
         finally:
-            console.terminate()
-            console.wait(timeout=30)
+            stop_console(console)
     intervals = args.seconds / REFRESH_SECONDS
     print(f"{intervals:.0f} refresh intervals of {REFRESH_SECONDS} s each")
     print(f"1 viewer:   {one} polls ({one / intervals:.2f} per interval)")

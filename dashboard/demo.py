@@ -7,8 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import requests
+
+from dashboard.errors import WarrenError
 from dashboard.localbroker import LocalBroker
 from dashboard.settings import ENV_PREFIX, load_settings
 from dashboard.workload import Workload, demo_tenants
@@ -79,18 +83,39 @@ def broker_env(broker: LocalBroker) -> dict[str, str]:
 
 
 def _serve(env: dict[str, str], port: int) -> int:
+    console = start_console(env, port)
+    try:
+        return console.wait()
+    except KeyboardInterrupt:
+        stop_console(console)
+        return 0
+
+
+def start_console(env: dict[str, str], port: int, quiet: bool = False) -> subprocess.Popen:
+    """The console as a process of its own on `port`, returned once it answers."""
+    output = subprocess.DEVNULL if quiet else None
     console = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
         env=env,
         cwd=APP.parent,
+        stdout=output,
+        stderr=output,
     )
-    try:
-        return console.wait()
-    except KeyboardInterrupt:
-        console.terminate()
+    deadline = time.monotonic() + 60
+    while console.poll() is None and time.monotonic() < deadline:
         try:
-            console.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            console.kill()
-            console.wait()
-        return 0
+            if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok:
+                return console
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    stop_console(console)
+    raise WarrenError(f"The console did not start on port {port}.")
+
+
+def stop_console(console: subprocess.Popen) -> None:
+    console.terminate()
+    try:
+        console.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        console.kill()
+        console.wait()

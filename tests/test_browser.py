@@ -1,0 +1,191 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright) on the demo: a second
+broker with the demo's workload, and the console served as `warren demo` serves it. Each test
+leaves a screenshot in test-artifacts/screenshots (or $WARREN_SCREENSHOTS)."""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pika
+import pytest
+from playwright.sync_api import Page, expect
+
+from dashboard.amqp import queue_counts
+from dashboard.demo import broker_env, start_console, stop_console
+from dashboard.localbroker import LocalBroker, free_port
+from dashboard.settings import ENV_PREFIX, Settings, load_settings
+from dashboard.workload import Workload, declare_tenant, demo_tenants
+
+SCREENSHOTS = Path(
+    os.environ.get("WARREN_SCREENSHOTS")
+    or Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+)
+WAIT_MS = 60_000
+expect.set_options(timeout=WAIT_MS)
+
+
+@dataclass
+class Demo:
+    url: str
+    broker: LocalBroker
+    settings: Settings
+    workload: Workload
+
+
+@pytest.fixture(scope="module")
+def demo(second_broker: LocalBroker, tmp_path_factory) -> Demo:
+    env = broker_env(second_broker) | {
+        "WARREN_REFRESH_SECONDS": "2",
+        "WARREN_HISTORY_DB": str(tmp_path_factory.mktemp("browser") / "history.sqlite"),
+        "WARREN_AUDIT_DB": str(tmp_path_factory.mktemp("browser") / "audit.sqlite"),
+    }
+    settings = load_settings(**{key.removeprefix(ENV_PREFIX).lower(): v for key, v in env.items()})
+    workload = Workload(settings, demo_tenants(6))
+    workload.seed_backlog()
+    workload.start()
+    port = free_port()
+    outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
+    console = start_console(outside | env, port, quiet=True)
+    yield Demo(f"http://127.0.0.1:{port}", second_broker, settings, workload)
+    stop_console(console)
+    workload.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Debian's Chromium: nothing downloads a browser."""
+    return {"executable_path": "/usr/bin/chromium"}
+
+
+@pytest.fixture
+def page(page: Page) -> Page:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.set_default_timeout(WAIT_MS)
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def cells(page: Page):
+    """The tables' cells: drawn on a canvas, mirrored in the DOM for accessibility."""
+    return page.locator("[data-testid=stDataFrame] [role=gridcell]")
+
+
+def metric(page: Page, label: str):
+    return page.get_by_test_id("stMetric").filter(has_text=label)
+
+
+def open_actions(page: Page, demo: Demo, tenant: str) -> None:
+    """The tenant's Actions tab, reloading until the console's poll has seen the tenant."""
+    for _ in range(20):
+        page.goto(f"{demo.url}/tenant?tenant={tenant}")
+        actions = page.get_by_role("tab", name="Actions")
+        try:
+            actions.wait_for(timeout=3000)
+        except Exception:
+            continue
+        actions.click()
+        return
+    pytest.fail(f"the tenant page of {tenant} did not show its actions")
+
+
+def extra_tenant(demo: Demo, tenant: str, ready: int = 0, dead: int = 0) -> str:
+    """A tenant of the test's own beside the demo's, with `ready` jobs and `dead` dead letters
+    (which died in its queue, so that a requeue sends them back there)."""
+    connection = pika.BlockingConnection(pika.URLParameters(demo.broker.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = declare_tenant(channel, demo.settings.tenant_exchange, tenant)
+    for _ in range(ready):
+        channel.basic_publish(demo.settings.tenant_exchange, tenant, b"job")
+    death = {"queue": queue, "reason": "rejected", "count": 1, "routing-keys": [tenant]}
+    died = pika.BasicProperties(delivery_mode=2, headers={"x-death": [death]})
+    for _ in range(dead):
+        channel.basic_publish("", f"{queue}.dlq", b"dead job", died)
+    connection.close()
+    return queue
+
+
+def test_the_overview_shows_the_demo_tenants_and_totals(page: Page, demo: Demo):
+    page.goto(demo.url)
+
+    expect(metric(page, "Tenants")).to_contain_text(f"{len(demo.workload.tenants)}")
+    expect(metric(page, "Ready")).to_be_visible()
+    expect(cells(page).first).to_be_attached()
+    expect(page.get_by_text("Needs attention")).to_be_visible()
+    shot(page, "overview")
+
+
+def test_a_deep_link_opens_the_tenant(page: Page, demo: Demo):
+    tenant = demo.workload.served[0]
+
+    page.goto(f"{demo.url}/tenant?tenant={tenant}")
+
+    expect(page.get_by_role("heading", name=f"tenant.{tenant}")).to_be_visible()
+    expect(page.get_by_role("tab", name="Messages")).to_be_visible()
+    expect(page.get_by_test_id("stPlotlyChart")).to_be_attached()
+    shot(page, "tenant")
+
+
+def test_the_consumers_page_lists_the_demo_pods(page: Page, demo: Demo):
+    page.goto(f"{demo.url}/consumers")
+
+    expect(cells(page).filter(has_text="pod-hung").first).to_be_attached()
+    expect(cells(page).filter(has_text="pod-worker-0").first).to_be_attached()
+    shot(page, "consumers")
+
+
+def test_a_purge_through_its_dialog_shows_its_result(page: Page, demo: Demo):
+    queue = extra_tenant(demo, "purge-me", ready=5)
+    open_actions(page, demo, "purge-me")
+
+    page.get_by_role("button", name="Purge ready messages").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Purge deletes the 5 ready messages")
+    expect(dialog.get_by_role("button", name="Purge")).to_be_disabled()
+    expect(dialog).to_contain_text(f"Type {queue} to confirm")
+    dialog.get_by_role("textbox").fill(queue)
+    dialog.get_by_role("textbox").press("Enter")
+    shot(page, "purge-dialog")
+    dialog.get_by_role("button", name="Purge").click()
+
+    expect(page.get_by_text(f"Purged 5 ready messages of {queue}.")).to_be_visible()
+    assert queue_counts(demo.settings, queue) == (0, 0)
+
+
+def test_a_requeue_shows_its_progress_then_its_counts(page: Page, demo: Demo):
+    queue = extra_tenant(demo, "requeue-me", dead=60_000)
+    open_actions(page, demo, "requeue-me")
+
+    # The count on the button is the last poll's; the dialog counts again, exactly.
+    page.get_by_role("button", name=re.compile(r"^Requeue [\d,]+ dead letters$")).click()
+    expect(page.get_by_role("dialog")).to_contain_text("Requeue moves up to 60,000")
+    page.get_by_role("dialog").get_by_role("button", name="Requeue").click()
+
+    expect(page.get_by_test_id("stProgress")).to_be_visible()
+    expect(page.get_by_text("moved").first).to_be_visible()
+    shot(page, "requeue-progress")
+    expect(page.get_by_text("Requeued 60,000 dead letters")).to_be_visible(timeout=120_000)
+    assert queue_counts(demo.settings, queue)[0] == 60_000
+
+
+def test_stopping_the_broker_shows_the_stale_banner_and_restarting_clears_it(
+    page: Page, demo: Demo
+):
+    page.goto(demo.url)
+    expect(metric(page, "Tenants")).to_be_visible()
+    banner = page.get_by_text("The broker has not answered since")
+
+    demo.broker.ctl("stop_app")
+    try:
+        expect(banner).to_be_visible()
+        expect(metric(page, "Tenants")).to_be_visible()  # the last good data stay
+        shot(page, "stale-banner")
+    finally:
+        demo.broker.ctl("start_app")
+
+    expect(banner).to_be_hidden(timeout=90_000)

@@ -117,6 +117,10 @@ def test_the_overview_shows_the_demo_tenants_and_totals(page: Page, demo: Demo):
     expect(metric(page, "Ready")).to_be_visible()
     expect(cells(page).first).to_be_attached()
     expect(page.get_by_text("Needs attention")).to_be_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_contain_text("guest (administrator)")
+    expect(sidebar).to_contain_text("May change things")
+    expect(sidebar).to_contain_text("counts from the metrics endpoint")
     shot(page, "overview")
 
 

@@ -61,12 +61,18 @@ class SharedPoll(Generic[T]):
 
     def get(self) -> Snapshot[T]:
         self._read_at = time.monotonic()
-        if self._snapshot.fetched_at is None and self._snapshot.error is None:
+        if self._outdated():
+            # The first reader, or the first after an idle spell: one fetch, waited for.
             with self._lock:
-                if self._snapshot.fetched_at is None and self._snapshot.error is None:
+                if self._outdated():
                     self._refresh()
         self._keep_polling()
         return self._snapshot
+
+    def _outdated(self) -> bool:
+        polled = self._snapshot.fetched_at is not None or self._snapshot.error is not None
+        idle = self._poller is None and time.monotonic() - self._polled_at >= self.interval
+        return not polled or idle
 
     def _keep_polling(self) -> None:
         with self._poller_lock:

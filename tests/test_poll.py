@@ -59,7 +59,7 @@ def test_polling_stops_when_nobody_reads_and_starts_again():
     time.sleep(0.5)
     assert poll.fetches == idle <= SharedPoll.IDLE_INTERVALS + 2
 
-    poll.get()
+    assert poll.get().data == idle + 1  # after an idle spell, the reader gets fresh data
     wait_until(lambda: poll.fetches >= idle + 2, what="polling again")
 
 

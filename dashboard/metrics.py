@@ -70,9 +70,6 @@ class QueueMetrics:
             )
         return parse_metrics(answer.text, vhost)
 
-    def close(self) -> None:
-        self.session.close()
-
 
 def parse_metrics(text: str, vhost: str) -> MetricsAnswer:
     """The cluster's name and the four gauges per queue of `vhost`, from the text format.

@@ -92,7 +92,8 @@ def _serve(env: dict[str, str], port: int) -> int:
 
 
 def start_console(env: dict[str, str], port: int, quiet: bool = False) -> subprocess.Popen:
-    """The console as a process of its own on `port`, returned once it answers."""
+    """The console as a process of its own on `port`, returned once it answers; stopped again
+    if anything (a Ctrl-C too) interrupts the wait."""
     output = subprocess.DEVNULL if quiet else None
     console = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
@@ -101,14 +102,22 @@ def start_console(env: dict[str, str], port: int, quiet: bool = False) -> subpro
         stdout=output,
         stderr=output,
     )
+    try:
+        _wait_until_serving(console, port)
+    except BaseException:
+        stop_console(console)
+        raise
+    return console
+
+
+def _wait_until_serving(console: subprocess.Popen, port: int) -> None:
     deadline = time.monotonic() + 60
     while console.poll() is None and time.monotonic() < deadline:
         try:
             if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok:
-                return console
+                return
         except requests.ConnectionError:
             time.sleep(0.3)
-    stop_console(console)
     raise WarrenError(f"The console did not start on port {port}.")
 
 

@@ -19,6 +19,7 @@ the bytes in flight stay bounded whatever the queue holds.
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -116,8 +117,10 @@ class Mover:
         self._settled_upto = 0
         self._tainted = False
         self._consuming = False
-        # Deliveries held back by the rate limit, not yet published.
-        self._scheduled = 0
+        # Deliveries not yet published (held back by the rate limit), in delivery order.
+        self._waiting: deque = deque()
+        self._drain_due = False
+        self._sent = 0
         self._last_activity = time.monotonic()
         self._last_progress = 0.0
         self._connection: SelectConnection | None = None
@@ -213,23 +216,31 @@ class Mover:
             self.result.stopped = self.result.stopped or "a message has no destination"
             self._stop_consuming()
             return
-        delay = self._rate_delay()
-        if delay > 0:
-            self._scheduled += 1
-            self._connection.ioloop.call_later(
-                delay, lambda: self._publish(method.delivery_tag, target, properties, body, True)
-            )
-        else:
-            self._publish(method.delivery_tag, target, properties, body)
+        self._waiting.append((method.delivery_tag, target, properties, body))
+        if not self._drain_due:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Publish the waiting deliveries in the order they came, each once the rate limit lets
+        it go. The order matters: the source is acked up to each confirmed prefix (`multiple`),
+        so a delivery still waiting behind a later one would be acked with it, uncopied."""
+        self._drain_due = False
+        while self._waiting:
+            delay = self._rate_delay()
+            if delay > 0:
+                self._drain_due = True
+                self._connection.ioloop.call_later(delay, self._drain)
+                return
+            self._publish(*self._waiting.popleft())
 
     def _rate_delay(self) -> float:
         if not self.rate:
             return 0.0
-        due = self.result.started_at + self.result.delivered / self.rate
+        due = self.result.started_at + self._sent / self.rate
         return max(0.0, due - time.time())
 
-    def _publish(self, delivery_tag: int, target, properties, body: bytes, late=False) -> None:
-        self._scheduled -= int(late)
+    def _publish(self, delivery_tag: int, target, properties, body: bytes) -> None:
+        self._sent += 1
         if self._tainted or not self._target_channel.is_open:
             self._settle_back([delivery_tag])
             return
@@ -325,7 +336,7 @@ class Mover:
         closes first, so that the originals sent back are in their queue when the move returns
         (the broker requeues a channel's rejects before it confirms the channel's close)."""
         done_delivering = not self._consuming and not self._cancelling
-        settled = not self._pending and not self._scheduled
+        settled = not self._pending and not self._waiting
         if not (done_delivering and settled and self._connection.is_open) or self._closing:
             return self._closing
         self._closing = True
@@ -349,11 +360,11 @@ class Mover:
             self._connection.close()
 
     def _on_closed(self, _connection, reason) -> None:
-        if self._pending or self._consuming or self._scheduled:
+        if self._pending or self._consuming or self._waiting:
             # The broker returns every unacked original to the source when the connection dies.
-            self.result.failed += len(self._pending) + self._scheduled
+            self.result.failed += len(self._pending) + len(self._waiting)
             self._pending.clear()
-            self._scheduled = 0
+            self._waiting.clear()
             self.result.stopped = self.result.stopped or f"the connection closed: {reason}"
         self._connection.ioloop.stop()
 

@@ -4,12 +4,14 @@ leaves a screenshot in test-artifacts/screenshots (or $WARREN_SCREENSHOTS)."""
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pika
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from dashboard.amqp import queue_counts
 from dashboard.demo import broker_env, start_console, stop_console
@@ -81,12 +83,15 @@ def metric(page: Page, label: str):
 
 def open_actions(page: Page, demo: Demo, tenant: str) -> None:
     """The tenant's Actions tab, reloading until the console's poll has seen the tenant."""
-    for _ in range(20):
+    # A loaded page does not learn of new tenants: reload until the poll has listed it. Under
+    # a loaded CI machine one load can take several seconds.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         page.goto(f"{demo.url}/tenant?tenant={tenant}")
         actions = page.get_by_role("tab", name="Actions")
         try:
-            actions.wait_for(timeout=3000)
-        except Exception:
+            actions.wait_for(timeout=10_000)
+        except PlaywrightTimeout:
             continue
         actions.click()
         return

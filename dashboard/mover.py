@@ -10,7 +10,8 @@ duplicated.
 
 Speed comes from never waiting on one message: a SelectConnection consumes under a prefetch
 window and publishes each copy as it arrives, and confirms (often `multiple`) ack the source up
-to the last confirmed delivery in one frame. The window matters most: the broker confirms
+to the last confirmed delivery in one frame. The per-message frames bypass pika's general
+machinery (see `mover_connection`). The window matters most: the broker confirms
 persistent copies in batches, so a wide window keeps it busy while earlier confirms are due.
 It starts narrow and widens once the first deliveries show how big the messages are, so that
 the bytes in flight stay bounded whatever the queue holds.
@@ -23,11 +24,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
 from dashboard.amqp import connection_parameters, on_channel, ready_count
 from dashboard.errors import WarrenError
+from dashboard.mover_connection import MoverConnection
 from dashboard.settings import Settings
 
 # Where a copy goes: (exchange, routing key), decided per message (None: leave it in the source).
@@ -114,6 +115,10 @@ class Mover:
         self._pending: dict[int, int] = {}
         self._next_seq = 1
         self._confirmed: set[int] = set()
+        # Originals whose copies are confirmed, not acked yet (see `_ack_confirmed`), in order.
+        self._ackable: deque[int] = deque()
+        # Prefetch of all consumers started: at most this many deliveries are unacked.
+        self._window_total = 0
         self._settled_upto = 0
         self._tainted = False
         self._consuming = False
@@ -123,7 +128,7 @@ class Mover:
         self._sent = 0
         self._last_activity = time.monotonic()
         self._last_progress = 0.0
-        self._connection: SelectConnection | None = None
+        self._connection: MoverConnection | None = None
         self._source_channel = None
         self._target_channel = None
         self._consumer_tags: list[str] = []
@@ -139,7 +144,7 @@ class Mover:
             self.result.finished_at = time.time()
             return self.result
         params = connection_parameters(self.settings, f"warren-mover {self.source}")
-        self._connection = SelectConnection(
+        self._connection = MoverConnection(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
@@ -173,23 +178,26 @@ class Mover:
     def _on_source_open(self, channel) -> None:
         self._source_channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
+        self._connection.delivering_channel = channel.channel_number
+        self._connection.on_delivery = self._on_delivery
         self._consuming = True
         self._consume(min(PROBE_WINDOW, self.window, self.limit))
         self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
 
     def _consume(self, prefetch: int) -> None:
         """Consume under `prefetch` (a consumer's prefetch is fixed when it starts)."""
+        self._window_total += prefetch
 
         def start(_frame) -> None:
             if self._consuming:
-                tag = self._source_channel.basic_consume(self.source, self._on_message)
+                tag = self._source_channel.basic_consume(self.source, _taken_by_connection)
                 self._consumer_tags.append(tag)
 
         self._source_channel.basic_qos(prefetch_count=prefetch, callback=start)
 
     def _widen(self) -> None:
-        """After the probe: a second consumer beside the probe's makes up the full window.
-        (Cancelling the probe instead would have pika reject what is already on its way.)"""
+        """After the probe: a second consumer beside the probe's makes up the full window
+        (no pause for a cancel round trip, as replacing the probe would need)."""
         self._probing = False
         window = min(window_for(self._largest, self.window), self.limit)
         if window > PROBE_WINDOW and self._consuming:
@@ -197,10 +205,11 @@ class Mover:
 
     # -- moving -------------------------------------------------------------------------------
 
-    def _on_message(self, channel, method: Basic.Deliver, properties, body: bytes) -> None:
+    def _on_delivery(self, delivery_tag: int, encoded_properties: bytes, body: bytes) -> None:
         self._last_activity = time.monotonic()
-        if not self._consuming or self.result.delivered >= self.limit:
-            channel.basic_nack(method.delivery_tag, requeue=True)
+        if self.result.delivered >= self.limit:
+            # Acks are held back so that the broker cannot get this far (see `_ack_confirmed`).
+            self._source_channel.basic_nack(delivery_tag, requeue=True)
             return
         self.result.delivered += 1
         self._largest = max(self._largest, len(body))
@@ -208,15 +217,17 @@ class Mover:
             self._stop_consuming()
         elif self._probing and self.result.delivered >= PROBE_WINDOW:
             self._widen()
+        properties = BasicProperties()
+        properties.decode(encoded_properties)
         target = self.route(properties)
         if target is None:
             # Requeued, it would come straight back: stop here instead of going round.
             self.result.skipped += 1
-            channel.basic_nack(method.delivery_tag, requeue=True)
+            self._source_channel.basic_nack(delivery_tag, requeue=True)
             self.result.stopped = self.result.stopped or "a message has no destination"
             self._stop_consuming()
             return
-        self._waiting.append((method.delivery_tag, target, properties, body))
+        self._waiting.append((delivery_tag, target, properties, encoded_properties, body))
         if not self._drain_due:
             self._drain()
 
@@ -239,7 +250,7 @@ class Mover:
         due = self.result.started_at + self._sent / self.rate
         return max(0.0, due - time.time())
 
-    def _publish(self, delivery_tag: int, target, properties, body: bytes) -> None:
+    def _publish(self, delivery_tag: int, target, properties, encoded: bytes, body: bytes) -> None:
         self._sent += 1
         if self._tainted or not self._target_channel.is_open:
             self._settle_back([delivery_tag])
@@ -247,8 +258,10 @@ class Mover:
         exchange, routing_key = target
         self._pending[self._next_seq] = delivery_tag
         self._next_seq += 1
-        self._target_channel.basic_publish(
-            exchange, routing_key, body, self.transform(properties), mandatory=True
+        if self.transform is not keep_properties:
+            encoded = b"".join(self.transform(properties).encode())
+        self._connection.publish(
+            self._target_channel.channel_number, exchange, routing_key, encoded, body
         )
 
     def _on_return(self, _channel, _method, _properties, _body) -> None:
@@ -265,7 +278,8 @@ class Mover:
             self._settle_back([self._pending.pop(seq) for seq in seqs if seq in self._pending])
         else:
             self._confirmed.update(seqs)
-            self._ack_confirmed_prefix()
+            self._take_confirmed_prefix()
+            self._ack_confirmed()
         self._maybe_finish()
 
     def _covered(self, upto: int) -> list[int]:
@@ -277,18 +291,30 @@ class Mover:
             covered.append(seq)
         return covered
 
-    def _ack_confirmed_prefix(self) -> None:
-        """Ack the source up to the longest run of confirmed copies, in one frame."""
-        last_tag = None
+    def _take_confirmed_prefix(self) -> None:
+        """Move the longest run of confirmed copies from pending to ackable."""
         # Sequence numbers only grow, and the dict keeps insertion order: its first key is the
         # oldest copy not yet settled.
         while self._pending and next(iter(self._pending)) in self._confirmed:
             seq = next(iter(self._pending))
-            last_tag = self._pending.pop(seq)
+            self._ackable.append(self._pending.pop(seq))
             self._confirmed.discard(seq)
-            self.result.moved += 1
-        if last_tag is not None:
-            self._source_channel.basic_ack(last_tag, multiple=True)
+
+    def _ack_confirmed(self) -> None:
+        """Ack the source up to the last ackable original, in one frame. While consumers may
+        still get deliveries, only as far as keeps the broker from delivering past the limit
+        (each ack frees a place in the window): a delivery past the limit would have to be
+        sent back, and a message sent back reaches its queue some time after the move ended,
+        which would make the count left there wrong."""
+        count = len(self._ackable)
+        if self._consuming or self._cancelling:
+            count = min(count, self.limit - self._window_total - self.result.moved)
+        if count <= 0:
+            return
+        for _ in range(count - 1):
+            self._ackable.popleft()
+        self._source_channel.basic_ack(self._ackable.popleft(), multiple=True)
+        self.result.moved += count
         self._report()
 
     def _settle_back(self, delivery_tags: list[int]) -> None:
@@ -332,19 +358,16 @@ class Mover:
         self._maybe_finish()
 
     def _maybe_finish(self) -> bool:
-        """Once nothing more can arrive and every delivery is settled: the source channel
-        closes first, so that the originals sent back are in their queue when the move returns
-        (the broker requeues a channel's rejects before it confirms the channel's close)."""
+        """Once nothing more can arrive and every copy is settled: the last acks, then close."""
         done_delivering = not self._consuming and not self._cancelling
         settled = not self._pending and not self._waiting
         if not (done_delivering and settled and self._connection.is_open) or self._closing:
             return self._closing
         self._closing = True
-        self._report(force=True)
         if self._source_channel.is_open:
-            self._source_channel.close()
-        else:
-            self._connection.close()
+            self._ack_confirmed()
+        self._report(force=True)
+        self._connection.close()
         return True
 
     def _report(self, force: bool = False) -> None:
@@ -360,13 +383,20 @@ class Mover:
             self._connection.close()
 
     def _on_closed(self, _connection, reason) -> None:
-        if self._pending or self._consuming or self._waiting:
-            # The broker returns every unacked original to the source when the connection dies.
-            self.result.failed += len(self._pending) + len(self._waiting)
+        unsettled = len(self._pending) + len(self._waiting) + len(self._ackable)
+        if unsettled or self._consuming:
+            # The broker returns every unacked original to the source when the connection dies
+            # (those whose copies were confirmed are then in both places).
+            self.result.failed += unsettled
             self._pending.clear()
             self._waiting.clear()
+            self._ackable.clear()
             self.result.stopped = self.result.stopped or f"the connection closed: {reason}"
         self._connection.ioloop.stop()
+
+
+def _taken_by_connection(*_delivery) -> None:
+    """Deliveries go to `Mover._on_delivery` through the connection, never to pika's consumer."""
 
 
 def holding_queue_name(purpose: str, source: str) -> str:

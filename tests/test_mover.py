@@ -135,3 +135,24 @@ def test_the_window_holds_about_16_mib_of_the_largest_message_seen():
     assert window_for(1024 * 1024) == 16
     assert window_for(64 * 1024 * 1024) == 1
     assert window_for(0, most=7) == 7
+
+
+def test_bodies_of_every_size_arrive_byte_for_byte(settings_for, channel, unique):
+    """Empty, tiny, exactly one frame, just over one frame and many frames (frame_max 128 KiB)."""
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target)
+    frame = 131072 - 8
+    sizes = [0, 1, frame - 1, frame, frame + 1, 5 * frame + 17, 3 * 1024 * 1024]
+    bodies = [bytes([size % 251]) * size for size in sizes]
+    for number, body in enumerate(bodies):
+        properties = pika.BasicProperties(delivery_mode=2, headers={"n": number}, priority=number)
+        channel.basic_publish("", source, body, properties, mandatory=True)
+
+    result = Mover(settings_for(), source, to_queue(target), limit=len(bodies)).run()
+
+    assert (result.moved, result.failed) == (len(bodies), 0)
+    moved = drain(channel, target)
+    assert [body for body, _ in moved] == bodies
+    assert [(p.headers, p.priority) for _, p in moved] == [
+        ({"n": n}, n) for n in range(len(bodies))
+    ]

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pages.components.cluster import show_alarms
 from pages.components.sidebar import render_sidebar
 from pages.components.state import logged_in_settings
 
@@ -12,6 +13,7 @@ page = st.navigation(
         st.Page("pages/consumers.py", title="Consumers", icon=":material/memory:"),
         st.Page("pages/tenant.py", title="Tenant", icon=":material/inbox:", url_path="tenant"),
         st.Page("pages/onboarding.py", title="Onboarding", icon=":material/add_link:"),
+        st.Page("pages/nodes.py", title="Nodes", icon=":material/dns:"),
         st.Page("pages/audit.py", title="Audit", icon=":material/history:"),
     ]
 )
@@ -20,4 +22,5 @@ page = st.navigation(
 settings = logged_in_settings()
 if settings is not None:
     render_sidebar(settings)
+    show_alarms(settings)
 page.run()

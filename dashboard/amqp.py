@@ -14,12 +14,16 @@ from dashboard.settings import Settings
 T = TypeVar("T")
 
 
-def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
-    """Parameters for the AMQP URL; WARREN_USERNAME/PASSWORD unless the URL carries a user.
+def connection_parameters(settings: Settings, name: str) -> list[pika.URLParameters]:
+    """Parameters for each node's AMQP URL, in order; WARREN_USERNAME/PASSWORD unless the URL
+    carries a user.
 
     `name` is the client-given connection name the broker shows, so operators see who is connected.
     """
-    url = settings.amqp_url.get_secret_value()
+    return [_parameters(url, settings, name) for url in settings.amqp_urls()]
+
+
+def _parameters(url: str, settings: Settings, name: str) -> pika.URLParameters:
     params = pika.URLParameters(url)
     if not urlsplit(url).username:
         params.credentials = pika.PlainCredentials(
@@ -30,6 +34,7 @@ def connection_parameters(settings: Settings, name: str) -> pika.URLParameters:
 
 
 def connect(settings: Settings, name: str) -> pika.BlockingConnection:
+    """A connection to the first node that accepts one."""
     shown = settings.display_amqp_url()
     try:
         return pika.BlockingConnection(connection_parameters(settings, name))

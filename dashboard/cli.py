@@ -21,6 +21,7 @@ from dashboard.errors import WarrenError
 from dashboard.management import ManagementClient
 from dashboard.messages import PEEK_NOTICE, Death, PeekedMessage, peek
 from dashboard.mover import MoveResult
+from dashboard.nodes import fetch_cluster
 from dashboard.onboarding import (
     TenantSpec,
     bind_audited,
@@ -61,6 +62,17 @@ CONSUMER_COLUMNS = (
     ("load", "LOAD"),
     ("ack_rate", "ACK/S"),
     ("flags", "FLAGS"),
+)
+
+NODE_COLUMNS = (
+    ("name", "NODE"),
+    ("running", "RUNNING"),
+    ("mem_alarm", "MEMORY ALARM"),
+    ("disk_free_alarm", "DISK ALARM"),
+    ("mem_used", "MEMORY"),
+    ("mem_limit", "WATERMARK"),
+    ("fd_used", "FDS"),
+    ("partitions", "CANNOT REACH"),
 )
 
 BIND_COLUMNS = (
@@ -105,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     change = _changer(sub)
     read("tenants", _tenants, "ready and unacked counts per tenant queue")
     read("consumers", _consumers, "per-consumer load, grouped by connection (pod)")
+    read("nodes", _nodes, "the cluster's nodes: running, alarms, memory, disk")
     peek = read("peek", _peek, "show the first ready messages of a queue (requeued)")
     peek.add_argument("--queue", required=True, help="queue name, exactly")
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
@@ -219,6 +232,21 @@ def _consumers(args: argparse.Namespace) -> int:
     for load in loads:
         for flag in load.flags:
             print(f"{load.connection} {load.consumer_tag}: {flag.reason}")
+    return 0
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with ManagementClient(settings) as client:
+        cluster = fetch_cluster(client)
+    if args.json:
+        print(json.dumps(cluster.model_dump(mode="json"), ensure_ascii=False))
+        return 0
+    records = [node.model_dump(mode="json") for node in cluster.nodes]
+    print(format_table(records, NODE_COLUMNS))
+    print(f"\nRead from {cluster.read_from_node} at {cluster.read_from}.")
+    for sentence in cluster.alarms:
+        print(sentence)
     return 0
 
 

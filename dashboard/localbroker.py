@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,23 +149,28 @@ class LocalBroker:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
+        try:
+            self.wait_answering(timeout)
+        except LocalBrokerError:
+            self.stop()
+            raise
+        self.ready = True
+
+    def wait_answering(self, timeout: float = 90) -> None:
+        """Until the management API answers (after a start, or a `start_app`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                problem = LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
-                self.stop()
-                raise problem
+                raise LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
             try:
                 answer = requests.get(
                     self.management_url + api_path("overview"), auth=("guest", "guest"), timeout=2
                 )
                 if answer.status_code == 200:
-                    self.ready = True
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        self.stop()
         raise LocalBrokerError(f"rabbitmq-server did not answer within {timeout:.0f} s")
 
     def log_tail(self, lines: int = 20) -> str:
@@ -229,6 +235,58 @@ class LocalBroker:
             time.sleep(0.05)
 
     def __enter__(self) -> "LocalBroker":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LocalCluster:
+    """Nodes on one machine joined into one cluster (DESIGN §5): the first is the seed, the
+    others `join_cluster` it. They share one Erlang cookie, as cluster nodes must."""
+
+    def __init__(self, size: int = 3):
+        self.nodes = [LocalBroker.create() for _ in range(size)]
+        cookie = secrets.token_hex(20)
+        for node in self.nodes:
+            path = node.base_dir / "home" / ".erlang.cookie"
+            path.write_text(cookie)
+            path.chmod(0o600)
+
+    @property
+    def management_url(self) -> str:
+        """Every node's management URL, comma-separated, as WARREN_MANAGEMENT_URL takes them."""
+        return ",".join(node.management_url for node in self.nodes)
+
+    @property
+    def amqp_url(self) -> str:
+        return ",".join(node.amqp_url for node in self.nodes)
+
+    def start(self) -> "LocalCluster":
+        starting = [threading.Thread(target=node.start) for node in self.nodes]
+        try:
+            for thread in starting:
+                thread.start()
+            for thread in starting:
+                thread.join()
+            if not all(node.ready for node in self.nodes):
+                raise LocalBrokerError("a cluster node did not start")
+            seed = self.nodes[0].node
+            for node in self.nodes[1:]:
+                node.ctl("stop_app")
+                node.ctl("join_cluster", seed)
+                node.ctl("start_app")
+                node.wait_answering()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def __enter__(self) -> "LocalCluster":
         return self.start()
 
     def __exit__(self, *exc) -> None:

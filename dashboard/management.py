@@ -25,6 +25,9 @@ from dashboard.settings import Settings
 CONNECT_TIMEOUT = 3.05
 IDEMPOTENT = frozenset({"GET", "HEAD"})
 LOGIN_FAILED = "Login failed"
+# Per list of node URLs, the index of the node that answered last: clients start there, so
+# that a stopped node costs one failed connection, not one per request.
+_answering: dict[tuple[str, ...], int] = {}
 
 
 def api_path(*segments: str) -> str:
@@ -54,9 +57,16 @@ def _retrying_session(auth: tuple[str, str]) -> requests.Session:
     return session
 
 
+def reading_from(settings: Settings) -> str:
+    """The management URL Warren reads from now: of a cluster's, the node that answered last."""
+    urls = settings.management_urls
+    return urls[_answering.get(urls, 0) % len(urls)]
+
+
 class ManagementClient:
     def __init__(self, settings: Settings):
-        self.base_url = settings.management_url
+        self.settings = settings
+        self.base_urls = settings.management_urls
         self.username = settings.username
         self.timeout = (min(CONNECT_TIMEOUT, settings.request_timeout), settings.request_timeout)
         self.session = _retrying_session((settings.username, settings.password.get_secret_value()))
@@ -82,24 +92,43 @@ class ManagementClient:
         """DELETE a resource. Never retried once sent."""
         self._request("DELETE", segments, what, headers=headers)
 
-    def _request(self, method: str, segments: Iterable[str], what: str, **options):
-        url = self.base_url + api_path(*segments)
-        try:
-            answer = self.session.request(method, url, timeout=self.timeout, **options)
-        except requests.RequestException as exc:
-            raise self._unreachable(exc, what) from None
-        return self._json(answer, what)
+    @property
+    def base_url(self) -> str:
+        """The node this client reads from: the one that answered last."""
+        return reading_from(self.settings)
 
-    def _unreachable(self, exc: requests.RequestException, what: str) -> BrokerUnreachable:
-        # Once retries are spent, a read timeout arrives wrapped in a ConnectionError.
-        if isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc):
+    def _request(self, method: str, segments: Iterable[str], what: str, **options):
+        """The request on the node that answered last, else on each next one in turn. A
+        change moves on only if it was never sent: it must not happen twice."""
+        first = _answering.get(self.base_urls, 0)
+        problems = []
+        for step in range(len(self.base_urls)):
+            index = (first + step) % len(self.base_urls)
+            url = self.base_urls[index]
+            try:
+                answer = self.session.request(
+                    method, url + api_path(*segments), timeout=self.timeout, **options
+                )
+            except requests.RequestException as exc:
+                problems.append(self._unreachable(url, exc, what))
+                if _timed_out(exc) and method not in IDEMPOTENT:
+                    break
+                continue
+            _answering[self.base_urls] = index
+            return self._json(answer, what)
+        if len(problems) == 1:
+            raise problems[0]
+        raise BrokerUnreachable(
+            "No node of the cluster answered: " + " ".join(str(p) for p in problems)
+        )
+
+    def _unreachable(self, url: str, exc: requests.RequestException, what: str):
+        if _timed_out(exc):
             return BrokerUnreachable(
-                f"The management API at {self.base_url} did not answer within "
+                f"The management API at {url} did not answer within "
                 f"{self.timeout[1]:g} s while reading {what}."
             )
-        return BrokerUnreachable(
-            f"Cannot reach the management API at {self.base_url}: {_reason(exc)}."
-        )
+        return BrokerUnreachable(f"Cannot reach the management API at {url}: {_reason(exc)}.")
 
     def _json(self, answer: requests.Response, what: str) -> Any:
         if answer.status_code >= 400:
@@ -194,6 +223,14 @@ class ManagementClient:
         """One cluster node (uptime, alarms, memory). Needs `monitoring`; read-only."""
         return self.get(("nodes", node), f"node {node!r}", {"columns": ",".join(columns)})
 
+    def list_nodes(self, columns: Iterable[str]) -> list[dict]:
+        """Every node of the cluster, running or not. Needs `monitoring`; read-only."""
+        return self.get(("nodes",), "the cluster's nodes", {"columns": ",".join(columns)})
+
+    def answering_node(self) -> str:
+        """The name of the node that serves this client's requests. Any user tag; read-only."""
+        return str(self.get(("overview",), "the broker overview", {"columns": "node"})["node"])
+
     def close_connection(self, connection: str, reason: str) -> None:
         """Close a client connection; the broker returns its unacked messages to ready.
 
@@ -221,6 +258,11 @@ class ManagementClient:
             f"the connections of vhost {vhost!r}",
             {"columns": ",".join(columns)},
         )
+
+
+def _timed_out(exc: requests.RequestException) -> bool:
+    # Once retries are spent, a read timeout arrives wrapped in a ConnectionError.
+    return isinstance(exc, requests.ReadTimeout) or "Read timed out" in str(exc)
 
 
 def _reason(exc: requests.RequestException) -> str:

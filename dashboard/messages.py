@@ -52,6 +52,8 @@ class PeekedMessage(BaseModel):
     exchange: str
     routing_key: str
     redelivered: bool
+    # Quorum queues: how many times the message was returned to the queue (peeks included).
+    delivery_count: int | None
     properties: dict
     headers: dict
     deaths: list[Death]
@@ -111,6 +113,7 @@ def decode_message(position: int, item: dict) -> PeekedMessage:
         exchange=item.get("exchange", ""),
         routing_key=item.get("routing_key", ""),
         redelivered=bool(item.get("redelivered")),
+        delivery_count=_int_or_none(headers.get("x-delivery-count")),
         properties=properties,
         headers=headers,
         deaths=deaths,
@@ -119,6 +122,10 @@ def decode_message(position: int, item: dict) -> PeekedMessage:
         shown=shown,
         truncated=cut,
     )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _deaths(value: object) -> list[Death]:

@@ -36,8 +36,11 @@ class MetricsAnswer(NamedTuple):
 
 
 def metrics_url(settings: Settings) -> str | None:
-    """WARREN_METRICS_URL; `auto`: the plugin's default port on the management API's host."""
+    """WARREN_METRICS_URL; `auto`: the plugin's default port on the management API's host, for
+    one node only (a node's endpoint lists only the queues it hosts, not the cluster's)."""
     if settings.metrics_url == "off":
+        return None
+    if settings.metrics_url == "auto" and len(settings.management_urls) > 1:
         return None
     if settings.metrics_url != "auto":
         return settings.metrics_url

@@ -64,6 +64,10 @@ class QueueInfo(_ApiModel):
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None
     message_stats: MessageStats | None = None
+    # Quorum queues: the node of the leader, and of every member and every member online.
+    leader: str | None = None
+    members: list[str] = Field(default_factory=list)
+    online: list[str] = Field(default_factory=list)
 
     # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
     _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
@@ -86,6 +90,25 @@ class QueueInfo(_ApiModel):
             if self.consumer_capacity is not None
             else (self.consumer_utilisation)
         )
+
+
+class NodeInfo(_ApiModel):
+    """One cluster node as `GET /api/nodes` returns it. A node that is down reports its name
+    and `running: false` only."""
+
+    name: str
+    running: bool = False
+    uptime: int | None = None  # milliseconds
+    mem_used: int | None = None
+    mem_limit: int | None = None  # the high watermark
+    mem_alarm: bool = False
+    disk_free: int | None = None
+    disk_free_limit: int | None = None
+    disk_free_alarm: bool = False
+    fd_used: int | None = None
+    fd_total: int | None = None
+    # The nodes this one cannot reach although they belong to the cluster.
+    partitions: list[str] = Field(default_factory=list)
 
 
 class Binding(_ApiModel):

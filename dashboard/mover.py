@@ -143,14 +143,19 @@ class Mover:
         if self.limit <= 0:
             self.result.finished_at = time.time()
             return self.result
-        params = connection_parameters(self.settings, f"warren-mover {self.source}")
-        self._connection = MoverConnection(
-            params,
-            on_open_callback=self._on_open,
-            on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_closed,
-        )
-        self._connection.ioloop.start()
+        # The nodes of a cluster in turn, until one accepts the connection.
+        for params in connection_parameters(self.settings, f"warren-mover {self.source}"):
+            self._error = None
+            self._connection = MoverConnection(
+                params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self._connection.ioloop.start()
+            self._connection.ioloop.close()
+            if self._error is None:
+                break
         self.result.finished_at = time.time()
         if self._error is not None and self.result.delivered == 0:
             raise self._error

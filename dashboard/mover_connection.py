@@ -93,16 +93,15 @@ class MoverConnection(SelectConnection):
                 break
             if data[end] != FRAME_END:
                 raise InvalidFrameError("Invalid FRAME_END marker")
+            # As pika counts them: its heartbeat checker takes bytes read as signs of life.
+            self.bytes_received += end + 1 - at
             if channel == self.delivering_channel and self._take(kind, data, at + 7, end):
                 at = end + 1
                 continue
-            self._frame_buffer = data[at:]
-            _consumed, value = frame.decode_frame(self._frame_buffer)
+            _consumed, value = frame.decode_frame(data[at : end + 1])
             self._frame_buffer = data = data[end + 1 :]
             at = 0
             self._process_frame(value)
-            if self.delivering_channel is None:
-                break
         self._frame_buffer = data[at:]
 
     def _take(self, kind: int, data: bytes, start: int, end: int) -> bool:

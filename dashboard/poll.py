@@ -16,6 +16,7 @@ from dashboard.history import History
 from dashboard.management import ManagementClient
 from dashboard.metrics import QueueMetrics, metrics_url
 from dashboard.models import ConsumerReport, Overview
+from dashboard.nodes import Cluster, fetch_cluster
 from dashboard.settings import Settings
 from dashboard.stuck import flag_overview
 from dashboard.tenants import OverviewReader
@@ -144,6 +145,12 @@ def consumers_poll(settings: Settings) -> SharedPoll[ConsumerReport]:
         ),
         settings.refresh_seconds,
     )
+
+
+def cluster_poll(settings: Settings) -> SharedPoll[Cluster]:
+    """The cluster's nodes and alarms, every WARREN_REFRESH_SECONDS (one small request each)."""
+    client = ManagementClient(settings)
+    return SharedPoll(lambda: fetch_cluster(client), settings.refresh_seconds)
 
 
 def open_history(settings: Settings) -> History | None:

@@ -37,16 +37,30 @@ class QueueDetail(BaseModel):
 
     @property
     def settings(self) -> list[tuple[str, str]]:
-        """(label, value) of the queue's type and each argument, known ones first."""
-        arguments = self.info.arguments
+        """(label, value) of the queue's type, its members if it has any, and each argument,
+        known ones first (with what a policy sets)."""
+        info, effective = self.info, self.info.effective_arguments
         known = [
-            (label, arguments[key]) for key, label in ARGUMENT_LABELS.items() if key in arguments
+            (label, effective[key]) for key, label in ARGUMENT_LABELS.items() if key in effective
         ]
         other = [
-            (key, value) for key, value in sorted(arguments.items()) if key not in ARGUMENT_LABELS
+            (key, value)
+            for key, value in sorted(info.arguments.items())
+            if key not in ARGUMENT_LABELS
         ]
-        rows = [("Queue type", self.info.type), *known, *other]
+        rows = [("Queue type", info.type), *self._members(), *known, *other]
         return [(label, str(value)) for label, value in rows]
+
+    def _members(self) -> list[tuple[str, str]]:
+        info = self.info
+        if not info.members:
+            return []
+        offline = sorted(set(info.members) - set(info.online))
+        return [
+            ("Leader", info.leader or "none"),
+            ("Members", ", ".join(sorted(info.members))),
+            ("Members offline", ", ".join(offline) or "none"),
+        ]
 
 
 def fetch_queue_detail(

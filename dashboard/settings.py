@@ -18,8 +18,10 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
     )
 
+    # A cluster: the nodes' URLs, comma-separated; Warren uses the first one that answers.
     management_url: str = "http://localhost:15672"
     # A secret: it may carry its own user and password (which then win over USERNAME/PASSWORD).
+    # Comma-separated for a cluster, like the management URL.
     amqp_url: SecretStr = SecretStr("amqp://localhost:5672/%2F")
     username: str = "guest"
     password: SecretStr = SecretStr("guest")
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     @field_validator("management_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return _shown_http_url(value)
+        return ",".join(_shown_http_url(url) for url in _listed(value))
 
     @field_validator("metrics_url")
     @classmethod
@@ -66,11 +68,12 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
-        return SecretStr(_checked_url(value.get_secret_value(), ("amqp", "amqps")))
+        urls = _listed(value.get_secret_value())
+        return SecretStr(",".join(_checked_url(url, ("amqp", "amqps")) for url in urls))
 
     @model_validator(mode="after")
     def _one_user_per_session(self) -> "Settings":
-        if self.auth == "login" and urlsplit(self.amqp_url.get_secret_value()).username:
+        if self.auth == "login" and any(urlsplit(url).username for url in self.amqp_urls()):
             raise ValueError(
                 "WARREN_AMQP_URL may not carry a user when WARREN_AUTH=login: each session "
                 "connects as the user who logged in"
@@ -89,9 +92,24 @@ class Settings(BaseSettings):
         }
         return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 
+    @property
+    def management_urls(self) -> tuple[str, ...]:
+        return tuple(self.management_url.split(","))
+
+    def amqp_urls(self) -> list[str]:
+        """Each node's AMQP URL, secrets included."""
+        return self.amqp_url.get_secret_value().split(",")
+
     def display_amqp_url(self) -> str:
-        """The AMQP URL as it may be shown: without any user or password in it."""
-        return without_credentials(self.amqp_url.get_secret_value())
+        """The AMQP URL(s) as they may be shown: without any user or password in them."""
+        return ", ".join(without_credentials(url) for url in self.amqp_urls())
+
+
+def _listed(value: str) -> list[str]:
+    urls = [url.strip() for url in value.split(",") if url.strip()]
+    if not urls:
+        raise ValueError("expected a URL, or several separated by commas")
+    return urls
 
 
 def _shown_http_url(value: str) -> str:

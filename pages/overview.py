@@ -110,11 +110,14 @@ def show_table(overview: Overview, query: str, most: int | None) -> None:
 @st.fragment(run_every=settings.refresh_seconds)
 def live_overview() -> None:
     snapshot = poll.get()
-    show_freshness(snapshot)
-    if snapshot.data is not None:
-        show_headline(snapshot.data)
-        show_attention(snapshot.data)
-        show_table(snapshot.data, query, ROWS[shown or "top 1,000"])
+    if snapshot.data is None:
+        show_freshness(snapshot)
+        return
+    source = "metrics endpoint" if snapshot.data.counts_from == "metrics" else "management API"
+    show_freshness(snapshot, f", counts from the {source}")
+    show_headline(snapshot.data)
+    show_attention(snapshot.data)
+    show_table(snapshot.data, query, ROWS[shown or "top 1,000"])
 
 
 live_overview()

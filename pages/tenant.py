@@ -170,6 +170,7 @@ def show_messages(result: PeekResult) -> None:
         title = (
             f"#{message.position} · {message.size:,} bytes · {message.kind}"
             f"{' · redelivered' if message.redelivered else ''}"
+            f"{f' · x-delivery-count {message.delivery_count}' if message.delivery_count else ''}"
             f"{f' · died {sum(d.count for d in message.deaths)}x' if message.deaths else ''}"
         )
         with st.expander(title, expanded=message.position == 1):

@@ -5,7 +5,8 @@ import time
 import pytest
 
 from dashboard.errors import BrokerUnreachable, Forbidden, ServerError
-from dashboard.management import ManagementClient
+from dashboard.localbroker import free_port
+from dashboard.management import ManagementClient, reading_from
 from dashboard.tenants import fetch_overview
 from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
@@ -100,4 +101,27 @@ def test_a_hanging_node_times_out_with_a_sentence(settings_for, faulty):
     assert str(caught.value) == (
         f"The management API at {server.url} did not answer within 0.5 s while reading "
         "the current user."
+    )
+
+
+def test_with_several_nodes_it_reads_from_the_first_that_answers(broker, settings_for):
+    stopped = f"http://127.0.0.1:{free_port()}"
+    settings = settings_for(management_url=f"{stopped}, {broker.management_url}")
+
+    with ManagementClient(settings) as client:
+        assert client.answering_node() == broker.node
+        assert client.base_url == broker.management_url
+    assert reading_from(settings) == broker.management_url
+
+
+def test_when_no_node_answers_the_sentence_names_each(settings_for):
+    first, second = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+    settings = settings_for(management_url=f"{first},{second}")
+
+    with ManagementClient(settings) as client, pytest.raises(BrokerUnreachable) as caught:
+        client.cluster_name()
+    assert str(caught.value) == (
+        "No node of the cluster answered: "
+        f"Cannot reach the management API at {first}: connection refused. "
+        f"Cannot reach the management API at {second}: connection refused."
     )

@@ -6,6 +6,7 @@ import threading
 import pika
 
 from dashboard.amqp import ready_count
+from dashboard.localbroker import free_port
 from dashboard.mover import MAX_WINDOW, Mover, to_queue, window_for
 
 
@@ -156,3 +157,17 @@ def test_bodies_of_every_size_arrive_byte_for_byte(settings_for, channel, unique
     assert [(p.headers, p.priority) for _, p in moved] == [
         ({"n": n}, n) for n in range(len(bodies))
     ]
+
+
+def test_with_several_nodes_it_moves_through_the_first_that_answers(
+    settings_for, broker, channel, unique
+):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source, target)
+    fill(channel, source, 30)
+    stopped = f"amqp://127.0.0.1:{free_port()}/%2F"
+    settings = settings_for(amqp_url=f"{stopped},{broker.amqp_url}")
+
+    result = Mover(settings, source, to_queue(target), limit=30).run()
+
+    assert (result.moved, ready_count(settings, target)) == (30, 30)

@@ -7,8 +7,8 @@ from dashboard.poll import Snapshot
 from pages.components.formatting import age_text, clock_text, literal
 
 
-def show_freshness(snapshot: Snapshot) -> None:
-    """A banner when the last poll failed; else a caption with the data's age."""
+def show_freshness(snapshot: Snapshot, detail: str = "") -> None:
+    """A banner when the last poll failed; else a caption with the data's age, and `detail`."""
     if isinstance(snapshot.error, TenantExchangeMissing):
         st.warning(literal(str(snapshot.error)), icon=":material/link_off:")
     elif snapshot.stale:
@@ -32,5 +32,6 @@ def show_freshness(snapshot: Snapshot) -> None:
         )
     elif snapshot.fetched_at:
         st.caption(
-            f"Data from {clock_text(snapshot.fetched_at)}, {age_text(snapshot.fetched_at)} old."
+            f"Data from {clock_text(snapshot.fetched_at)}, {age_text(snapshot.fetched_at)} old"
+            f"{detail}."
         )

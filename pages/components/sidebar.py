@@ -4,8 +4,9 @@ whether that user may change anything."""
 import streamlit as st
 
 from dashboard.settings import Settings
-from pages.components.formatting import age_text, literal
-from pages.components.state import log_out, shared_access, shared_overview_poll
+from pages.components.cluster import show_reading_from
+from pages.components.formatting import literal
+from pages.components.state import log_out, shared_access
 
 
 def render_sidebar(settings: Settings) -> None:
@@ -13,7 +14,7 @@ def render_sidebar(settings: Settings) -> None:
     tags = ", ".join(access.tags) or "no tags"
     with st.sidebar:
         st.markdown(
-            f"**Broker** {literal(settings.management_url)}  \n"
+            f"**Broker** {literal(settings.management_url.replace(',', ', '))}  \n"
             f"**vhost** {literal(settings.vhost)}  \n"
             f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
             f"**User** {literal(settings.username)} ({literal(tags)})  \n"
@@ -23,16 +24,6 @@ def render_sidebar(settings: Settings) -> None:
             st.caption("May change things: every change asks first and is audited.")
         else:
             st.caption(f"Read-only: {literal(access.refusal or '')}.")
-        st.fragment(run_every=settings.refresh_seconds)(show_data_age)(settings)
+        show_reading_from(settings)
         if settings.auth == "login":
             st.button("Log out", on_click=log_out, icon=":material/logout:")
-
-
-def show_data_age(settings: Settings) -> None:
-    snapshot = shared_overview_poll(settings).get()
-    if snapshot.fetched_at is None:
-        st.caption("No data read yet.")
-        return
-    source = "metrics endpoint" if snapshot.data.counts_from == "metrics" else "management API"
-    stale = " (the broker is not answering)" if snapshot.stale else ""
-    st.caption(f"Data {age_text(snapshot.fetched_at)} old, counts from the {source}{stale}.")

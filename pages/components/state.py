@@ -8,7 +8,8 @@ from dashboard.errors import SettingsError, WarrenError
 from dashboard.history import History
 from dashboard.management import ManagementClient
 from dashboard.models import ConsumerReport, Overview
-from dashboard.poll import SharedPoll, consumers_poll, open_history, overview_poll
+from dashboard.nodes import Cluster
+from dashboard.poll import SharedPoll, cluster_poll, consumers_poll, open_history, overview_poll
 from dashboard.prometheus import PrometheusHistory
 from dashboard.queues import QueueDetail, fetch_queue_detail
 from dashboard.settings import Settings, load_settings
@@ -105,6 +106,11 @@ def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Consume
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
+def _cluster_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Cluster]:
+    return cluster_poll(_settings)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
 def _client(fingerprint: str, _settings: Settings) -> ManagementClient:
     return ManagementClient(_settings)
 
@@ -139,3 +145,7 @@ def shared_overview_poll(settings: Settings) -> SharedPoll[Overview]:
 
 def shared_consumers_poll(settings: Settings) -> SharedPoll[ConsumerReport]:
     return _consumers_poll(settings.fingerprint(), settings)
+
+
+def shared_cluster_poll(settings: Settings) -> SharedPoll[Cluster]:
+    return _cluster_poll(settings.fingerprint(), settings)

@@ -1,0 +1,43 @@
+"""On every page: a banner for each alarm in the cluster, and in the sidebar the node Warren
+reads from."""
+
+import streamlit as st
+
+from dashboard.errors import Forbidden, Unauthorized
+from dashboard.settings import Settings
+from pages.components.formatting import literal
+from pages.components.state import shared_cluster_poll
+
+
+def show_alarms(settings: Settings) -> None:
+    st.fragment(run_every=settings.refresh_seconds)(_alarms)(settings)
+
+
+def _alarms(settings: Settings) -> None:
+    snapshot = shared_cluster_poll(settings).get()
+    # When the broker does not answer, the page's own banner says so.
+    if snapshot.data is None or snapshot.stale:
+        return
+    for sentence in snapshot.data.alarms:
+        st.error(literal(sentence), icon=":material/warning:")
+
+
+def show_reading_from(settings: Settings) -> None:
+    st.fragment(run_every=settings.refresh_seconds)(_reading_from)(settings)
+
+
+def _reading_from(settings: Settings) -> None:
+    snapshot = shared_cluster_poll(settings).get()
+    if isinstance(snapshot.error, Forbidden | Unauthorized):
+        st.caption("The cluster's nodes are hidden: they need the `monitoring` tag.")
+        return
+    if snapshot.data is None:
+        st.caption(f"Not answering: {literal(str(snapshot.error))}")
+        return
+    cluster = snapshot.data
+    running = sum(node.running for node in cluster.nodes)
+    stale = " (not answering now)" if snapshot.stale else ""
+    st.caption(
+        f"Reading from {literal(cluster.read_from_node)} at {literal(cluster.read_from)}"
+        f"{stale}; {running} of {len(cluster.nodes)} nodes running."
+    )

@@ -1,0 +1,79 @@
+"""Nodes: each node of the cluster, running or not, its alarms, memory, disk and file handles."""
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.models import NodeInfo
+from pages.components.entry import behind_the_entry_script
+from pages.components.formatting import literal
+from pages.components.freshness import show_freshness
+from pages.components.state import current_settings, shared_cluster_poll
+
+COLUMNS = {
+    "node": st.column_config.TextColumn("Node"),
+    "running": st.column_config.CheckboxColumn("Running"),
+    "alarms": st.column_config.TextColumn("Alarms"),
+    "memory": st.column_config.ProgressColumn(
+        "Memory of watermark", format="percent", min_value=0, max_value=1,
+        help="At 100% the memory alarm blocks every publisher on the cluster.",
+    ),
+    "disk_free_gb": st.column_config.NumberColumn("Disk free (GB)", format="%.1f"),
+    "disk_limit_gb": st.column_config.NumberColumn("Disk limit (GB)", format="%.2f"),
+    "fds": st.column_config.ProgressColumn(
+        "File descriptors", format="percent", min_value=0, max_value=1
+    ),
+    "uptime": st.column_config.TextColumn("Uptime"),
+    "partitions": st.column_config.ListColumn("Cannot reach"),
+}  # fmt: skip
+
+behind_the_entry_script()
+settings = current_settings()
+poll = shared_cluster_poll(settings)
+st.title("Nodes")
+
+
+def row(node: NodeInfo) -> dict:
+    alarms = [
+        name for name, on in (("memory", node.mem_alarm), ("disk", node.disk_free_alarm)) if on
+    ]
+    return {
+        "node": node.name,
+        "running": node.running,
+        "alarms": ", ".join(alarms),
+        "memory": _share(node.mem_used, node.mem_limit),
+        "disk_free_gb": _gigabytes(node.disk_free),
+        "disk_limit_gb": _gigabytes(node.disk_free_limit),
+        "fds": _share(node.fd_used, node.fd_total),
+        "uptime": str(timedelta(seconds=node.uptime // 1000)) if node.uptime else "",
+        "partitions": node.partitions,
+    }
+
+
+def _share(used: int | None, total: int | None) -> float | None:
+    return used / total if used is not None and total else None
+
+
+def _gigabytes(count: int | None) -> float | None:
+    return count / 1e9 if count is not None else None
+
+
+@st.fragment(run_every=settings.refresh_seconds)
+def live_nodes() -> None:
+    snapshot = poll.get()
+    show_freshness(snapshot)
+    if snapshot.data is None:
+        return
+    cluster = snapshot.data
+    st.caption(
+        f"Warren reads from {literal(cluster.read_from_node)} at {literal(cluster.read_from)}; "
+        "when it stops answering, from the next node of WARREN_MANAGEMENT_URL."
+    )
+    if not cluster.alarms:
+        st.success("Every node runs, with no alarm and no partition.", icon=":material/check:")
+    table = pd.DataFrame([row(node) for node in cluster.nodes], columns=list(COLUMNS))
+    st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch")
+
+
+live_nodes()

@@ -1,0 +1,204 @@
+"""Warren on a three-node cluster with quorum queues: failover between nodes, the nodes page,
+and moves that lose nothing while a node is down. One cluster for the module (about a minute
+to start and join)."""
+
+import json
+import time
+from collections.abc import Iterator
+
+import pika
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.amqp import queue_counts
+from dashboard.localbroker import LocalBroker, LocalCluster
+from dashboard.management import ManagementClient
+from dashboard.settings import Settings, load_settings
+from pages.components.formatting import literal
+from tests.cli_helpers import run_cli
+from tests.conftest import APP, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(3) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def settings(cluster: LocalCluster, tmp_path) -> Settings:
+    return load_settings(
+        management_url=cluster.management_url,
+        amqp_url=cluster.amqp_url,
+        metrics_url="off",
+        refresh_seconds=1,
+        request_timeout=5,
+        history_db=tmp_path / "history.sqlite",
+        audit_db=tmp_path / "audit.sqlite",
+    )
+
+
+def cli(cluster: LocalCluster, settings: Settings, *args: str):
+    done = run_cli(
+        cluster.nodes[0],
+        settings.audit_db,
+        *args,
+        WARREN_MANAGEMENT_URL=cluster.management_url,
+        WARREN_AMQP_URL=cluster.amqp_url,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def channel_on(node: LocalBroker):
+    """A confirming channel on `node`: a queue declared through it has its leader there."""
+    chan = pika.BlockingConnection(pika.URLParameters(node.amqp_url)).channel()
+    chan.confirm_delivery()
+    return chan
+
+
+def publish(chan, queue: str, count: int, **properties) -> None:
+    for number in range(count):
+        chan.basic_publish(
+            "",
+            queue,
+            f"m-{number}".encode(),
+            pika.BasicProperties(delivery_mode=2, message_id=f"m-{number}", **properties),
+            mandatory=True,
+        )
+
+
+def drained_ids(chan, queue: str) -> list[str]:
+    ids = []
+    while True:
+        method, properties, _body = chan.basic_get(queue, auto_ack=True)
+        if method is None:
+            return sorted(ids)
+        ids.append(properties.message_id)
+
+
+def quorum_tenant(cluster, settings, unique, ready: int = 0) -> tuple[str, str]:
+    """A quorum tenant onboarded through the CLI (leader on node 1), with `ready` messages."""
+    tenant = unique("q")
+    cli(cluster, settings, "bind", "--tenant", tenant, "--queue-type", "quorum", "--yes")
+    queue = f"tenant.{tenant}"
+    publish(channel_on(cluster.nodes[0]), queue, ready)
+    return tenant, queue
+
+
+def running(cluster: LocalCluster, settings: Settings) -> dict[str, bool]:
+    """Each node's name -> whether it runs, as `warren nodes` sees it."""
+    nodes = json.loads(cli(cluster, settings, "nodes", "--json").stdout)["nodes"]
+    return {node["name"]: node["running"] for node in nodes}
+
+
+def tenant_row(records: list[dict], tenant: str) -> dict:
+    [row] = [record for record in records if record["tenant"] == tenant]
+    return row
+
+
+def test_reads_and_acts_through_node_2_while_node_1_is_stopped(cluster, settings, unique):
+    tenant, queue = quorum_tenant(cluster, settings, unique, ready=40)
+    first = cluster.nodes[0]
+    client = ManagementClient(settings)
+    assert client.answering_node() == first.node
+    first.ctl("stop_app")
+    try:
+        started = time.monotonic()
+        assert client.answering_node() == cluster.nodes[1].node
+        failover = time.monotonic() - started
+        print(f"\nfailover: the first read after node 1 stopped took {failover:.2f} s")
+        done = cli(cluster, settings, "tenants", "--json")
+        assert tenant_row(json.loads(done.stdout), tenant)["queue"] == queue
+
+        nodes = json.loads(cli(cluster, settings, "nodes", "--json").stdout)
+        assert nodes["read_from"] == cluster.nodes[1].management_url
+        assert running(cluster, settings) == {
+            node.node: node is not first for node in cluster.nodes
+        }
+
+        cli(cluster, settings, "purge", "--queue", queue, "--yes")
+        assert queue_counts(settings, queue)[0] == 0
+    finally:
+        first.ctl("start_app")
+        first.wait_answering()
+
+
+def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
+    cluster, settings, monkeypatch
+):
+    for name, value in {
+        "WARREN_MANAGEMENT_URL": cluster.management_url,
+        "WARREN_AMQP_URL": cluster.amqp_url,
+        "WARREN_METRICS_URL": "off",
+        "WARREN_REFRESH_SECONDS": "1",
+        "WARREN_HISTORY_DB": str(settings.history_db),
+    }.items():
+        monkeypatch.setenv(name, value)
+    third = cluster.nodes[2]
+    third.ctl("stop_app")
+    try:
+        wait_until(
+            lambda: not running(cluster, settings)[third.node], what="node 3 seen as stopped"
+        )
+        for page in ("pages/consumers.py", "pages/nodes.py"):
+            app = AppTest.from_file(APP, default_timeout=30)
+            app.switch_page(page)
+            app.run()
+            assert not app.exception
+            banners = [error.value for error in app.error]
+            assert any(literal(f"Node {third.node} is not running") in t for t in banners), banners
+        table = app.dataframe[0].value
+        assert sorted(table["node"]) == sorted(node.node for node in cluster.nodes)
+        assert dict(zip(table["node"], table["running"], strict=True))[third.node] == False  # noqa: E712
+        captions = [caption.value for caption in app.caption]
+        assert any("2 of 3 nodes running" in caption for caption in captions), captions
+    finally:
+        third.ctl("start_app")
+        third.wait_answering()
+
+
+def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, unique):
+    tenant, queue = quorum_tenant(cluster, settings, unique, ready=7)
+    holder = pika.BlockingConnection(pika.URLParameters(cluster.nodes[1].amqp_url)).channel()
+    holder.basic_qos(prefetch_count=3)
+    held = []
+    holder.basic_consume(queue, lambda *delivery: held.append(delivery))
+    wait_until(lambda: holder.connection.process_data_events(0.1) or len(held) == 3)
+
+    def row() -> dict:
+        return tenant_row(json.loads(cli(cluster, settings, "tenants", "--json").stdout), tenant)
+
+    wait_until(
+        lambda: (lambda r: (r["ready"], r["unacked"], r["consumers"]) == (4, 3, 1))(row()),
+        what="4 ready, 3 unacked, 1 consumer",
+    )
+    assert row()["queue_type"] == "quorum"
+    holder.connection.close()  # the 3 held return, each with x-delivery-count 1
+    wait_until(lambda: queue_counts(settings, queue)[0] == 7, what="the 3 held back in the queue")
+
+    peeked = json.loads(cli(cluster, settings, "peek", "--queue", queue, "--count", "7",
+                            "--yes", "--json").stdout)  # fmt: skip
+    counts = sorted(message["delivery_count"] or 0 for message in peeked["messages"])
+    assert counts == [0, 0, 0, 0, 1, 1, 1]
+
+
+def test_a_requeue_between_quorum_queues_loses_nothing_while_a_follower_is_down(
+    cluster, settings, unique
+):
+    tenant, queue = quorum_tenant(cluster, settings, unique)
+    dead_letters = f"{queue}.dlq"
+    death = {"queue": queue, "reason": "rejected", "count": 1, "routing-keys": [tenant]}
+    publish(channel_on(cluster.nodes[0]), dead_letters, 3000, headers={"x-death": [death]})
+    follower = cluster.nodes[2]
+    follower.ctl("stop_app")
+    try:
+        done = cli(cluster, settings, "requeue", "--from", dead_letters, "--yes", "--json")
+        report = json.loads(done.stdout)
+        assert (report["moved"], report["failed"], report["left"]) == (3000, 0, 0)
+        chan = channel_on(cluster.nodes[1])
+        assert drained_ids(chan, queue) == sorted(f"m-{n}" for n in range(3000))
+        assert drained_ids(chan, dead_letters) == []
+    finally:
+        follower.ctl("start_app")
+        follower.wait_answering()

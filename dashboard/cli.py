@@ -36,6 +36,7 @@ from dashboard.requeue import (
     RequeueFilter,
     held_by,
     plan_requeue,
+    quorum_queues,
     release_audited,
     requeue_audited,
 )
@@ -337,7 +338,10 @@ def _requeue_connection(args: argparse.Namespace) -> int:
         report = fetch_consumers(
             client, settings.vhost, settings.tenant_exchange, settings.stuck_after_seconds
         )
-    held = held_by(report, args.connection)
+        held = held_by(report, args.connection)
+        held = held.model_copy(
+            update={"quorum": quorum_queues(client, settings.vhost, held.queues)}
+        )
     ask = Ask(
         "requeue-connection", held.connection_id, held.model_dump(), held.sentence, "changed",
         answer=held.connection,

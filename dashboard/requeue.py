@@ -3,7 +3,7 @@ in (its first `x-death` entry), or to a chosen queue, through the mover (at leas
 
 import threading
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dashboard.access import change
 from dashboard.amqp import ready_count
@@ -197,14 +197,23 @@ class HeldBy(BaseModel):
     connection_id: str
     unacked: int
     queues: list[str]
+    # Those of `queues` that are quorum queues (see `quorum_queues`).
+    quorum: list[str] = Field(default_factory=list)
 
     @property
     def sentence(self) -> str:
-        return (
+        sentence = (
             f"Requeue closes connection {self.connection!r}: the broker returns the "
             f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
             "ready, and the pod must reconnect."
         )
+        if self.quorum:
+            sentence += (
+                f" On quorum queue {', '.join(self.quorum)} each message returned counts as a "
+                "delivery: its x-delivery-count goes up by one, and past the queue's delivery "
+                "limit the broker dead-letters or drops it."
+            )
+        return sentence
 
 
 def release_audited(settings: Settings, held: HeldBy, actor: str) -> None:
@@ -217,6 +226,15 @@ def release_audited(settings: Settings, held: HeldBy, actor: str) -> None:
     ):
         client.close_connection(held.connection_id, f"Closed by Warren for {actor}")
         entry.counts = {"unacked_returned": held.unacked}
+
+
+def quorum_queues(client: ManagementClient, vhost: str, queues: list[str]) -> list[str]:
+    """The quorum queues among `queues`."""
+    return [
+        queue
+        for queue in queues
+        if client.get_queue(vhost, queue, {"columns": "type"}).get("type") == "quorum"
+    ]
 
 
 def held_by(report: ConsumerReport, connection: str) -> HeldBy:

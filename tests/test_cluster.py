@@ -160,7 +160,10 @@ def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
 
 def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, unique):
     tenant, queue = quorum_tenant(cluster, settings, unique, ready=7)
-    holder = pika.BlockingConnection(pika.URLParameters(cluster.nodes[1].amqp_url)).channel()
+    pod = unique("pod")
+    params = pika.URLParameters(cluster.nodes[1].amqp_url)
+    params.client_properties = {"connection_name": pod}
+    holder = pika.BlockingConnection(params).channel()
     holder.basic_qos(prefetch_count=3)
     held = []
     holder.basic_consume(queue, lambda *delivery: held.append(delivery))
@@ -174,7 +177,9 @@ def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, uni
         what="4 ready, 3 unacked, 1 consumer",
     )
     assert row()["queue_type"] == "quorum"
-    holder.connection.close()  # the 3 held return, each with x-delivery-count 1
+    dry_run = cli(cluster, settings, "requeue", "--connection", pod, "--dry-run")
+    assert f"On quorum queue {queue} each message returned counts" in dry_run.stdout
+    cli(cluster, settings, "requeue", "--connection", pod, "--yes")  # x-delivery-count 1 each
     wait_until(lambda: queue_counts(settings, queue)[0] == 7, what="the 3 held back in the queue")
 
     peeked = json.loads(cli(cluster, settings, "peek", "--queue", queue, "--count", "7",

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.amqp import queue_counts
 from dashboard.localbroker import LocalBroker, LocalCluster
 from dashboard.management import ManagementClient
+from dashboard.queues import fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
 from tests.cli_helpers import run_cli
@@ -177,6 +178,11 @@ def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, uni
         what="4 ready, 3 unacked, 1 consumer",
     )
     assert row()["queue_type"] == "quorum"
+    detail = dict(fetch_queue_detail(ManagementClient(settings), "/", queue).settings)
+    members = ", ".join(sorted(node.node for node in cluster.nodes))
+    assert (detail["Leader"], detail["Members"], detail["Members offline"]) == (
+        cluster.nodes[0].node, members, "none"
+    )  # fmt: skip
     dry_run = cli(cluster, settings, "requeue", "--connection", pod, "--dry-run")
     assert f"On quorum queue {queue} each message returned counts" in dry_run.stdout
     cli(cluster, settings, "requeue", "--connection", pod, "--yes")  # x-delivery-count 1 each

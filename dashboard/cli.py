@@ -245,7 +245,9 @@ def _nodes(args: argparse.Namespace) -> int:
         return 0
     records = [node.model_dump(mode="json") for node in cluster.nodes]
     print(format_table(records, NODE_COLUMNS))
-    print(f"\nRead from {cluster.read_from_node} at {cluster.read_from}.")
+    print(
+        f"\nRabbitMQ {cluster.version}, read from {cluster.read_from_node} at {cluster.read_from}."
+    )
     for sentence in cluster.alarms:
         print(sentence)
     return 0

@@ -23,7 +23,10 @@ import requests
 from dashboard.errors import WarrenError
 from dashboard.management import api_path
 
-RABBITMQ_BIN = Path(os.environ.get("WARREN_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+# Another Debian's root holding its own rabbitmq-server (bin/rabbitmq-root builds one with
+# RabbitMQ 4.0): when set, every node runs inside it, through chroot.
+RABBITMQ_ROOT = os.environ.get("WARREN_RABBITMQ_ROOT") or None
 PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_prometheus]."
 # One-second stats keep the management API close to AMQP truth in tests and the demo.
 STATS_INTERVAL_MS = 1000
@@ -61,8 +64,13 @@ class LocalBroker:
     @classmethod
     def create(cls, base_dir: Path | None = None, default_ports: bool = False) -> "LocalBroker":
         """Lay out a node's files; `default_ports` takes 5672/15672 when they are free."""
-        owns = base_dir is None
-        base = Path(base_dir or tempfile.mkdtemp(prefix="warren-broker-"))
+        # A node in another root sees only that root's files: its directory must be there.
+        owns = base_dir is None or RABBITMQ_ROOT is not None
+        base = (
+            Path(tempfile.mkdtemp(prefix="warren-broker-", dir=Path(RABBITMQ_ROOT, "tmp")))
+            if RABBITMQ_ROOT
+            else Path(base_dir or tempfile.mkdtemp(prefix="warren-broker-"))
+        )
         broker = cls(
             base_dir=base,
             node=f"warren-{secrets.token_hex(4)}@localhost",
@@ -115,9 +123,11 @@ class LocalBroker:
         )
 
     def env(self) -> dict[str, str]:
+        """The node's variables, with paths as the node sees them."""
         base = self.base_dir
+        if RABBITMQ_ROOT:
+            base = Path("/", base.relative_to(RABBITMQ_ROOT))
         return {
-            **os.environ,
             "HOME": str(base / "home"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
@@ -130,16 +140,31 @@ class LocalBroker:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
+    def _command(self, program: str, *args: str) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run one of RabbitMQ's programs for this node."""
+        argv = [str(RABBITMQ_BIN / program), *args]
+        if RABBITMQ_ROOT is None:
+            return argv, {**os.environ, **self.env()}
+        variables = [f"{name}={value}" for name, value in self.env().items()]
+        # A UTF-8 locale, or the root's Erlang reads names such as a vhost's as Latin-1.
+        basics = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
+        chrooted = ["chroot", RABBITMQ_ROOT, "/usr/bin/env", "-i", *basics, *variables, *argv]
+        return chrooted, dict(os.environ)
+
     def start(self, timeout: float = 90) -> "LocalBroker":
-        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        where = Path(RABBITMQ_ROOT or "/", *RABBITMQ_BIN.parts[1:], "rabbitmq-server")
+        if not where.exists():
             raise LocalBrokerError(
-                f"{RABBITMQ_BIN}/rabbitmq-server not found: install it with "
-                "`apt-get install -y rabbitmq-server`."
+                f"{where} not found: install it with `apt-get install -y rabbitmq-server`"
+                + (", or build the root with bin/rabbitmq-root." if RABBITMQ_ROOT else ".")
             )
+        if RABBITMQ_ROOT:
+            mount_proc(Path(RABBITMQ_ROOT))
+        argv, env = self._command("rabbitmq-server")
         with (self.base_dir / "server.out").open("ab") as log:
             self.process = subprocess.Popen(
-                [str(RABBITMQ_BIN / "rabbitmq-server")],
-                env=self.env(),
+                argv,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -183,9 +208,10 @@ class LocalBroker:
         rabbitmqctl is a script that starts an Erlang VM of its own: on a timeout its whole
         process group goes, not just the script.
         """
+        argv, env = self._command("rabbitmqctl", "-n", self.node, *args)
         command = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
-            env=self.env(),
+            argv,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -212,7 +238,9 @@ class LocalBroker:
             except (LocalBrokerError, subprocess.TimeoutExpired):
                 self._kill_group()
         self._kill_group()
-        stop_idle_epmd(self.env())
+        stop_idle_epmd()
+        if RABBITMQ_ROOT:
+            unmount_idle_proc(Path(RABBITMQ_ROOT))
         if self.owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -293,9 +321,26 @@ class LocalCluster:
         self.stop()
 
 
-def stop_idle_epmd(env: dict[str, str]) -> None:
+def mount_proc(root: Path) -> None:
+    """RabbitMQ in another root needs /proc there."""
+    if not os.path.ismount(root / "proc"):
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+
+
+def unmount_idle_proc(root: Path) -> None:
+    """Unmount the root's /proc once no process runs in that root any more."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/root") == str(root):
+                return
+    if os.path.ismount(root / "proc"):
+        subprocess.run(["umount", str(root / "proc")], check=False)
+
+
+def stop_idle_epmd() -> None:
     """Erlang starts epmd on demand and leaves it behind: stop it when no node is left on it."""
     epmd = shutil.which("epmd") or "/usr/bin/epmd"
+    env = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
     try:
         names = subprocess.run([epmd, "-names"], env=env, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):

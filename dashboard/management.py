@@ -20,11 +20,13 @@ from dashboard.errors import (
     Unauthorized,
 )
 from dashboard.settings import Settings
+from dashboard.versions import BrokerVersion
 
 # Connection set-up fails fast; reading may take the configured timeout (big listings are slow).
 CONNECT_TIMEOUT = 3.05
 IDEMPOTENT = frozenset({"GET", "HEAD"})
-LOGIN_FAILED = "Login failed"
+# Bad credentials: "Login failed" up to 3.x, "Not_Authorized" from 4.0.
+LOGIN_FAILED = ("Login failed", "Not_Authorized")
 # Per list of node URLs, the index of the node that answered last: clients start there, so
 # that a stopped node costs one failed connection, not one per request.
 _answering: dict[tuple[str, ...], int] = {}
@@ -147,7 +149,7 @@ class ManagementClient:
         status, reason = answer.status_code, _broker_reason(answer)
         # The broker answers 401 both for bad credentials ("Login failed") and for a user it
         # knows but will not serve (no management tag, no access to the vhost).
-        if status == 401 and reason in ("", LOGIN_FAILED):
+        if status == 401 and reason in ("", *LOGIN_FAILED):
             return Unauthorized(
                 f"The broker at {self.base_url} refused user {self.username!r}: "
                 "wrong user name or password (401)."
@@ -230,6 +232,11 @@ class ManagementClient:
     def answering_node(self) -> str:
         """The name of the node that serves this client's requests. Any user tag; read-only."""
         return str(self.get(("overview",), "the broker overview", {"columns": "node"})["node"])
+
+    def broker_version(self) -> BrokerVersion:
+        """The RabbitMQ version of the node that answers. Any user tag; read-only."""
+        answer = self.get(("overview",), "the broker overview", {"columns": "rabbitmq_version"})
+        return BrokerVersion.parse(str(answer.get("rabbitmq_version", "")))
 
     def close_connection(self, connection: str, reason: str) -> None:
         """Close a client connection; the broker returns its unacked messages to ready.

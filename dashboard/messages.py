@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from dashboard.errors import ServerError, WarrenError
 from dashboard.management import ManagementClient
 from dashboard.models import QueueInfo, parse_all
+from dashboard.versions import BrokerVersion
 
 MAX_COUNT = 100
 # The broker cuts each payload to this many bytes before sending it (a 10 MB payload stays home).
@@ -82,11 +83,9 @@ def peek(
     info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
     # A type the broker did not state is treated as quorum: the warning errs on the safe side.
     if raw_info.get("type", "quorum") == "quorum" and not confirmed:
-        limit = info.effective_arguments.get("x-delivery-limit")
         raise ConfirmationRequired(
-            f"Queue {queue!r} is a quorum queue. {QUORUM_NOTICE}"
-            + (f" Its delivery limit is {limit}." if limit is not None else "")
-            + " Confirm to peek anyway."
+            f"Queue {queue!r} is a quorum queue. {QUORUM_NOTICE} "
+            f"{delivery_limit_sentence(info, client.broker_version())} Confirm to peek anyway."
         )
     raw = client.get_messages(vhost, queue, count, FETCH_BYTES)
     try:
@@ -97,6 +96,19 @@ def peek(
             "the expected shape."
         ) from None
     return PeekResult(vhost=vhost, queue=queue, queue_type=info.type, messages=messages)
+
+
+def delivery_limit_sentence(info: QueueInfo, version: BrokerVersion) -> str:
+    """A quorum queue's delivery limit: set by an argument or a policy, else the version's."""
+    limit = info.effective_arguments.get("x-delivery-limit")
+    if limit is not None:
+        return f"Its delivery limit is {limit}."
+    if version.quorum_delivery_limit is not None:
+        return (
+            f"Its delivery limit is {version.quorum_delivery_limit}, RabbitMQ "
+            f"{version.text}'s default: none is set."
+        )
+    return f"It has no delivery limit (none is set, and RabbitMQ {version.text} has no default)."
 
 
 def decode_message(position: int, item: dict) -> PeekedMessage:

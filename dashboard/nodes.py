@@ -20,6 +20,8 @@ class Cluster(BaseModel):
     # The management URL and node name that answered.
     read_from: str
     read_from_node: str
+    # The RabbitMQ version of that node, e.g. "4.0.5".
+    version: str
     fetched_at: datetime
 
     @property
@@ -34,6 +36,7 @@ def fetch_cluster(client: ManagementClient) -> Cluster:
         nodes=sorted(nodes, key=lambda node: node.name),
         read_from=client.base_url,
         read_from_node=answering,
+        version=client.broker_version().text,
         fetched_at=datetime.now(UTC),
     )
 

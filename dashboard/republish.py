@@ -25,6 +25,7 @@ from dashboard.mover import (
     to_queue,
 )
 from dashboard.settings import Settings
+from dashboard.versions import BrokerVersion
 
 
 class RepublishPlan(BaseModel):
@@ -37,6 +38,8 @@ class RepublishPlan(BaseModel):
     routing_key: str | None = None
     exchange: str = ""
     target_max_priority: int | None = None
+    target_type: str = "classic"
+    broker_version: BrokerVersion = BrokerVersion(3, 10, "3.10")
     # In place, the messages pass through this queue (named before, for the audit log).
     holding: str | None = None
 
@@ -54,6 +57,12 @@ class RepublishPlan(BaseModel):
     def warnings(self) -> list[str]:
         if self.to_queue is None:
             return []
+        if self.target_type == "quorum":
+            return [
+                f"Queue {self.to_queue!r} is a quorum queue; on RabbitMQ "
+                f"{self.broker_version.text} its priorities are "
+                f"{self.broker_version.quorum_priorities}."
+            ]
         if self.target_max_priority is None:
             return [
                 f"Queue {self.to_queue!r} has no x-max-priority: the broker will ignore the "
@@ -98,10 +107,11 @@ def plan_republish(
 ) -> RepublishPlan:
     ready = ready_count(settings, source)
     target = None if routing_key else (to or source)
-    max_priority = None
+    max_priority, queue_type = None, "classic"
     if target is not None:
-        arguments = client.get_queue(settings.vhost, target, {"columns": "name,arguments"})
-        max_priority = (arguments.get("arguments") or {}).get("x-max-priority")
+        answer = client.get_queue(settings.vhost, target, {"columns": "name,type,arguments"})
+        max_priority = (answer.get("arguments") or {}).get("x-max-priority")
+        queue_type = str(answer.get("type", "classic"))
     return RepublishPlan(
         source=source,
         priority=priority,
@@ -111,6 +121,8 @@ def plan_republish(
         routing_key=routing_key,
         exchange=settings.tenant_exchange if routing_key else "",
         target_max_priority=max_priority,
+        target_type=queue_type,
+        broker_version=client.broker_version(),
         holding=holding_queue_name("republish", source) if target == source else None,
     )
 

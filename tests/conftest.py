@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.localbroker import LocalBroker
 from dashboard.settings import Settings, load_settings
+from dashboard.versions import BrokerVersion
 from tests.amqp_helpers import Holder
 
 
@@ -25,6 +26,13 @@ def broker(tmp_path_factory) -> Iterator[LocalBroker]:
     print(f"\nbroker {node.node} started in {time.monotonic() - started:.1f} s")
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_version(broker: LocalBroker) -> BrokerVersion:
+    """The version of the test node: 3.10 from Debian 12, or 4.0 under WARREN_RABBITMQ_ROOT."""
+    answer = requests.get(broker.management_url + "/api/overview", auth=("guest", "guest"))
+    return BrokerVersion.parse(answer.json()["rabbitmq_version"])
 
 
 @pytest.fixture(scope="session")

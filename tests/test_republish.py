@@ -134,3 +134,24 @@ def _ready(settings, queue: str) -> int:
         return ready_count(settings, queue)
     except NotFound:
         return 0
+
+
+def test_the_warning_for_a_quorum_target_matches_the_broker_version(
+    broker, channel, unique, tmp_path, broker_version
+):
+    source, quorum = unique("src"), unique("quorum")
+    channel.queue_declare(source, durable=True)
+    channel.queue_declare(quorum, durable=True, arguments={"x-queue-type": "quorum"})
+    fill(channel, source, 1)
+    dry = ["republish", "--queue", source, "--priority", "7", "--to", quorum, "--dry-run", "--json"]
+    priorities = {
+        3: "none: it ignores priorities",
+        4: "two levels: priorities 5 and above go before those below 5",
+    }[broker_version.major]
+
+    plan = json.loads(run_cli(broker, tmp_path / "a", *dry).stdout)
+
+    assert plan["warnings"] == [
+        f"Queue {quorum!r} is a quorum queue; on RabbitMQ {broker_version.text} its priorities "
+        f"are {priorities}."
+    ]

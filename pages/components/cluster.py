@@ -38,6 +38,6 @@ def _reading_from(settings: Settings) -> None:
     running = sum(node.running for node in cluster.nodes)
     stale = " (not answering now)" if snapshot.stale else ""
     st.caption(
-        f"Reading from {literal(cluster.read_from_node)} at {literal(cluster.read_from)}"
-        f"{stale}; {running} of {len(cluster.nodes)} nodes running."
+        f"RabbitMQ {literal(cluster.version)}. Reading from {literal(cluster.read_from_node)} "
+        f"at {literal(cluster.read_from)}{stale}; {running} of {len(cluster.nodes)} nodes running."
     )

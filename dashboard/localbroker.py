@@ -26,7 +26,9 @@ from dashboard.management import api_path
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 # Another Debian's root holding its own rabbitmq-server (bin/rabbitmq-root builds one with
 # RabbitMQ 4.0): when set, every node runs inside it, through chroot.
-RABBITMQ_ROOT = os.environ.get("WARREN_RABBITMQ_ROOT") or None
+_root = os.environ.get("WARREN_RABBITMQ_ROOT")
+# Resolved: it is compared with what /proc/PID/root links to.
+RABBITMQ_ROOT = os.path.realpath(_root) if _root else None
 PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_prometheus]."
 # One-second stats keep the management API close to AMQP truth in tests and the demo.
 STATS_INTERVAL_MS = 1000

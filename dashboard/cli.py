@@ -243,7 +243,10 @@ def _nodes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(cluster.model_dump(mode="json"), ensure_ascii=False))
         return 0
-    records = [node.model_dump(mode="json") for node in cluster.nodes]
+    records = [
+        node.model_dump(mode="json") | {"partitions": ", ".join(node.partitions)}
+        for node in cluster.nodes
+    ]
     print(format_table(records, NODE_COLUMNS))
     print(
         f"\nRabbitMQ {cluster.version}, read from {cluster.read_from_node} at {cluster.read_from}."

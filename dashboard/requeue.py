@@ -9,7 +9,8 @@ from dashboard.access import change
 from dashboard.amqp import ready_count
 from dashboard.errors import NotFound, WarrenError
 from dashboard.management import ManagementClient
-from dashboard.models import ConsumerReport
+from dashboard.messages import delivery_limit_sentence
+from dashboard.models import ConsumerReport, QueueInfo, parse_all
 from dashboard.mover import (
     Mover,
     MoveResult,
@@ -197,8 +198,9 @@ class HeldBy(BaseModel):
     connection_id: str
     unacked: int
     queues: list[str]
-    # Those of `queues` that are quorum queues (see `quorum_queues`).
-    quorum: list[str] = Field(default_factory=list)
+    # Those of `queues` that are quorum queues, each with its delivery limit in a sentence
+    # (see `quorum_queues`).
+    quorum: dict[str, str] = Field(default_factory=dict)
 
     @property
     def sentence(self) -> str:
@@ -207,11 +209,11 @@ class HeldBy(BaseModel):
             f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
             "ready, and the pod must reconnect."
         )
-        if self.quorum:
+        for queue, limit in self.quorum.items():
             sentence += (
-                f" On quorum queue {', '.join(self.quorum)} each message returned counts as a "
-                "delivery: its x-delivery-count goes up by one, and past the queue's delivery "
-                "limit the broker dead-letters or drops it."
+                f" On quorum queue {queue} each message returned counts as a delivery: its "
+                "x-delivery-count goes up by one, and past the queue's delivery limit the broker "
+                f"dead-letters or drops it. {limit}"
             )
         return sentence
 
@@ -228,13 +230,14 @@ def release_audited(settings: Settings, held: HeldBy, actor: str) -> None:
         entry.counts = {"unacked_returned": held.unacked}
 
 
-def quorum_queues(client: ManagementClient, vhost: str, queues: list[str]) -> list[str]:
-    """The quorum queues among `queues`."""
-    return [
-        queue
-        for queue in queues
-        if client.get_queue(vhost, queue, {"columns": "type"}).get("type") == "quorum"
-    ]
+def quorum_queues(client: ManagementClient, vhost: str, queues: list[str]) -> dict[str, str]:
+    """The quorum queues among `queues`, each with its delivery limit (a sentence)."""
+    columns = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+    raw = [client.get_queue(vhost, queue, columns) for queue in queues]
+    infos = parse_all(QueueInfo, raw, "the queues the pod consumes")
+    quorum = [info for info in infos if info.type == "quorum"]
+    version = client.broker_version() if quorum else None
+    return {info.name: delivery_limit_sentence(info, version) for info in quorum}
 
 
 def held_by(report: ConsumerReport, connection: str) -> HeldBy:

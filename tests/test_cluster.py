@@ -185,6 +185,8 @@ def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, uni
     )  # fmt: skip
     dry_run = cli(cluster, settings, "requeue", "--connection", pod, "--dry-run")
     assert f"On quorum queue {queue} each message returned counts" in dry_run.stdout
+    limit = {3: "It has no delivery limit", 4: "Its delivery limit is 20"}
+    assert limit[ManagementClient(settings).broker_version().major] in dry_run.stdout
     cli(cluster, settings, "requeue", "--connection", pod, "--yes")  # x-delivery-count 1 each
     wait_until(lambda: queue_counts(settings, queue)[0] == 7, what="the 3 held back in the queue")
 

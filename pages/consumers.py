@@ -2,12 +2,11 @@
 
 from collections import defaultdict
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.consumers import own_only_sentence
 from dashboard.models import ConsumerLoad
-from pages.components.blocks import CONSUMER_COLUMNS, headline
+from pages.components.blocks import CONSUMER_COLUMNS, headline, table_of
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -102,7 +101,7 @@ def pod_rows(loads: list[ConsumerLoad]) -> list[dict]:
 def show_tables(loads: list[ConsumerLoad]) -> None:
     st.subheader("Pods")
     st.dataframe(
-        pd.DataFrame(pod_rows(loads), columns=list(POD_COLUMNS)),
+        table_of(pod_rows(loads), POD_COLUMNS),
         column_config=POD_COLUMNS,
         hide_index=True,
         width="stretch",
@@ -110,7 +109,7 @@ def show_tables(loads: list[ConsumerLoad]) -> None:
     st.subheader("Consumers")
     rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
     st.dataframe(
-        pd.DataFrame(rows, columns=list(CONSUMER_COLUMNS)),
+        table_of(rows, CONSUMER_COLUMNS),
         column_config=CONSUMER_COLUMNS,
         hide_index=True,
         width="stretch",

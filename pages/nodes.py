@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.models import NodeInfo
+from pages.components.blocks import table_of
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -72,7 +72,7 @@ def live_nodes() -> None:
     )
     if not cluster.alarms:
         st.success("Every node runs, with no alarm and no partition.", icon=":material/check:")
-    table = pd.DataFrame([row(node) for node in cluster.nodes], columns=list(COLUMNS))
+    table = table_of([row(node) for node in cluster.nodes], COLUMNS)
     st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch")
 
 

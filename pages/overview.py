@@ -1,10 +1,9 @@
 """Tenant overview: which tenant is backed up, live, for every viewer from one shared poll."""
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.models import Overview
-from pages.components.blocks import headline
+from pages.components.blocks import headline, table_of
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -94,7 +93,7 @@ def show_table(overview: Overview, query: str, most: int | None) -> None:
         shown_before = st.session_state.get(SHOWN_KEY, [])
         st.session_state[SHOWN_KEY] = [row["tenant"] for row in rows]
         picked = st.dataframe(
-            pd.DataFrame(rows, columns=list(COLUMNS)),
+            table_of(rows, COLUMNS),
             column_config=COLUMNS,
             hide_index=True,
             width="stretch",

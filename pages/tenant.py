@@ -11,7 +11,7 @@ from dashboard.errors import WarrenError
 from dashboard.history import Point, with_gaps
 from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.models import TenantRow
-from pages.components.blocks import CONSUMER_COLUMNS
+from pages.components.blocks import CONSUMER_COLUMNS, table_of
 from pages.components.charts import counts_figure
 from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
@@ -136,9 +136,10 @@ def show_consumers(row: TenantRow) -> None:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
     rows = [load.model_dump() | {"flags": ", ".join(f.kind for f in load.flags)} for load in loads]
+    columns = {field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS}
     st.dataframe(
-        pd.DataFrame(rows, columns=list(CONSUMER_FIELDS)),
-        column_config={field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS},
+        table_of(rows, columns),
+        column_config=columns,
         hide_index=True,
         width="stretch",
     )

@@ -3,6 +3,7 @@
 import time
 
 import pika
+import streamlit as st
 
 from dashboard.amqp import queue_counts
 from dashboard.audit import AuditLog
@@ -10,6 +11,7 @@ from dashboard.consumers import fetch_consumers
 from dashboard.management import ManagementClient
 from dashboard.queues import fetch_queue_detail
 from dashboard.tenants import fetch_overview
+from pages.components.blocks import table_of
 from pages.components.formatting import literal
 from tests.amqp_helpers import tenant_with_messages
 from tests.conftest import wait_until
@@ -301,3 +303,16 @@ def test_offboarding_page_asks_for_the_tenant_id(settings_for, channel, unique, 
     )
     with ManagementClient(settings_for()) as client:
         assert fetch_overview(client, "/", exchange).rows == []
+
+
+def test_a_number_column_without_any_value_shows_empty_cells_not_none():
+    columns = {
+        "tenant": st.column_config.TextColumn("Tenant"),
+        "publish_rate": st.column_config.NumberColumn("Publish/s"),
+    }
+
+    table = table_of([{"tenant": "acme", "publish_rate": None}], columns)
+
+    assert table["publish_rate"].dtype == "float64"
+    assert table["publish_rate"].isna().all()
+    assert table["tenant"].tolist() == ["acme"]

@@ -1,6 +1,9 @@
-"""Blocks several pages show: headline figures, and the columns of a consumer table."""
+"""Blocks several pages show: headline figures, tables, and the columns of a consumer table."""
 
+import pandas as pd
 import streamlit as st
+
+NUMERIC = frozenset({"number", "progress"})
 
 CONSUMER_COLUMNS = {
     "connection": st.column_config.TextColumn("Pod (connection)"),
@@ -17,6 +20,17 @@ CONSUMER_COLUMNS = {
     "channel": st.column_config.TextColumn("Channel"),
     "consumer_tag": st.column_config.TextColumn("Consumer tag"),
 }
+
+
+def table_of(rows: list[dict], columns: dict) -> pd.DataFrame:
+    """The rows with `columns` (name -> column config), in that order. A number column stays
+    numeric even when no row has a value (a rate before the broker's first sample): its cells
+    are then empty, not "None"."""
+    table = pd.DataFrame(rows, columns=list(columns))
+    for name, config in columns.items():
+        if config["type_config"]["type"] in NUMERIC:
+            table[name] = pd.to_numeric(table[name])
+    return table
 
 
 def headline(figures: dict[str, int]) -> None:

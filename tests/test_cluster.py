@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.amqp import queue_counts
 from dashboard.localbroker import LocalBroker, LocalCluster
 from dashboard.management import ManagementClient
+from dashboard.nodes import fetch_cluster
 from dashboard.queues import fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
@@ -125,30 +126,43 @@ def test_reads_and_acts_through_node_2_while_node_1_is_stopped(cluster, settings
         first.wait_answering()
 
 
-def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
-    cluster, settings, monkeypatch
-):
+@pytest.fixture
+def console_on_cluster(cluster, settings, monkeypatch) -> None:
+    """The console's settings point at the cluster (AppTest reads them from the environment)."""
     for name, value in {
         "WARREN_MANAGEMENT_URL": cluster.management_url,
         "WARREN_AMQP_URL": cluster.amqp_url,
         "WARREN_METRICS_URL": "off",
         "WARREN_REFRESH_SECONDS": "1",
         "WARREN_HISTORY_DB": str(settings.history_db),
+        "WARREN_AUDIT_DB": str(settings.audit_db),
     }.items():
         monkeypatch.setenv(name, value)
+
+
+def banners_on(page: str) -> list[str]:
+    app = AppTest.from_file(APP, default_timeout=30)
+    app.switch_page(page)
+    app.run()
+    assert not app.exception
+    return [error.value for error in app.error]
+
+
+def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
+    cluster, settings, console_on_cluster
+):
     third = cluster.nodes[2]
     third.ctl("stop_app")
     try:
         wait_until(
             lambda: not running(cluster, settings)[third.node], what="node 3 seen as stopped"
         )
-        for page in ("pages/consumers.py", "pages/nodes.py"):
-            app = AppTest.from_file(APP, default_timeout=30)
-            app.switch_page(page)
-            app.run()
-            assert not app.exception
-            banners = [error.value for error in app.error]
-            assert any(literal(f"Node {third.node} is not running") in t for t in banners), banners
+        banners = banners_on("pages/consumers.py")
+        assert any(literal(f"Node {third.node} is not running") in b for b in banners), banners
+        app = AppTest.from_file(APP, default_timeout=30)
+        app.switch_page("pages/nodes.py")
+        app.run()
+        assert any(literal(f"Node {third.node} is not running") in e.value for e in app.error)
         table = app.dataframe[0].value
         assert sorted(table["node"]) == sorted(node.node for node in cluster.nodes)
         assert dict(zip(table["node"], table["running"], strict=True))[third.node] == False  # noqa: E712
@@ -215,3 +229,21 @@ def test_a_requeue_between_quorum_queues_loses_nothing_while_a_follower_is_down(
     finally:
         follower.ctl("start_app")
         follower.wait_answering()
+
+
+def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, settings, console_on_cluster):
+    second = cluster.nodes[1]
+
+    def alarms() -> list[str]:
+        return fetch_cluster(ManagementClient(settings)).alarms
+
+    second.ctl("set_vm_memory_high_watermark", "0.0001")
+    try:
+        [alarm] = wait_until(alarms, what="the memory alarm")
+        assert alarm.startswith(f"Memory alarm on {second.node}: it uses ")
+        assert alarm.endswith("and publishers on the whole cluster are blocked.")
+        for page in ("pages/audit.py", "pages/onboarding.py"):
+            assert literal(alarm.split(":")[0]) in " ".join(banners_on(page))
+    finally:
+        second.ctl("set_vm_memory_high_watermark", "0.4")
+        wait_until(lambda: not alarms(), what="the memory alarm cleared")

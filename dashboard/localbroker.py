@@ -329,14 +329,24 @@ def mount_proc(root: Path) -> None:
         subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
 
 
-def unmount_idle_proc(root: Path) -> None:
-    """Unmount the root's /proc once no process runs in that root any more."""
+def unmount_idle_proc(root: Path, wait: float = 5) -> None:
+    """Unmount the root's /proc once no process runs in that root any more (waiting a moment
+    for the root's epmd, just told to stop, to be gone)."""
+    deadline = time.monotonic() + wait
+    while _runs_in(root):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+    if os.path.ismount(root / "proc"):
+        subprocess.run(["umount", str(root / "proc")], check=False)
+
+
+def _runs_in(root: Path) -> bool:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
             if os.readlink(f"/proc/{pid}/root") == str(root):
-                return
-    if os.path.ismount(root / "proc"):
-        subprocess.run(["umount", str(root / "proc")], check=False)
+                return True
+    return False
 
 
 def stop_idle_epmd() -> None:

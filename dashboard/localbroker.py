@@ -162,6 +162,7 @@ class LocalBroker:
             )
         if RABBITMQ_ROOT:
             mount_proc(Path(RABBITMQ_ROOT))
+            start_epmd()
         argv, env = self._command("rabbitmq-server")
         with (self.base_dir / "server.out").open("ab") as log:
             self.process = subprocess.Popen(
@@ -349,13 +350,24 @@ def _runs_in(root: Path) -> bool:
     return False
 
 
+EPMD_ENV = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
+
+
+def start_epmd() -> None:
+    """This machine's epmd, unless one runs: a node in another root would otherwise start the
+    root's own, which then keeps that root busy (and its /proc mounted) for other nodes."""
+    epmd = shutil.which("epmd") or "/usr/bin/epmd"
+    subprocess.run([epmd, "-daemon"], env=EPMD_ENV, capture_output=True, timeout=10, check=False)
+
+
 def stop_idle_epmd() -> None:
     """Erlang starts epmd on demand and leaves it behind: stop it when no node is left on it."""
     epmd = shutil.which("epmd") or "/usr/bin/epmd"
-    env = {**os.environ, "ERL_EPMD_ADDRESS": "127.0.0.1"}
     try:
-        names = subprocess.run([epmd, "-names"], env=env, capture_output=True, text=True, timeout=5)
+        names = subprocess.run(
+            [epmd, "-names"], env=EPMD_ENV, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return
     if names.returncode == 0 and "name " not in names.stdout:
-        subprocess.run([epmd, "-kill"], env=env, capture_output=True, timeout=5)
+        subprocess.run([epmd, "-kill"], env=EPMD_ENV, capture_output=True, timeout=5)

@@ -4,7 +4,7 @@ Each method says which permission it needs and whether it changes anything on th
 """
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -61,13 +61,22 @@ def _retrying_session(auth: tuple[str, str]) -> requests.Session:
 
 def reading_from(settings: Settings) -> str:
     """The management URL Warren reads from now: of a cluster's, the node that answered last."""
-    urls = settings.management_urls
-    return urls[_answering.get(urls, 0) % len(urls)]
+    return _answered_last(settings.management_urls)
+
+
+def _answered_last(urls: tuple[str, ...]) -> str:
+    return urls[_answering.get(urls, 0)]
+
+
+class Answering(NamedTuple):
+    """The node that serves a client's requests, and its RabbitMQ version."""
+
+    node: str
+    version: BrokerVersion
 
 
 class ManagementClient:
     def __init__(self, settings: Settings):
-        self.settings = settings
         self.base_urls = settings.management_urls
         self.username = settings.username
         self.timeout = (min(CONNECT_TIMEOUT, settings.request_timeout), settings.request_timeout)
@@ -97,7 +106,7 @@ class ManagementClient:
     @property
     def base_url(self) -> str:
         """The node this client reads from: the one that answered last."""
-        return reading_from(self.settings)
+        return _answered_last(self.base_urls)
 
     def _request(self, method: str, segments: Iterable[str], what: str, **options):
         """The request on the node that answered last, else on each next one in turn. A
@@ -229,14 +238,18 @@ class ManagementClient:
         """Every node of the cluster, running or not. Needs `monitoring`; read-only."""
         return self.get(("nodes",), "the cluster's nodes", {"columns": ",".join(columns)})
 
+    def answering(self) -> Answering:
+        """The node that serves this client's requests, and its version. Any user tag; read-only."""
+        columns = {"columns": "node,rabbitmq_version"}
+        answer = self.get(("overview",), "the broker overview", columns)
+        version = BrokerVersion.parse(str(answer.get("rabbitmq_version", "")))
+        return Answering(str(answer.get("node", "")), version)
+
     def answering_node(self) -> str:
-        """The name of the node that serves this client's requests. Any user tag; read-only."""
-        return str(self.get(("overview",), "the broker overview", {"columns": "node"})["node"])
+        return self.answering().node
 
     def broker_version(self) -> BrokerVersion:
-        """The RabbitMQ version of the node that answers. Any user tag; read-only."""
-        answer = self.get(("overview",), "the broker overview", {"columns": "rabbitmq_version"})
-        return BrokerVersion.parse(str(answer.get("rabbitmq_version", "")))
+        return self.answering().version
 
     def close_connection(self, connection: str, reason: str) -> None:
         """Close a client connection; the broker returns its unacked messages to ready.

@@ -31,12 +31,12 @@ class Cluster(BaseModel):
 
 def fetch_cluster(client: ManagementClient) -> Cluster:
     nodes = parse_all(NodeInfo, client.list_nodes(COLUMNS), "the cluster's nodes")
-    answering = client.answering_node()
+    answering = client.answering()
     return Cluster(
         nodes=sorted(nodes, key=lambda node: node.name),
         read_from=client.base_url,
-        read_from_node=answering,
-        version=client.broker_version().text,
+        read_from_node=answering.node,
+        version=answering.version.text,
         fetched_at=datetime.now(UTC),
     )
 

@@ -7,7 +7,6 @@ import streamlit as st
 from dashboard.models import NodeInfo
 from pages.components.blocks import table_of
 from pages.components.entry import behind_the_entry_script
-from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.state import current_settings, shared_cluster_poll
 
@@ -67,8 +66,8 @@ def live_nodes() -> None:
         return
     cluster = snapshot.data
     st.caption(
-        f"Warren reads from {literal(cluster.read_from_node)} at {literal(cluster.read_from)}; "
-        "when it stops answering, from the next node of WARREN_MANAGEMENT_URL."
+        "When the node Warren reads from (see the sidebar) stops answering, Warren reads from "
+        "the next node of WARREN_MANAGEMENT_URL."
     )
     if not cluster.alarms:
         st.success("Every node runs, with no alarm and no partition.", icon=":material/check:")

@@ -35,6 +35,7 @@ COLUMNS = {
 }
 
 ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
+DEFAULT_ROWS = "top 1,000"
 
 behind_the_entry_script()
 SHOWN_KEY = "tenant-table-shown"
@@ -43,7 +44,7 @@ poll = shared_overview_poll(settings)
 
 st.title("Tenants")
 query = filter_box("Filter by tenant or queue", "part of a tenant id or queue name")
-shown = st.segmented_control("Rows", list(ROWS), default="top 1,000", key="rows-shown")
+shown = st.segmented_control("Rows", list(ROWS), default=DEFAULT_ROWS, key="rows-shown")
 
 
 def show_headline(overview: Overview) -> None:
@@ -116,7 +117,7 @@ def live_overview() -> None:
     show_freshness(snapshot, f", counts from the {source}")
     show_headline(snapshot.data)
     show_attention(snapshot.data)
-    show_table(snapshot.data, query, ROWS[shown or "top 1,000"])
+    show_table(snapshot.data, query, ROWS[shown or DEFAULT_ROWS])
 
 
 live_overview()

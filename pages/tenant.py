@@ -30,6 +30,7 @@ from pages.components.tenant_actions import show_actions
 
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
 CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
+TENANT_CONSUMER_COLUMNS = {field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS}
 
 behind_the_entry_script()
 settings = current_settings()
@@ -136,10 +137,9 @@ def show_consumers(row: TenantRow) -> None:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
     rows = [load.model_dump() | {"flags": ", ".join(f.kind for f in load.flags)} for load in loads]
-    columns = {field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS}
     st.dataframe(
-        table_of(rows, columns),
-        column_config=columns,
+        table_of(rows, TENANT_CONSUMER_COLUMNS),
+        column_config=TENANT_CONSUMER_COLUMNS,
         hide_index=True,
         width="stretch",
     )

@@ -13,6 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.localbroker import LocalBroker
+from dashboard.management import ManagementClient
 from dashboard.settings import Settings, load_settings
 from dashboard.versions import BrokerVersion
 from tests.amqp_helpers import Holder
@@ -31,8 +32,8 @@ def broker(tmp_path_factory) -> Iterator[LocalBroker]:
 @pytest.fixture(scope="session")
 def broker_version(broker: LocalBroker) -> BrokerVersion:
     """The version of the test node: 3.10 from Debian 12, or 4.0 under WARREN_RABBITMQ_ROOT."""
-    answer = requests.get(broker.management_url + "/api/overview", auth=("guest", "guest"))
-    return BrokerVersion.parse(answer.json()["rabbitmq_version"])
+    with ManagementClient(load_settings(management_url=broker.management_url)) as client:
+        return client.broker_version()
 
 
 @pytest.fixture(scope="session")

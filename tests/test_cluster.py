@@ -18,7 +18,8 @@ from dashboard.queues import fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
 from tests.cli_helpers import run_cli
-from tests.conftest import APP, wait_until
+from tests.conftest import wait_until
+from tests.test_mover import drain, fill
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +60,8 @@ def channel_on(node: LocalBroker):
     return chan
 
 
-def publish(chan, queue: str, count: int, **properties) -> None:
-    for number in range(count):
-        chan.basic_publish(
-            "",
-            queue,
-            f"m-{number}".encode(),
-            pika.BasicProperties(delivery_mode=2, message_id=f"m-{number}", **properties),
-            mandatory=True,
-        )
-
-
 def drained_ids(chan, queue: str) -> list[str]:
-    ids = []
-    while True:
-        method, properties, _body = chan.basic_get(queue, auto_ack=True)
-        if method is None:
-            return sorted(ids)
-        ids.append(properties.message_id)
+    return sorted(properties.message_id for _body, properties in drain(chan, queue))
 
 
 def quorum_tenant(cluster, settings, unique, ready: int = 0) -> tuple[str, str]:
@@ -84,7 +69,7 @@ def quorum_tenant(cluster, settings, unique, ready: int = 0) -> tuple[str, str]:
     tenant = unique("q")
     cli(cluster, settings, "bind", "--tenant", tenant, "--queue-type", "quorum", "--yes")
     queue = f"tenant.{tenant}"
-    publish(channel_on(cluster.nodes[0]), queue, ready)
+    fill(channel_on(cluster.nodes[0]), queue, ready)
     return tenant, queue
 
 
@@ -127,29 +112,29 @@ def test_reads_and_acts_through_node_2_while_node_1_is_stopped(cluster, settings
 
 
 @pytest.fixture
-def console_on_cluster(cluster, settings, monkeypatch) -> None:
-    """The console's settings point at the cluster (AppTest reads them from the environment)."""
-    for name, value in {
-        "WARREN_MANAGEMENT_URL": cluster.management_url,
-        "WARREN_AMQP_URL": cluster.amqp_url,
-        "WARREN_METRICS_URL": "off",
-        "WARREN_REFRESH_SECONDS": "1",
-        "WARREN_HISTORY_DB": str(settings.history_db),
-        "WARREN_AUDIT_DB": str(settings.audit_db),
-    }.items():
-        monkeypatch.setenv(name, value)
+def cluster_page(cluster, settings, console):
+    """Runs a console page (AppTest) pointed at the cluster."""
+
+    def run(page: str) -> AppTest:
+        app = console(
+            page=page,
+            WARREN_MANAGEMENT_URL=cluster.management_url,
+            WARREN_AMQP_URL=cluster.amqp_url,
+            WARREN_METRICS_URL="off",
+            WARREN_AUDIT_DB=str(settings.audit_db),
+        )
+        assert not app.exception
+        return app
+
+    return run
 
 
-def banners_on(page: str) -> list[str]:
-    app = AppTest.from_file(APP, default_timeout=30)
-    app.switch_page(page)
-    app.run()
-    assert not app.exception
+def banners(app: AppTest) -> list[str]:
     return [error.value for error in app.error]
 
 
 def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
-    cluster, settings, console_on_cluster
+    cluster, settings, cluster_page
 ):
     third = cluster.nodes[2]
     third.ctl("stop_app")
@@ -157,12 +142,10 @@ def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
         wait_until(
             lambda: not running(cluster, settings)[third.node], what="node 3 seen as stopped"
         )
-        banners = banners_on("pages/consumers.py")
-        assert any(literal(f"Node {third.node} is not running") in b for b in banners), banners
-        app = AppTest.from_file(APP, default_timeout=30)
-        app.switch_page("pages/nodes.py")
-        app.run()
-        assert any(literal(f"Node {third.node} is not running") in e.value for e in app.error)
+        shown = banners(cluster_page("pages/consumers.py"))
+        assert any(literal(f"Node {third.node} is not running") in b for b in shown), shown
+        app = cluster_page("pages/nodes.py")
+        assert any(literal(f"Node {third.node} is not running") in b for b in banners(app))
         table = app.dataframe[0].value
         assert sorted(table["node"]) == sorted(node.node for node in cluster.nodes)
         assert dict(zip(table["node"], table["running"], strict=True))[third.node] == False  # noqa: E712
@@ -216,7 +199,7 @@ def test_a_requeue_between_quorum_queues_loses_nothing_while_a_follower_is_down(
     tenant, queue = quorum_tenant(cluster, settings, unique)
     dead_letters = f"{queue}.dlq"
     death = {"queue": queue, "reason": "rejected", "count": 1, "routing-keys": [tenant]}
-    publish(channel_on(cluster.nodes[0]), dead_letters, 3000, headers={"x-death": [death]})
+    fill(channel_on(cluster.nodes[0]), dead_letters, 3000, headers={"x-death": [death]})
     follower = cluster.nodes[2]
     follower.ctl("stop_app")
     try:
@@ -231,7 +214,7 @@ def test_a_requeue_between_quorum_queues_loses_nothing_while_a_follower_is_down(
         follower.wait_answering()
 
 
-def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, settings, console_on_cluster):
+def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, settings, cluster_page):
     second = cluster.nodes[1]
 
     def alarms() -> list[str]:
@@ -243,7 +226,7 @@ def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, settings, conso
         assert alarm.startswith(f"Memory alarm on {second.node}: it uses ")
         assert alarm.endswith("and publishers on the whole cluster are blocked.")
         for page in ("pages/audit.py", "pages/onboarding.py"):
-            assert literal(alarm.split(":")[0]) in " ".join(banners_on(page))
+            assert literal(alarm.split(":")[0]) in " ".join(banners(cluster_page(page)))
     finally:
         second.ctl("set_vm_memory_high_watermark", "0.4")
         wait_until(lambda: not alarms(), what="the memory alarm cleared")

@@ -10,14 +10,18 @@ from dashboard.localbroker import free_port
 from dashboard.mover import MAX_WINDOW, Mover, to_queue, window_for
 
 
-def fill(channel, queue: str, count: int, **properties) -> None:
+def fill(channel, queue: str, count: int, headers: dict | None = None, **properties) -> None:
+    """`count` persistent messages m-0, m-1, ... (body and message id), header n = number."""
     for number in range(count):
         channel.basic_publish(
             "",
             queue,
             f"m-{number}".encode(),
             pika.BasicProperties(
-                delivery_mode=2, message_id=f"m-{number}", headers={"n": number}, **properties
+                delivery_mode=2,
+                message_id=f"m-{number}",
+                headers={"n": number, **(headers or {})},
+                **properties,
             ),
             mandatory=True,
         )

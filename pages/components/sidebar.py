@@ -14,7 +14,7 @@ def render_sidebar(settings: Settings) -> None:
     tags = ", ".join(access.tags) or "no tags"
     with st.sidebar:
         st.markdown(
-            f"**Broker** {literal(settings.management_url.replace(',', ', '))}  \n"
+            f"**Broker** {literal(', '.join(settings.management_urls))}  \n"
             f"**vhost** {literal(settings.vhost)}  \n"
             f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
             f"**User** {literal(settings.username)} ({literal(tags)})  \n"

@@ -142,6 +142,8 @@ def test_queue_samples_start_when_the_node_started(broker, settings_for, channel
     queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 2)
     with ManagementClient(settings_for()) as client:
         uptime_ms = client.get_node(broker.node, ["uptime"])["uptime"]
+        # Taken with the uptime, not after the wait below (which would move it later).
+        started = time.time() - uptime_ms / 1000
         detail = wait_until(
             lambda: (
                 (found := fetch_queue_detail(client, "/", queue)).samples
@@ -150,7 +152,6 @@ def test_queue_samples_start_when_the_node_started(broker, settings_for, channel
             ),
             what="a sample with 2 ready",
         )
-    started = time.time() - uptime_ms / 1000
     assert detail.samples[0].at.timestamp() >= started - 1
     assert len(detail.samples) <= 600 / 10 + 1
 

@@ -12,12 +12,15 @@ from tests.conftest import wait_until
 from tests.tcpproxy import TcpProxy
 
 
-def settled(settings_for, exchange: str, ready: int) -> None:
-    """Wait until the management API's lagging stats show `ready` messages in total."""
+def settled(settings_for, exchange: str, ready: int, consumers: int = 0) -> None:
+    """Wait until the management API's lagging stats show `ready` messages and `consumers`
+    consumers in total (a consumer's count can arrive a stats emission after the messages')."""
     with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
         wait_until(
-            lambda: fetch_overview(client, "/", exchange).totals.ready == ready,
-            what=f"{ready} ready messages",
+            lambda: (lambda totals: (totals.ready, totals.consumers) == (ready, consumers))(
+                fetch_overview(client, "/", exchange).totals
+            ),
+            what=f"{ready} ready messages and {consumers} consumers",
         )
 
 
@@ -32,7 +35,7 @@ def test_overview_shows_headline_and_tenants_most_ready_first(
     busy = tenant_with_messages(channel, exchange, "busy", unique("busy"), 1500)
     calm = tenant_with_messages(channel, exchange, "calm", unique("calm"), 4)
     assert pod("pod-page").hold(calm, prefetch=2, expect=2) == 2
-    settled(settings_for, exchange, 1500 + 2)
+    settled(settings_for, exchange, 1500 + 2, consumers=1)
 
     app = console(WARREN_TENANT_EXCHANGE=exchange)
 

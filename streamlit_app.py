@@ -4,7 +4,7 @@ import streamlit as st
 
 from pages.components.cluster import show_alarms
 from pages.components.sidebar import render_sidebar
-from pages.components.state import logged_in_settings
+from pages.components.state import logged_in_session
 
 st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
 page = st.navigation(
@@ -19,8 +19,8 @@ page = st.navigation(
 )
 # Before logging in (WARREN_AUTH=login) there is no sidebar, and the page shows the login form:
 # it belongs to the page, which a deep link may run on its own.
-settings = logged_in_settings()
-if settings is not None:
-    render_sidebar(settings)
-    show_alarms(settings)
+session = logged_in_session()
+if session is not None:
+    render_sidebar(session)
+    show_alarms(session)
 page.run()

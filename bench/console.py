@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from dashboard.demo import start_console, stop_console
+from dashboard.local.demo import start_console, stop_console
 from dashboard.settings import ENV_PREFIX
 
 __all__ = ["serve_console", "stop_console"]

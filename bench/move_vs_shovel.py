@@ -16,10 +16,10 @@ import time
 import pika
 import requests
 
-from dashboard.amqp import ready_count
-from dashboard.localbroker import LocalBroker
-from dashboard.management import api_path
-from dashboard.mover import Mover, to_queue
+from dashboard.actions.mover import Mover, to_queue
+from dashboard.broker.management import api_path
+from dashboard.broker.session import Session
+from dashboard.local.rabbitmq import LocalBroker
 from dashboard.settings import load_settings
 
 BODY = b"x" * 512
@@ -36,17 +36,19 @@ def fill(broker: LocalBroker, queue: str, count: int) -> None:
     connection.close()
 
 
-def wait_for(settings, queue: str, count: int, timeout: float = 600) -> float:
+def wait_for(session: Session, queue: str, count: int, timeout: float = 600) -> float:
     """Seconds until `queue` holds `count` ready messages (asked over AMQP every 50 ms)."""
     started = time.perf_counter()
-    while ready_count(settings, queue) < count:
+    while session.ready_count(queue) < count:
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"{queue} did not reach {count}")
         time.sleep(0.05)
     return time.perf_counter() - started
 
 
-def shovel(broker: LocalBroker, settings, source: str, target: str, count: int, name: str) -> float:
+def shovel(
+    broker: LocalBroker, session: Session, source: str, target: str, count: int, name: str
+) -> float:
     started = time.perf_counter()
     requests.put(
         broker.management_url + api_path("parameters", "shovel", "/", name),
@@ -66,7 +68,7 @@ def shovel(broker: LocalBroker, settings, source: str, target: str, count: int, 
         auth=("guest", "guest"),
         timeout=30,
     ).raise_for_status()
-    wait_for(settings, target, count)
+    wait_for(session, target, count)
     return time.perf_counter() - started
 
 
@@ -79,21 +81,22 @@ def main() -> None:
     shovel_rates, mover_rates = [], []
     with LocalBroker.create() as broker:
         settings = load_settings(management_url=broker.management_url, amqp_url=broker.amqp_url)
-        fill(broker, "bench-a", count)
-        filled = wait_for(settings, "bench-a", count)
-        print(f"{count:,} messages of {len(BODY)} bytes in bench-a ({filled:.1f} s to settle)")
-        for number in range(1, args.rounds + 1):
-            shovel_seconds = shovel(
-                broker, settings, "bench-a", "bench-b", count, f"bench-move-{number}"
-            )
-            result = Mover(settings, "bench-b", to_queue("bench-a"), limit=count).run()
-            assert (result.moved, ready_count(settings, "bench-a")) == (count, count), result
-            shovel_rates.append(count / shovel_seconds)
-            mover_rates.append(count / result.seconds)
-            print(
-                f"round {number}: shovel a->b {shovel_rates[-1]:8,.0f} msg/s, "
-                f"mover b->a {mover_rates[-1]:8,.0f} msg/s"
-            )
+        with Session(settings) as session:
+            fill(broker, "bench-a", count)
+            filled = wait_for(session, "bench-a", count)
+            print(f"{count:,} messages of {len(BODY)} bytes in bench-a ({filled:.1f} s to settle)")
+            for number in range(1, args.rounds + 1):
+                shovel_seconds = shovel(
+                    broker, session, "bench-a", "bench-b", count, f"bench-move-{number}"
+                )
+                result = Mover(session, "bench-b", to_queue("bench-a"), limit=count).run()
+                assert (result.moved, session.ready_count("bench-a")) == (count, count), result
+                shovel_rates.append(count / shovel_seconds)
+                mover_rates.append(count / result.seconds)
+                print(
+                    f"round {number}: shovel a->b {shovel_rates[-1]:8,.0f} msg/s, "
+                    f"mover b->a {mover_rates[-1]:8,.0f} msg/s"
+                )
     shovel_rate, mover_rate = statistics.median(shovel_rates), statistics.median(mover_rates)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"median shovel: {shovel_rate:8,.0f} msg/s")

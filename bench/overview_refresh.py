@@ -22,11 +22,11 @@ import time
 import pika
 import requests
 
-from dashboard.localbroker import LocalBroker
-from dashboard.management import ManagementClient, api_path
-from dashboard.metrics import QueueMetrics
+from dashboard.broker.management import api_path
+from dashboard.broker.session import Session
+from dashboard.local.rabbitmq import LocalBroker
+from dashboard.reads.overview import OverviewReader, fetch_overview
 from dashboard.settings import load_settings
-from dashboard.tenants import OverviewReader, fetch_overview
 
 EXCHANGE = "tenants"
 
@@ -98,17 +98,18 @@ def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
         request_timeout=120,
         topology_seconds=3600,
     )
-    with ManagementClient(settings) as client:
-        listed = fetch_overview(client, vhost, EXCHANGE)
+    with Session(settings) as session:
+        listed = fetch_overview(session)
         assert listed.totals.tenants == tenants, listed.totals
-        reader = OverviewReader(client, settings, QueueMetrics(broker.metrics_url, 120))
+        reader = OverviewReader(session)
         reader.read()
         counted = reader.read()
         assert counted.counts_from == "metrics"
         assert counted.totals == listed.totals, (counted.totals, listed.totals)
         refresh = timed(reader.read, repeat)
-        topology = timed(lambda: fetch_overview(client, vhost, EXCHANGE), repeat)
-        naive = timed(lambda: naive_refresh(client.session, broker.management_url, vhost), repeat)
+        topology = timed(lambda: fetch_overview(session), repeat)
+        http = session.client.session
+        naive = timed(lambda: naive_refresh(http, broker.management_url, vhost), repeat)
     env = os.environ | {
         "WARREN_MANAGEMENT_URL": broker.management_url,
         "WARREN_VHOST": vhost,

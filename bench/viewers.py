@@ -19,7 +19,7 @@ from console import serve_console, stop_console
 from overview_refresh import build_vhost
 from playwright.sync_api import sync_playwright
 
-from dashboard.localbroker import LocalBroker, free_port
+from dashboard.local.rabbitmq import LocalBroker, free_port
 
 REFRESH_SECONDS = 5
 COUNT_READS = ("/metrics/detailed", "/api/queues/")

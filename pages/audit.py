@@ -5,9 +5,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.audit import AuditLog, records_csv
-from pages.components.entry import behind_the_entry_script
-from pages.components.state import current_settings
+from dashboard.actions.audit import AuditLog, records_csv
+from pages.components.state import current_session
 
 COLUMNS = {
     "started": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
@@ -21,8 +20,8 @@ COLUMNS = {
     "error": st.column_config.TextColumn("Error"),
 }
 
-behind_the_entry_script()
-settings = current_settings()
+session = current_session()
+settings = session.settings
 st.title("Audit")
 records = AuditLog(settings.audit_db).records(limit=5000)
 if not records:

@@ -1,17 +1,14 @@
 """Consumers: which pod holds how much of which tenant's queue, and which pod is stuck."""
 
-from collections import defaultdict
-
 import streamlit as st
 
-from dashboard.consumers import own_only_sentence
-from dashboard.models import ConsumerLoad
+from dashboard.reads.consumers import own_only_sentence, pods_of
+from dashboard.reads.models import ConsumerLoad
 from pages.components.blocks import CONSUMER_COLUMNS, headline, table_of
-from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds
-from pages.components.state import current_settings, shared_consumers_poll
+from pages.components.state import current_session, shared_consumers_poll
 
 POD_COLUMNS = {
     "connection": st.column_config.TextColumn("Pod (connection)"),
@@ -24,9 +21,9 @@ POD_COLUMNS = {
     "flags": st.column_config.TextColumn("Flags"),
 }
 
-behind_the_entry_script()
-settings = current_settings()
-poll = shared_consumers_poll(settings)
+session = current_session()
+settings = session.settings
+poll = shared_consumers_poll(session)
 
 st.title("Consumers")
 query = filter_box("Filter by pod, queue or tenant", "part of a pod, queue or tenant name")
@@ -38,11 +35,12 @@ def matches(load: ConsumerLoad, needle: str) -> bool:
 
 
 def show_headline(loads: list[ConsumerLoad]) -> None:
+    pods = pods_of(loads)
     headline(
         {
-            "Pods": len({load.connection_id for load in loads}),
+            "Pods": len(pods),
             "Consumers": len(loads),
-            "Unacked": sum(_per_channel(loads).values()),
+            "Unacked": sum(pod.unacked for pod in pods),
             "Flagged": sum(1 for load in loads if _needs_attention(load)),
         }
     )
@@ -50,11 +48,6 @@ def show_headline(loads: list[ConsumerLoad]) -> None:
 
 def _needs_attention(load: ConsumerLoad) -> bool:
     return any(flag.kind != "idle" for flag in load.flags)
-
-
-def _per_channel(loads: list[ConsumerLoad]) -> dict[str, int]:
-    """Unacked per channel: consumers sharing a channel share its count."""
-    return {load.channel: load.unacked for load in loads}
 
 
 def show_attention(loads: list[ConsumerLoad]) -> None:
@@ -81,27 +74,13 @@ def show_attention(loads: list[ConsumerLoad]) -> None:
             )
 
 
-def pod_rows(loads: list[ConsumerLoad]) -> list[dict]:
-    pods: dict[str, list[ConsumerLoad]] = defaultdict(list)
-    for load in loads:
-        pods[load.connection_id].append(load)
-    return [
-        {
-            "connection": members[0].connection,
-            "consumers": len(members),
-            "unacked": sum(_per_channel(members).values()),
-            "prefetch": sum({load.channel: load.channel_prefetch for load in members}.values()),
-            "queues": sorted({load.queue for load in members}),
-            "flags": flag_kinds([flag for load in members for flag in load.flags]),
-        }
-        for members in pods.values()
-    ]
-
-
 def show_tables(loads: list[ConsumerLoad]) -> None:
     st.subheader("Pods")
     st.dataframe(
-        table_of(pod_rows(loads), POD_COLUMNS),
+        table_of(
+            [pod.model_dump() | {"flags": flag_kinds(pod.flags)} for pod in pods_of(loads)],
+            POD_COLUMNS,
+        ),
         column_config=POD_COLUMNS,
         hide_index=True,
         width="stretch",

@@ -4,11 +4,10 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard.models import NodeInfo
+from dashboard.broker.models import NodeInfo
 from pages.components.blocks import table_of
-from pages.components.entry import behind_the_entry_script
 from pages.components.freshness import show_freshness
-from pages.components.state import current_settings, shared_cluster_poll
+from pages.components.state import current_session, shared_cluster_poll
 
 COLUMNS = {
     "node": st.column_config.TextColumn("Node"),
@@ -27,9 +26,9 @@ COLUMNS = {
     "partitions": st.column_config.ListColumn("Cannot reach"),
 }  # fmt: skip
 
-behind_the_entry_script()
-settings = current_settings()
-poll = shared_cluster_poll(settings)
+session = current_session()
+settings = session.settings
+poll = shared_cluster_poll(session)
 st.title("Nodes")
 
 

@@ -4,32 +4,30 @@ offboarding, which unbinds and may delete the tenant's queue."""
 import pandas as pd
 import streamlit as st
 
-from dashboard.errors import WarrenError
-from dashboard.onboarding import (
+from dashboard.actions.bind import (
     TENANT_RULE,
     BindResult,
     TenantSpec,
-    bind_audited,
+    bind,
     bind_sentence,
     parse_tenant_list,
-    unbind_audited,
-    unbind_sentence,
 )
+from dashboard.actions.unbind import unbind, unbind_sentence
 from pages.components.actions import close_dialog, closer, console_actor, dialog_button
-from pages.components.entry import behind_the_entry_script
+from pages.components.errors import or_error
 from pages.components.formatting import literal
-from pages.components.state import current_settings, shared_access, shared_overview_poll
+from pages.components.state import current_session, shared_access, shared_overview_poll
 
 RESULTS = "onboarding-results"
 UNBOUND = "offboarding-result"
 
-behind_the_entry_script()
-settings = current_settings()
+session = current_session()
+settings = session.settings
 st.title("Onboarding")
 st.caption(
     f"A tenant is a queue bound to {literal(settings.tenant_exchange)} with routing key = tenant "
     f"id. Tenant ids: {literal(TENANT_RULE)}. Every change asks first and is recorded in the "
-    f"audit log as {literal(console_actor(settings))}."
+    f"audit log as {literal(console_actor(session))}."
 )
 
 
@@ -74,7 +72,7 @@ def bind_dialog(specs: list[TenantSpec]) -> None:
             done.append(result)
             bar.progress(len(done) / len(specs), text=f"{len(done):,} of {len(specs):,}")
 
-        st.session_state[RESULTS] = bind_audited(settings, specs, console_actor(settings), tick)
+        st.session_state[RESULTS] = bind(session, specs, console_actor(session), tick)
         close_dialog("bind")
         st.rerun()
 
@@ -100,10 +98,8 @@ def unbind_dialog(tenant: str, delete: bool, force: bool) -> None:
     st.markdown(literal(unbind_sentence(settings.tenant_exchange, tenant, delete, force)))
     typed = st.text_input(f"Type {literal(tenant)} to confirm", key="unbind-confirm")
     if st.button("Offboard", type="primary", disabled=typed != tenant, key="unbind-go"):
-        try:
-            result = unbind_audited(settings, tenant, delete, force, console_actor(settings))
-        except WarrenError as exc:
-            st.error(literal(str(exc)))
+        result = or_error(lambda: unbind(session, tenant, delete, force, console_actor(session)))
+        if result is None:
             return
         deleted = (
             f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
@@ -116,7 +112,7 @@ def unbind_dialog(tenant: str, delete: bool, force: bool) -> None:
 
 
 def show_offboarding() -> None:
-    snapshot = shared_overview_poll(settings).get()
+    snapshot = shared_overview_poll(session).get()
     tenants = sorted({row.tenant for row in snapshot.data.rows}) if snapshot.data else []
     if not tenants:
         st.info("No tenant is bound yet (or the broker is not answering): nothing to offboard.")
@@ -128,7 +124,7 @@ def show_offboarding() -> None:
         unbind_dialog(tenant, delete, delete and force)
 
 
-access = shared_access(settings)
+access = shared_access(session)
 if not access.may_act:
     st.info(f"Read-only: {literal(access.refusal or '')}.", icon=":material/lock:")
     st.stop()

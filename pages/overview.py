@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from dashboard.models import Overview
+from dashboard.reads.models import Overview
 from pages.components.blocks import headline, table_of
-from pages.components.entry import behind_the_entry_script
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds, open_tenant
-from pages.components.state import current_settings, shared_overview_poll
+from pages.components.state import current_session, shared_overview_poll
 
 COLUMNS = {
     "tenant": st.column_config.TextColumn("Tenant"),
@@ -37,10 +36,10 @@ COLUMNS = {
 ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
 DEFAULT_ROWS = "top 1,000"
 
-behind_the_entry_script()
 SHOWN_KEY = "tenant-table-shown"
-settings = current_settings()
-poll = shared_overview_poll(settings)
+session = current_session()
+settings = session.settings
+poll = shared_overview_poll(session)
 
 st.title("Tenants")
 query = filter_box("Filter by tenant or queue", "part of a tenant id or queue name")

@@ -1,30 +1,24 @@
 """One tenant (`/tenant?tenant=ID`): its queue's settings, counts over time, consumers,
 dead letters, and a look at its messages."""
 
-import sqlite3
-import time
-
 import pandas as pd
 import streamlit as st
 
-from dashboard.errors import WarrenError
-from dashboard.history import Point, with_gaps
-from dashboard.messages import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
-from dashboard.models import TenantRow
+from dashboard.reads.models import TenantRow
+from dashboard.reads.peek import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
+from dashboard.reads.queue_detail import QueueDetail
 from pages.components.blocks import CONSUMER_COLUMNS, table_of
 from pages.components.charts import counts_figure
-from pages.components.entry import behind_the_entry_script
+from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import FLAG_ICONS
 from pages.components.state import (
-    current_settings,
+    current_session,
     queue_detail,
-    shared_client,
     shared_consumers_poll,
-    shared_history,
+    shared_counts_over_time,
     shared_overview_poll,
-    shared_prometheus,
 )
 from pages.components.tenant_actions import show_actions
 
@@ -32,10 +26,10 @@ WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
 CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
 TENANT_CONSUMER_COLUMNS = {field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS}
 
-behind_the_entry_script()
-settings = current_settings()
+session = current_session()
+settings = session.settings
 heading = st.empty()
-overview_poll = shared_overview_poll(settings)
+overview_poll = shared_overview_poll(session)
 snapshot = overview_poll.get()
 tenants = sorted({row.tenant for row in snapshot.data.rows}) if snapshot.data else []
 asked = st.query_params.get("tenant")
@@ -64,13 +58,11 @@ def show_headline(row: TenantRow) -> None:
     )
 
 
-def show_settings(row: TenantRow) -> bool:
-    """The queue's arguments; False when the broker could not be asked."""
-    try:
-        detail = queue_detail(settings.fingerprint(), settings, row.queue)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return False
+def show_settings(row: TenantRow) -> QueueDetail | None:
+    """The queue's arguments; None when the broker could not be asked."""
+    detail = or_error(lambda: queue_detail(session, row.queue))
+    if detail is None:
+        return None
     table = pd.DataFrame(detail.settings, columns=["Setting", "Value"])
     st.dataframe(table, hide_index=True, width="stretch")
     if row.dead_letter_queue:
@@ -80,56 +72,28 @@ def show_settings(row: TenantRow) -> bool:
         )
     elif "x-dead-letter-exchange" not in detail.info.effective_arguments:
         st.caption("No dead-letter exchange: rejected and expired messages are dropped.")
-    return True
+    return detail
 
 
-def chart_points(row: TenantRow, seconds: int) -> tuple[list[Point], str] | None:
-    """The points for the window and where they come from; None (said on the page) if none can."""
-    if seconds <= 600:
-        detail = queue_detail(settings.fingerprint(), settings, row.queue)
-        points = [Point(s.at.timestamp(), s.ready, s.unacked) for s in detail.samples]
-        return points, "the broker's own samples"
-    since = time.time() - seconds
-    if settings.prometheus_url:
-        step = max(15.0, seconds / 500)
-        samples = shared_prometheus(settings).series(row.vhost, row.queue, since, step)
-        return with_gaps(samples, max_gap=3 * step), f"Prometheus, one point every {step:g} s"
-    history = shared_history(settings)
-    if history is None:
-        st.info("No local history: the history file cannot be opened (see WARREN_HISTORY_DB).")
-        return None
-    try:
-        samples = history.series(row.vhost, row.queue, since)
-    except sqlite3.Error as exc:
-        st.error(literal(f"The local history at {history.path} cannot be read: {exc}."))
-        return None
-    return (
-        with_gaps(samples, max_gap=3 * settings.refresh_seconds),
-        f"Warren's history, one sample per poll ({settings.refresh_seconds:g} s)",
-    )
-
-
-def show_chart(row: TenantRow) -> None:
+def show_chart(row: TenantRow, detail: QueueDetail) -> None:
     window = st.segmented_control(
         "Window", list(WINDOWS), default="10 min", key=f"window-{row.queue}"
     )
-    try:
-        found = chart_points(row, WINDOWS[window or "10 min"])
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
+    counts = shared_counts_over_time(session)
+    series = or_error(
+        lambda: counts.series(row.vhost, row.queue, WINDOWS[window or "10 min"], detail.samples)
+    )
+    if series is None:
         return
-    if found is None:
-        return
-    points, source = found
-    if not points:
+    if not series.points:
         st.info("No samples for this window yet: they appear as Warren polls the broker.")
         return
-    st.plotly_chart(counts_figure(points, f"{row.queue}: last {window}"), width="stretch")
-    st.caption(f"From {source}. Breaks in the lines are gaps in the data.")
+    st.plotly_chart(counts_figure(series.points, f"{row.queue}: last {window}"), width="stretch")
+    st.caption(f"From {series.source}. Breaks in the lines are gaps in the data.")
 
 
 def show_consumers(row: TenantRow) -> None:
-    consumers = shared_consumers_poll(settings).get()
+    consumers = shared_consumers_poll(session).get()
     loads = (
         [load for load in consumers.data.loads if load.queue == row.queue] if consumers.data else []
     )
@@ -156,12 +120,9 @@ def show_peek(row: TenantRow) -> None:
         confirmed = st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
         if not st.form_submit_button("Peek", icon=":material/visibility:"):
             return
-    try:
-        result = peek(shared_client(settings), row.vhost, queue, int(count), confirmed)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return
-    show_messages(result)
+    result = or_error(lambda: peek(session, queue, int(count), confirmed))
+    if result is not None:
+        show_messages(result)
 
 
 def show_messages(result: PeekResult) -> None:
@@ -210,16 +171,17 @@ def show_queue(row: TenantRow) -> None:
         ["Settings", "Over time", "Consumers", "Messages", "Actions"]
     )
     with settings_tab:
-        if not show_settings(row):
+        detail = show_settings(row)
+        if detail is None:
             return
     with chart_tab:
-        show_chart(row)
+        show_chart(row, detail)
     with consumers_tab:
         show_consumers(row)
     with peek_tab:
         show_peek(row)
     with actions_tab:
-        show_actions(settings, row)
+        show_actions(session, row)
 
 
 heading.title(f"Tenant {literal(tenant)}" if tenant else "Tenant")

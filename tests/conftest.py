@@ -12,11 +12,11 @@ import requests
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.localbroker import LocalBroker
-from dashboard.management import ManagementClient
+from dashboard.broker.session import Session
+from dashboard.broker.versions import BrokerVersion
+from dashboard.local.rabbitmq import LocalBroker
 from dashboard.settings import Settings, load_settings
-from dashboard.versions import BrokerVersion
-from tests.amqp_helpers import Holder
+from tests.support.helpers import Holder
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +32,8 @@ def broker(tmp_path_factory) -> Iterator[LocalBroker]:
 @pytest.fixture(scope="session")
 def broker_version(broker: LocalBroker) -> BrokerVersion:
     """The version of the test node: 3.10 from Debian 12, or 4.0 under WARREN_RABBITMQ_ROOT."""
-    with ManagementClient(load_settings(management_url=broker.management_url)) as client:
-        return client.broker_version()
+    with Session(load_settings(management_url=broker.management_url)) as session:
+        return session.client.broker_version()
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,21 @@ def settings_for(broker: LocalBroker, monkeypatch, tmp_path) -> Callable[..., Se
         return load_settings(**(values | overrides))
 
     return make
+
+
+@pytest.fixture
+def session_for(settings_for) -> Iterator[Callable[..., Session]]:
+    """Sessions on the test broker, as the CLI and the console build them (`settings_for`'s
+    overrides); all closed after the test."""
+    made: list[Session] = []
+
+    def make(**overrides) -> Session:
+        made.append(Session(settings_for(**overrides)))
+        return made[-1]
+
+    yield make
+    for session in made:
+        session.close()
 
 
 @pytest.fixture
@@ -153,19 +168,3 @@ def console(settings_for, monkeypatch):
 
     yield run
     st.cache_resource.clear()
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30, what: str = "condition"):
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` s.
-
-    The management API's stats lag AMQP by a collection interval: tests wait for the exact
-    numbers AMQP reported rather than sleeping a guessed time.
-    """
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")

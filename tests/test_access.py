@@ -6,15 +6,11 @@ import json
 
 import pytest
 
-from dashboard.access import access_of, change
-from dashboard.amqp import queue_counts
-from dashboard.audit import AuditLog
+from dashboard.actions.access import access_from, change
+from dashboard.actions.audit import AuditLog
 from dashboard.errors import ReadOnly
-from dashboard.management import ManagementClient
-from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import tenant_with_messages
-from tests.cli_helpers import run_cli
-from tests.conftest import wait_until
+from dashboard.reads.overview import fetch_overview
+from tests.support.helpers import queue_counts, run_cli, tenant_with_messages, wait_until
 
 
 @pytest.mark.parametrize(
@@ -30,18 +26,18 @@ from tests.conftest import wait_until
     ],
 )
 def test_only_administrators_and_policymakers_may_act(settings_for, tags, may_act):
-    access = access_of(settings_for(), {"name": "someone", "tags": tags})
+    access = access_from(settings_for(), {"name": "someone", "tags": tags})
     assert access.may_act is may_act
     if not may_act:
         assert access.refusal.startswith("User 'someone' (")
         assert "only users tagged administrator or policymaker" in access.refusal
 
 
-def test_read_only_refuses_an_administrator_and_records_it(settings_for, tmp_path):
-    settings = settings_for(read_only=True, audit_db=tmp_path / "audit.sqlite")
+def test_read_only_refuses_an_administrator_and_records_it(session_for, tmp_path):
+    session = session_for(read_only=True, audit_db=tmp_path / "audit.sqlite")
     with (
         pytest.raises(ReadOnly, match=r"^Warren is read-only here \(WARREN_READ_ONLY=true\): "),
-        change(settings, "guest (test)", "purge", "some-queue", {}),
+        change(session, "guest (test)", "purge", "some-queue", {}),
     ):
         pytest.fail("the change ran")
     [record] = AuditLog(tmp_path / "audit.sqlite").records()
@@ -49,7 +45,7 @@ def test_read_only_refuses_an_administrator_and_records_it(settings_for, tmp_pat
 
 
 def test_a_monitoring_user_reads_everything_and_every_write_is_refused(
-    broker, settings_for, channel, unique, pod, broker_user, tmp_path
+    broker, settings_for, session_for, channel, unique, pod, broker_user, tmp_path
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
@@ -91,8 +87,8 @@ def test_a_monitoring_user_reads_everything_and_every_write_is_refused(
     assert queue_counts(settings_for(), queue) == (2, 1)
     assert queue_counts(settings_for(), f"{queue}.dlq") == (1, 0)
     assert holder.connection.is_open
-    with ManagementClient(settings_for()) as client:
-        assert [row.queue for row in fetch_overview(client, "/", exchange).rows] == [queue]
+    overview = fetch_overview(session_for(tenant_exchange=exchange))
+    assert [row.queue for row in overview.rows] == [queue]
     outcomes = [(r.action, r.outcome, r.actor.split(" ")[0]) for r in AuditLog(audit).records()]
     assert sorted(outcomes) == sorted(
         [(write[0] if write[1] != "--connection" else "requeue-connection", "refused", user)

@@ -13,11 +13,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from dashboard.amqp import queue_counts
-from dashboard.demo import broker_env, start_console, stop_console
-from dashboard.localbroker import LocalBroker, free_port
+from dashboard.local.demo import broker_env, start_console, stop_console
+from dashboard.local.rabbitmq import LocalBroker, free_port
+from dashboard.local.workload import Workload, declare_tenant, demo_tenants
 from dashboard.settings import ENV_PREFIX, Settings, load_settings
-from dashboard.workload import Workload, declare_tenant, demo_tenants
+from tests.support.helpers import queue_counts
 
 SCREENSHOTS = Path(
     os.environ.get("WARREN_SCREENSHOTS")

@@ -4,10 +4,8 @@ import json
 import sys
 from pathlib import Path
 
-from dashboard.localbroker import free_port
-from tests.amqp_helpers import tenant_with_messages
-from tests.cli_helpers import run_cli
-from tests.conftest import wait_until
+from dashboard.local.rabbitmq import free_port
+from tests.support.helpers import run_cli, tenant_with_messages, wait_until
 
 
 def test_tenants_json_is_an_array_of_tenant_objects(broker, channel, unique, pod):

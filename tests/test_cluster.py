@@ -10,16 +10,13 @@ import pika
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.amqp import queue_counts
-from dashboard.localbroker import LocalBroker, LocalCluster
-from dashboard.management import ManagementClient
-from dashboard.nodes import fetch_cluster
-from dashboard.queues import fetch_queue_detail
+from dashboard.broker.session import Session
+from dashboard.local.rabbitmq import LocalBroker, LocalCluster
+from dashboard.reads.nodes import fetch_cluster
+from dashboard.reads.queue_detail import fetch_queue_detail
 from dashboard.settings import Settings, load_settings
 from pages.components.formatting import literal
-from tests.cli_helpers import run_cli
-from tests.conftest import wait_until
-from tests.test_mover import drain, fill
+from tests.support.helpers import drain, fill, queue_counts, run_cli, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +36,12 @@ def settings(cluster: LocalCluster, tmp_path) -> Settings:
         history_db=tmp_path / "history.sqlite",
         audit_db=tmp_path / "audit.sqlite",
     )
+
+
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    with Session(settings) as session:
+        yield session
 
 
 def cli(cluster: LocalCluster, settings: Settings, *args: str):
@@ -84,15 +87,15 @@ def tenant_row(records: list[dict], tenant: str) -> dict:
     return row
 
 
-def test_reads_and_acts_through_node_2_while_node_1_is_stopped(cluster, settings, unique):
+def test_reads_and_acts_through_node_2_while_node_1_is_stopped(cluster, settings, session, unique):
     tenant, queue = quorum_tenant(cluster, settings, unique, ready=40)
     first = cluster.nodes[0]
-    client = ManagementClient(settings)
-    assert client.answering_node() == first.node
+    client = session.client
+    assert client.answering().node == first.node
     first.ctl("stop_app")
     try:
         started = time.monotonic()
-        assert client.answering_node() == cluster.nodes[1].node
+        assert client.answering().node == cluster.nodes[1].node
         failover = time.monotonic() - started
         print(f"\nfailover: the first read after node 1 stopped took {failover:.2f} s")
         done = cli(cluster, settings, "tenants", "--json")
@@ -156,7 +159,7 @@ def test_the_console_shows_the_nodes_and_a_stopped_node_on_every_page(
         third.wait_answering()
 
 
-def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, unique):
+def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, session, unique):
     tenant, queue = quorum_tenant(cluster, settings, unique, ready=7)
     pod = unique("pod")
     params = pika.URLParameters(cluster.nodes[1].amqp_url)
@@ -175,7 +178,7 @@ def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, uni
         what="4 ready, 3 unacked, 1 consumer",
     )
     assert row()["queue_type"] == "quorum"
-    detail = dict(fetch_queue_detail(ManagementClient(settings), "/", queue).settings)
+    detail = dict(fetch_queue_detail(session, queue).settings)
     members = ", ".join(sorted(node.node for node in cluster.nodes))
     assert (detail["Leader"], detail["Members"], detail["Members offline"]) == (
         cluster.nodes[0].node, members, "none"
@@ -183,7 +186,7 @@ def test_a_quorum_tenant_counts_ready_and_unacked_exactly(cluster, settings, uni
     dry_run = cli(cluster, settings, "requeue", "--connection", pod, "--dry-run")
     assert f"On quorum queue {queue} each message returned counts" in dry_run.stdout
     limit = {3: "It has no delivery limit", 4: "Its delivery limit is 20"}
-    assert limit[ManagementClient(settings).broker_version().major] in dry_run.stdout
+    assert limit[session.client.broker_version().major] in dry_run.stdout
     cli(cluster, settings, "requeue", "--connection", pod, "--yes")  # x-delivery-count 1 each
     wait_until(lambda: queue_counts(settings, queue)[0] == 7, what="the 3 held back in the queue")
 
@@ -214,11 +217,11 @@ def test_a_requeue_between_quorum_queues_loses_nothing_while_a_follower_is_down(
         follower.wait_answering()
 
 
-def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, settings, cluster_page):
+def test_a_memory_alarm_shows_as_a_banner_on_every_page(cluster, session, cluster_page):
     second = cluster.nodes[1]
 
     def alarms() -> list[str]:
-        return fetch_cluster(ManagementClient(settings)).alarms
+        return fetch_cluster(session).alarms
 
     second.ctl("set_vm_memory_high_watermark", "0.0001")
     try:

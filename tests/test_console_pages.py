@@ -5,37 +5,31 @@ import time
 import pika
 import streamlit as st
 
-from dashboard.amqp import queue_counts
-from dashboard.audit import AuditLog
-from dashboard.consumers import fetch_consumers
-from dashboard.management import ManagementClient
-from dashboard.queues import fetch_queue_detail
-from dashboard.tenants import fetch_overview
+from dashboard.actions.audit import AuditLog
+from dashboard.reads.consumers import fetch_consumers
+from dashboard.reads.overview import fetch_overview
+from dashboard.reads.queue_detail import fetch_queue_detail
 from pages.components.blocks import table_of
 from pages.components.formatting import literal
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
+from tests.support.helpers import queue_counts, tenant_with_messages, wait_until
 
 
-def settled(settings_for, exchange: str, condition) -> None:
-    with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
-        wait_until(
-            lambda: condition(
-                fetch_overview(client, "/", exchange),
-                fetch_consumers(client, "/", exchange, 3600).loads,
-            ),
-            what="the broker stats to settle",
-        )
+def settled(session_for, exchange: str, condition) -> None:
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
+    wait_until(
+        lambda: condition(fetch_overview(session), fetch_consumers(session).loads),
+        what="the broker stats to settle",
+    )
 
 
-def test_consumers_page_groups_by_pod_and_flags(settings_for, channel, unique, pod, console):
+def test_consumers_page_groups_by_pod_and_flags(session_for, channel, unique, pod, console):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 6)
     worker = pod(unique("pod"))
     worker.consume(queue, prefetch=2, expect=2, tag="bounded")
     worker.consume(queue, prefetch=0, expect=4, tag="unbounded")
     settled(
-        settings_for,
+        session_for,
         exchange,
         lambda _, loads: sorted(load.unacked for load in loads if load.queue == queue) == [2, 4],
     )
@@ -62,7 +56,7 @@ def test_consumers_page_groups_by_pod_and_flags(settings_for, channel, unique, p
 
 
 def test_tenant_page_deep_link_settings_consumers_and_peek(
-    settings_for, channel, unique, pod, console
+    session_for, channel, unique, pod, console
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
@@ -79,7 +73,7 @@ def test_tenant_page_deep_link_settings_consumers_and_peek(
     worker.reject_all(queue)
     worker.close()  # it would take the next message: the binary one stays ready instead
     settled(
-        settings_for,
+        session_for,
         exchange,
         lambda view, _: [(r.ready, r.unacked, r.dead_letters) for r in view.rows] == [(1, 0, 1)],
     )
@@ -138,20 +132,20 @@ def test_tenant_page_keeps_hostile_queue_names_as_text(channel, unique, console)
     assert app.radio[0].options == [literal(queue), literal(f"{queue}.dlq")]
 
 
-def test_queue_samples_start_when_the_node_started(broker, settings_for, channel, unique):
+def test_queue_samples_start_when_the_node_started(broker, session_for, channel, unique):
     queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 2)
-    with ManagementClient(settings_for()) as client:
-        uptime_ms = client.get_node(broker.node, ["uptime"])["uptime"]
-        # Taken with the uptime, not after the wait below (which would move it later).
-        started = time.time() - uptime_ms / 1000
-        detail = wait_until(
-            lambda: (
-                (found := fetch_queue_detail(client, "/", queue)).samples
-                and found.samples[-1].ready == 2
-                and found
-            ),
-            what="a sample with 2 ready",
-        )
+    session = session_for()
+    uptime_ms = session.client.get_node(broker.node, ["uptime"])["uptime"]
+    # Taken with the uptime, not after the wait below (which would move it later).
+    started = time.time() - uptime_ms / 1000
+    detail = wait_until(
+        lambda: (
+            (found := fetch_queue_detail(session, queue)).samples
+            and found.samples[-1].ready == 2
+            and found
+        ),
+        what="a sample with 2 ready",
+    )
     assert detail.samples[0].at.timestamp() >= started - 1
     assert len(detail.samples) <= 600 / 10 + 1
 
@@ -201,7 +195,7 @@ def test_purge_from_the_tenant_page_asks_for_the_name_and_is_audited(
 
 
 def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
-    settings_for, channel, unique, pod, console, tmp_path
+    settings_for, session_for, channel, unique, pod, console, tmp_path
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 4)
@@ -209,7 +203,7 @@ def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
     assert worker.hold(queue, prefetch=4, expect=4) == 4
     worker.reject_all(queue)
     worker.close()
-    settled(settings_for, exchange, lambda view, _: view.rows[0].dead_letters == 4)
+    settled(session_for, exchange, lambda view, _: view.rows[0].dead_letters == 4)
     audit = tmp_path / "audit.sqlite"
     app = acme_page(console, exchange, audit)
 
@@ -286,7 +280,7 @@ def test_onboarding_page_binds_a_pasted_list_with_a_result_per_row(
     ]
 
 
-def test_offboarding_page_asks_for_the_tenant_id(settings_for, channel, unique, console):
+def test_offboarding_page_asks_for_the_tenant_id(session_for, channel, unique, console):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
     app = console(page="pages/onboarding.py", WARREN_TENANT_EXCHANGE=exchange)
@@ -302,8 +296,7 @@ def test_offboarding_page_asks_for_the_tenant_id(settings_for, channel, unique, 
     assert app.success[0].value == literal(
         f"Unbound acme from {queue}. Deleted {queue} (0 messages dropped)."
     )
-    with ManagementClient(settings_for()) as client:
-        assert fetch_overview(client, "/", exchange).rows == []
+    assert fetch_overview(session_for(tenant_exchange=exchange)).rows == []
 
 
 def test_a_number_column_without_any_value_shows_empty_cells_not_none():

@@ -8,33 +8,30 @@ from datetime import UTC, datetime, timedelta
 
 import pika
 
-from dashboard.consumers import AckWatch, fetch_consumers, own_only_sentence
-from dashboard.management import ManagementClient
-from dashboard.models import ConsumerInfo
-from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
-from tests.conftest import wait_until
+from dashboard.broker.models import ConsumerInfo
+from dashboard.reads.consumers import AckWatch, fetch_consumers, own_only_sentence
+from tests.support.helpers import (
+    publish,
+    ready_and_consumers,
+    run_cli,
+    tenant_with_messages,
+    wait_until,
+)
 
 
-def consumers_when(settings, queue: str, expected: list, now=None, stuck_after=3600.0):
+def consumers_when(session, queue: str, expected: list, now=None):
     """The consumers of `queue` once their (connection, prefetch, unacked) equal `expected`,
-    in any order."""
-    with ManagementClient(settings) as client:
+    in any order (flagged with the session's stuck_after_seconds)."""
 
-        def matches():
-            loads = [
-                load
-                for load in fetch_consumers(
-                    client, "/", settings.tenant_exchange, stuck_after, now=now
-                ).loads
-                if load.queue == queue
-            ]
-            seen = [(load.connection, load.prefetch, load.unacked) for load in loads]
-            return loads if sorted(seen) == sorted(expected) else None
+    def matches():
+        loads = [load for load in fetch_consumers(session, now=now).loads if load.queue == queue]
+        seen = [(load.connection, load.prefetch, load.unacked) for load in loads]
+        return loads if sorted(seen) == sorted(expected) else None
 
-        return wait_until(matches, what=f"consumers {expected}")
+    return wait_until(matches, what=f"consumers {expected}")
 
 
-def test_three_consumers_over_two_connections_match_amqp(settings_for, channel, unique, pod):
+def test_three_consumers_over_two_connections_match_amqp(session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 20)
     pod_a, pod_b = pod("pod-a"), pod("pod-b")
@@ -44,7 +41,7 @@ def test_three_consumers_over_two_connections_match_amqp(settings_for, channel, 
     assert ready_and_consumers(channel, queue) == (10, 3)
 
     loads = consumers_when(
-        settings_for(tenant_exchange=exchange),
+        session_for(tenant_exchange=exchange, stuck_after_seconds=3600),
         queue,
         [("pod-a", 2, 2), ("pod-a", 5, 5), ("pod-b", 3, 3)],
     )
@@ -56,7 +53,7 @@ def test_three_consumers_over_two_connections_match_amqp(settings_for, channel, 
     assert {load.channel_consumers for load in loads} == {1}
 
 
-def test_connection_without_a_client_name_shows_its_peer(broker, settings_for, channel, unique):
+def test_connection_without_a_client_name_shows_its_peer(broker, session_for, channel, unique):
     queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 1)
     anonymous = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
     try:
@@ -66,7 +63,8 @@ def test_connection_without_a_client_name_shows_its_peer(broker, settings_for, c
         anonymous.process_data_events(time_limit=0.5)
         local_port = anonymous._impl._transport._sock.getsockname()[1]
 
-        consumers_when(settings_for(), queue, [(f"127.0.0.1:{local_port}", 1, 1)])
+        session = session_for(stuck_after_seconds=3600)
+        consumers_when(session, queue, [(f"127.0.0.1:{local_port}", 1, 1)])
     finally:
         anonymous.close()
 
@@ -75,9 +73,9 @@ def flags_by_tag(loads) -> dict[str, list[str]]:
     return {load.consumer_tag: [flag.kind for flag in load.flags] for load in loads}
 
 
-def test_flags_raised_and_not_raised(settings_for, channel, unique, pod):
+def test_flags_raised_and_not_raised(session_for, channel, unique, pod):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
     publish(channel, exchange, "acme", 4)
     empty = tenant_with_messages(channel, exchange, "calm", unique("calm"), 0)
@@ -86,9 +84,9 @@ def test_flags_raised_and_not_raised(settings_for, channel, unique, pod):
     unlimited = worker.consume(queue, prefetch=0, expect=2, tag="unlimited")
     idle = worker.consume(empty, prefetch=5, expect=0, tag="idle")
     autoack = worker.consume(empty, prefetch=5, expect=0, tag="autoack", auto_ack=True)
-    consumers_when(settings, queue, [("pod-flags", 2, 2), ("pod-flags", 0, 2)])
+    consumers_when(session, queue, [("pod-flags", 2, 2), ("pod-flags", 0, 2)])
 
-    later = wait_until(lambda: _all_idle(settings, queue, empty), what="idle channels")
+    later = wait_until(lambda: _all_idle(session, session_for, queue, empty), what="idle channels")
     fresh = flags_by_tag(later(stuck_after=3600, seconds_later=0))
     assert fresh == {
         saturated: [],
@@ -106,28 +104,17 @@ def test_flags_raised_and_not_raised(settings_for, channel, unique, pod):
     }
 
 
-def _all_idle(settings, *queues: str):
+def _all_idle(session, session_for, *queues: str):
     """Once every consumer's channel reports `idle_since`, a function of (stuck_after, seconds
     later than now) that fetches the consumers of `queues` as if that much time had passed."""
-    with ManagementClient(settings) as client:
-        loads = [
-            load
-            for load in fetch_consumers(client, "/", settings.tenant_exchange, 3600).loads
-            if load.queue in queues
-        ]
+    loads = [load for load in fetch_consumers(session).loads if load.queue in queues]
     if len(loads) != 4 or any(load.idle_since is None for load in loads):
         return None
 
     def at(stuck_after: float, seconds_later: float):
         now = datetime.now(UTC) + timedelta(seconds=seconds_later)
-        with ManagementClient(settings) as client:
-            return [
-                load
-                for load in fetch_consumers(
-                    client, "/", settings.tenant_exchange, stuck_after, now=now
-                ).loads
-                if load.queue in queues
-            ]
+        later = session_for(tenant_exchange=session.exchange, stuck_after_seconds=stuck_after)
+        return [load for load in fetch_consumers(later, now=now).loads if load.queue in queues]
 
     return at
 
@@ -180,7 +167,7 @@ def test_ack_watch_remembers_since_when_acks_stood_still():
     )
 
 
-def test_consumers_sharing_a_channel_share_its_limit(settings_for, channel, unique, pod):
+def test_consumers_sharing_a_channel_share_its_limit(session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
     worker = pod("pod-shared")
@@ -189,11 +176,10 @@ def test_consumers_sharing_a_channel_share_its_limit(settings_for, channel, uniq
     worker.consume(queue, prefetch=2, expect=1, tag="second", channel=shared)
 
     loads = consumers_when(
-        settings_for(tenant_exchange=exchange),
+        session_for(tenant_exchange=exchange, stuck_after_seconds=1),
         queue,
         [("pod-shared", 2, 3), ("pod-shared", 2, 3)],
         now=datetime.now(UTC) + timedelta(days=1),
-        stuck_after=1,
     )
 
     assert [(load.channel_consumers, load.channel_prefetch, load.load) for load in loads] == [
@@ -204,7 +190,7 @@ def test_consumers_sharing_a_channel_share_its_limit(settings_for, channel, uniq
 
 
 def test_a_user_without_the_monitoring_tag_is_told_what_it_cannot_see(
-    broker, settings_for, channel, unique, pod
+    broker, session_for, channel, unique, pod
 ):
     name = unique("manager")
     broker.ctl("add_user", name, "pw-of-test")
@@ -213,10 +199,9 @@ def test_a_user_without_the_monitoring_tag_is_told_what_it_cannot_see(
     try:
         queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 1)
         assert pod("pod-other-user").hold(queue, prefetch=1, expect=1) == 1
-        with ManagementClient(settings_for(username=name, password="pw-of-test")) as client:
-            report = fetch_consumers(client, "/", "tenants", 3600)
-        with ManagementClient(settings_for()) as client:
-            full = fetch_consumers(client, "/", "tenants", 3600)
+        manager = session_for(username=name, password="pw-of-test", stuck_after_seconds=3600)
+        report = fetch_consumers(manager)
+        full = fetch_consumers(session_for(stuck_after_seconds=3600))
     finally:
         broker.ctl("delete_user", name)
     assert (report.own_only, full.own_only) == (True, False)
@@ -231,3 +216,30 @@ def test_a_closing_channel_is_not_an_error():
     closing = {"consumer_tag": "t", "queue": {"name": "q", "vhost": "/"}, "channel_details": {}}
     assert ConsumerInfo.model_validate(closing).channel_details is None
     assert ConsumerInfo.model_validate(closing | {"channel_details": []}).channel_details is None
+
+
+def test_consumers_by_pod_sums_each_pod_once_per_channel(broker, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 10)
+    holder = pod(unique("pod-sum"))
+    assert holder.hold(queue, prefetch=2, expect=2) == 2
+    assert holder.hold(queue, prefetch=3, expect=3) == 3
+
+    def listed():
+        done = run_cli(
+            broker, None, "consumers", "--by-pod", "--json", WARREN_TENANT_EXCHANGE=exchange
+        )
+        mine = [record for record in json.loads(done.stdout) if record["connection"] == holder.name]
+        return mine if mine and mine[0]["unacked"] == 5 else None
+
+    [record] = wait_until(listed, what="the pod to show 5 unacked")
+    assert {key: record[key] for key in ("consumers", "unacked", "prefetch", "queues")} == {
+        "consumers": 2,
+        "unacked": 5,
+        "prefetch": 5,
+        "queues": [queue],
+    }
+    table = run_cli(broker, None, "consumers", "--by-pod", WARREN_TENANT_EXCHANGE=exchange)
+    assert table.returncode == 0, table.stderr
+    [row] = [line.split() for line in table.stdout.splitlines() if line.startswith(holder.name)]
+    assert row == [holder.name, "2", "5", "5", queue]

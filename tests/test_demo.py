@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from dashboard.localbroker import free_port
-from tests.conftest import wait_until
+from dashboard.local.rabbitmq import free_port
+from tests.support.helpers import wait_until
 
 ENV = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
 

@@ -8,13 +8,12 @@ import threading
 import pika
 import pytest
 
-from dashboard.amqp import close_quietly, ready_count
-from dashboard.mover import MAX_WINDOW, Mover, to_queue
-from dashboard.poll import overview_poll
+from dashboard.actions.mover import MAX_WINDOW, Mover, to_queue
+from dashboard.broker.amqp import close_quietly
+from dashboard.broker.session import Session
+from dashboard.reads.poll import overview_poll
 from dashboard.settings import load_settings
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
-from tests.test_mover import drain, fill
+from tests.support.helpers import drain, fill, ready_count, tenant_with_messages, wait_until
 
 
 @pytest.fixture
@@ -33,6 +32,20 @@ def node_settings(node, tmp_path):
         history_db=tmp_path / "history.sqlite",
         audit_db=tmp_path / "audit.sqlite",
     )
+
+
+@pytest.fixture
+def node_session(node_settings):
+    """Sessions on the node, from `node_settings` with `updates`; all closed after the test."""
+    made: list[Session] = []
+
+    def make(**updates) -> Session:
+        made.append(Session(node_settings.model_copy(update=updates)))
+        return made[-1]
+
+    yield make
+    for session in made:
+        session.close()
 
 
 def confirming_channel(node):
@@ -54,12 +67,11 @@ def open_descriptors() -> int:
 
 
 def test_polling_through_a_broker_stop_shows_stale_data_then_recovers(
-    node, node_settings, node_channel, unique
+    node, node_session, node_channel, unique
 ):
     exchange = unique("tenants")
     tenant_with_messages(node_channel, exchange, "acme", unique("acme"), 4)
-    settings = node_settings.model_copy(update={"tenant_exchange": exchange})
-    poll = overview_poll(settings, None)
+    poll = overview_poll(node_session(tenant_exchange=exchange), None)
     good = wait_until(
         lambda: (snap := poll.get()).data and snap.data.totals.ready == 4 and snap,
         what="4 ready messages",
@@ -83,14 +95,14 @@ def test_polling_through_a_broker_stop_shows_stale_data_then_recovers(
 
 
 def test_a_broker_restart_during_a_move_loses_nothing_and_a_rerun_completes(
-    node, node_settings, node_channel, unique
+    node, node_settings, node_session, node_channel, unique
 ):
     source, target = unique("src"), unique("dst")
     for queue in (source, target):
         node_channel.queue_declare(queue, durable=True)
     fill(node_channel, source, 30000)
     # Slowed down, so that the restart lands mid-move.
-    moving = Mover(node_settings, source, to_queue(target), limit=30000, rate=2000)
+    moving = Mover(node_session(), source, to_queue(target), limit=30000, rate=2000)
     outcome = []
     mover = threading.Thread(target=lambda: outcome.append(moving.run()))
     mover.start()
@@ -109,7 +121,7 @@ def test_a_broker_restart_during_a_move_loses_nothing_and_a_rerun_completes(
     assert in_target >= result.moved  # every confirmed copy survived the restart
     assert 30000 <= in_source + in_target <= 30000 + MAX_WINDOW
 
-    rerun = Mover(node_settings, source, to_queue(target), limit=in_source).run()
+    rerun = Mover(node_session(), source, to_queue(target), limit=in_source).run()
 
     assert rerun.clean and rerun.moved == in_source
     after = confirming_channel(node)

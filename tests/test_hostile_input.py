@@ -11,14 +11,13 @@ import pika
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.cli import _cell
+from dashboard.actions.bind import TENANT_ID, TENANT_RULE, check_tenant_id
+from dashboard.broker.management import api_path
+from dashboard.cli.output import cell
 from dashboard.errors import WarrenError
-from dashboard.management import api_path
-from dashboard.messages import SHOW_CHARS, decode_message, render_payload
-from dashboard.onboarding import TENANT_ID, TENANT_RULE, check_tenant_id
+from dashboard.reads.peek import SHOW_CHARS, decode_message, render_payload
 from pages.components.formatting import literal
-from tests.amqp_helpers import tenant_with_messages
-from tests.cli_helpers import run_cli
+from tests.support.helpers import run_cli, tenant_with_messages
 
 PUNCTUATION = set(string.punctuation)
 # What a publisher can put in a header, as the management API gives it back: JSON values, nested.
@@ -95,8 +94,8 @@ def test_any_headers_and_x_death_decode(headers, deaths, payload):
 
 @given(st.text())
 def test_a_table_cell_prints_no_control_character(value):
-    cell = _cell(value)
-    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", cell)
+    printed = cell(value)
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", printed)
 
 
 def test_deeply_nested_json_is_shown_as_text():

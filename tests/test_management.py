@@ -4,13 +4,12 @@ import time
 
 import pytest
 
+from dashboard.broker.management import ManagementClient
 from dashboard.errors import BrokerUnreachable, Forbidden, ServerError
-from dashboard.localbroker import free_port
-from dashboard.management import ManagementClient, reading_from
-from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
-from tests.faultserver import FaultServer
+from dashboard.local.rabbitmq import free_port
+from dashboard.reads.overview import fetch_overview
+from tests.support.faultserver import FaultServer
+from tests.support.helpers import tenant_with_messages, wait_until
 
 READ_ONLY = ("", "", ".*")  # configure, write, read
 
@@ -26,26 +25,25 @@ def test_user_without_management_tag_is_refused_with_the_reason(settings_for, br
     )
 
 
-def test_monitoring_user_needs_access_to_the_vhost(settings_for, broker_user):
+def test_monitoring_user_needs_access_to_the_vhost(session_for, broker_user):
     name, password = broker_user("monitoring", None)
-    settings = settings_for(username=name, password=password)
-    with ManagementClient(settings) as client, pytest.raises(Forbidden) as caught:
-        fetch_overview(client, "/", "tenants")
+    session = session_for(username=name, password=password)
+    with pytest.raises(Forbidden) as caught:
+        fetch_overview(session)
     assert "User not authorised to access virtual host (401)." in str(caught.value)
 
 
 def test_monitoring_user_with_read_permission_sees_the_overview(
-    settings_for, channel, unique, broker_user
+    session_for, channel, unique, broker_user
 ):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
     name, password = broker_user("monitoring", READ_ONLY)
-    settings = settings_for(username=name, password=password)
-    with ManagementClient(settings) as client:
-        overview = wait_until(
-            lambda: (view := fetch_overview(client, "/", exchange)).totals.ready == 2 and view,
-            what="2 ready",
-        )
+    session = session_for(username=name, password=password, tenant_exchange=exchange)
+    overview = wait_until(
+        lambda: (view := fetch_overview(session)).totals.ready == 2 and view,
+        what="2 ready",
+    )
     assert [(row.tenant, row.queue) for row in overview.rows] == [("acme", queue)]
 
 
@@ -109,9 +107,10 @@ def test_with_several_nodes_it_reads_from_the_first_that_answers(broker, setting
     settings = settings_for(management_url=f"{stopped}, {broker.management_url}")
 
     with ManagementClient(settings) as client:
-        assert client.answering_node() == broker.node
+        assert client.answering().node == broker.node
         assert client.base_url == broker.management_url
-    assert reading_from(settings) == broker.management_url
+    # A new client starts at the node that answered last.
+    assert ManagementClient(settings).base_url == broker.management_url
 
 
 def test_when_no_node_answers_the_sentence_names_each(settings_for):

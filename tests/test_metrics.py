@@ -1,12 +1,10 @@
 """Counts from the broker's Prometheus endpoint: the same numbers as the management API, only
 from this broker, with the topology listed again when a queue appears."""
 
-from dashboard.localbroker import free_port
-from dashboard.management import ManagementClient
-from dashboard.metrics import QueueCounts, QueueMetrics, parse_metrics
-from dashboard.tenants import OverviewReader, fetch_overview
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
+from dashboard.broker.metrics import QueueCounts, parse_metrics
+from dashboard.local.rabbitmq import free_port
+from dashboard.reads.overview import OverviewReader, fetch_overview
+from tests.support.helpers import tenant_with_messages, wait_until
 
 SAMPLE = """# TYPE rabbitmq_detailed_queue_messages_ready gauge
 rabbitmq_detailed_queue_messages_ready{vhost="/",queue="plain"} 3
@@ -29,30 +27,23 @@ def test_the_endpoint_text_is_read_per_queue_of_the_vhost():
     }
 
 
-def reader_for(settings, **overrides) -> OverviewReader:
-    settings = settings.model_copy(update=overrides)
-    metrics = QueueMetrics(settings.metrics_url, 5) if settings.metrics_url != "off" else None
-    return OverviewReader(ManagementClient(settings), settings, metrics)
-
-
 def counts(overview) -> list[tuple]:
     return [(r.tenant, r.ready, r.unacked, r.consumers, r.dead_letters) for r in overview.rows]
 
 
-def test_counts_from_the_endpoint_equal_the_management_api(settings_for, channel, unique, pod):
+def test_counts_from_the_endpoint_equal_the_management_api(session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 5)
     tenant_with_messages(channel, exchange, "bravo", unique("bravo"), 2)
     channel.basic_publish("", f"{queue}.dlq", b"dead", mandatory=True)
     assert pod(unique("pod")).hold(queue, prefetch=2, expect=2) == 2
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     expected = [("acme", 3, 2, 1, 1), ("bravo", 2, 0, 0, 0)]
-    with ManagementClient(settings) as client:
-        wait_until(
-            lambda: counts(fetch_overview(client, "/", exchange)) == expected,
-            what="the management API's counts to settle",
-        )
-    reader = reader_for(settings)
+    wait_until(
+        lambda: counts(fetch_overview(session)) == expected,
+        what="the management API's counts to settle",
+    )
+    reader = OverviewReader(session)
 
     listed, from_metrics = reader.read(), reader.read()
 
@@ -61,10 +52,10 @@ def test_counts_from_the_endpoint_equal_the_management_api(settings_for, channel
     assert from_metrics.totals == listed.totals
 
 
-def test_a_new_tenant_queue_shows_on_the_next_read(settings_for, channel, unique):
+def test_a_new_tenant_queue_shows_on_the_next_read(session_for, channel, unique):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
-    reader = reader_for(settings_for(tenant_exchange=exchange), topology_seconds=3600)
+    reader = OverviewReader(session_for(tenant_exchange=exchange, topology_seconds=3600))
     assert [row.tenant for row in reader.read().rows] == ["acme"]
 
     tenant_with_messages(channel, exchange, "bravo", unique("bravo"), 0)
@@ -75,22 +66,22 @@ def test_a_new_tenant_queue_shows_on_the_next_read(settings_for, channel, unique
     )
 
 
-def test_another_brokers_endpoint_is_never_used(settings_for, channel, unique, second_broker):
+def test_another_brokers_endpoint_is_never_used(session_for, channel, unique, second_broker):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
-    reader = reader_for(
-        settings_for(tenant_exchange=exchange), metrics_url=second_broker.metrics_url
+    reader = OverviewReader(
+        session_for(tenant_exchange=exchange, metrics_url=second_broker.metrics_url)
     )
     reads = [reader.read(), reader.read()]
     assert [overview.counts_from for overview in reads] == ["management", "management"]
     assert reader.metrics is None
 
 
-def test_no_endpoint_where_auto_looks_means_the_management_api(settings_for, channel, unique):
+def test_no_endpoint_where_auto_looks_means_the_management_api(session_for, channel, unique):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
-    reader = reader_for(
-        settings_for(tenant_exchange=exchange), metrics_url=f"http://127.0.0.1:{free_port()}"
+    reader = OverviewReader(
+        session_for(tenant_exchange=exchange, metrics_url=f"http://127.0.0.1:{free_port()}")
     )
     reads = [reader.read(), reader.read()]
     assert [overview.counts_from for overview in reads] == ["management", "management"]

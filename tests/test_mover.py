@@ -5,49 +5,17 @@ import threading
 
 import pika
 
-from dashboard.amqp import ready_count
-from dashboard.localbroker import free_port
-from dashboard.mover import MAX_WINDOW, Mover, to_queue, window_for
+from dashboard.actions.mover import MAX_WINDOW, Mover, to_queue, window_for
+from dashboard.local.rabbitmq import free_port
+from tests.support.helpers import declare, drain, fill, ready_count
 
 
-def fill(channel, queue: str, count: int, headers: dict | None = None, **properties) -> None:
-    """`count` persistent messages m-0, m-1, ... (body and message id), header n = number."""
-    for number in range(count):
-        channel.basic_publish(
-            "",
-            queue,
-            f"m-{number}".encode(),
-            pika.BasicProperties(
-                delivery_mode=2,
-                message_id=f"m-{number}",
-                headers={"n": number, **(headers or {})},
-                **properties,
-            ),
-            mandatory=True,
-        )
-
-
-def drain(channel, queue: str) -> list[tuple[bytes, pika.BasicProperties]]:
-    """Every message of `queue`, taken for good, in queue order."""
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return messages
-        messages.append((body, properties))
-
-
-def declare(channel, *queues: str, **arguments) -> None:
-    for queue in queues:
-        channel.queue_declare(queue, durable=True, arguments=arguments or None)
-
-
-def test_move_keeps_every_property_and_counts_exactly(settings_for, channel, unique):
+def test_move_keeps_every_property_and_counts_exactly(session_for, settings_for, channel, unique):
     source, target = unique("src"), unique("dst")
     declare(channel, source, target, **{"x-max-priority": 10})
     fill(channel, source, 500, priority=4, content_type="text/plain", correlation_id="c-1")
 
-    result = Mover(settings_for(), source, to_queue(target), limit=500, window=100).run()
+    result = Mover(session_for(), source, to_queue(target), limit=500, window=100).run()
 
     assert (result.moved, result.failed, result.delivered, result.skipped) == (500, 0, 500, 0)
     assert ready_count(settings_for(), source) == 0
@@ -64,23 +32,23 @@ def test_move_keeps_every_property_and_counts_exactly(settings_for, channel, uni
     assert first.delivery_mode == 2
 
 
-def test_limit_moves_that_many_and_leaves_the_rest(settings_for, channel, unique):
+def test_limit_moves_that_many_and_leaves_the_rest(session_for, settings_for, channel, unique):
     source, target = unique("src"), unique("dst")
     declare(channel, source, target)
     fill(channel, source, 50)
 
-    result = Mover(settings_for(), source, to_queue(target), limit=10, window=4).run()
+    result = Mover(session_for(), source, to_queue(target), limit=10, window=4).run()
 
     assert (result.moved, result.failed) == (10, 0)
     assert (ready_count(settings_for(), source), ready_count(settings_for(), target)) == (40, 10)
 
 
-def test_unroutable_target_stops_and_loses_nothing(settings_for, channel, unique):
+def test_unroutable_target_stops_and_loses_nothing(session_for, settings_for, channel, unique):
     source = unique("src")
     declare(channel, source)
     fill(channel, source, 30)
 
-    result = Mover(settings_for(), source, to_queue(unique("missing")), limit=30, window=10).run()
+    result = Mover(session_for(), source, to_queue(unique("missing")), limit=30, window=10).run()
 
     assert result.moved == 0
     assert result.stopped == "a copy could not be routed to its target (returned)"
@@ -88,7 +56,9 @@ def test_unroutable_target_stops_and_loses_nothing(settings_for, channel, unique
     assert ready_count(settings_for(), source) == 30
 
 
-def test_full_target_refuses_and_the_rest_stays_in_the_source(settings_for, channel, unique):
+def test_full_target_refuses_and_the_rest_stays_in_the_source(
+    session_for, settings_for, channel, unique
+):
     source, target = unique("src"), unique("dst")
     declare(channel, source)
     channel.queue_declare(
@@ -96,7 +66,7 @@ def test_full_target_refuses_and_the_rest_stays_in_the_source(settings_for, chan
     )
     fill(channel, source, 40)
 
-    result = Mover(settings_for(), source, to_queue(target), limit=40, window=1).run()
+    result = Mover(session_for(), source, to_queue(target), limit=40, window=1).run()
 
     assert result.stopped == "the broker refused a copy (nack)"
     assert result.moved == 5
@@ -108,7 +78,7 @@ def test_full_target_refuses_and_the_rest_stays_in_the_source(settings_for, chan
     assert ids == {f"m-{n}".encode() for n in range(40)}
 
 
-def test_cancel_stops_with_exact_counts(settings_for, channel, unique):
+def test_cancel_stops_with_exact_counts(session_for, settings_for, channel, unique):
     source, target = unique("src"), unique("dst")
     declare(channel, source, target)
     fill(channel, source, 200)
@@ -119,7 +89,7 @@ def test_cancel_stops_with_exact_counts(settings_for, channel, unique):
             cancel.set()
 
     result = Mover(
-        settings_for(),
+        session_for(),
         source,
         to_queue(target),
         limit=200,
@@ -142,7 +112,7 @@ def test_the_window_holds_about_16_mib_of_the_largest_message_seen():
     assert window_for(0, most=7) == 7
 
 
-def test_bodies_of_every_size_arrive_byte_for_byte(settings_for, channel, unique):
+def test_bodies_of_every_size_arrive_byte_for_byte(session_for, channel, unique):
     """Empty, tiny, exactly one frame, just over one frame and many frames (frame_max 128 KiB)."""
     source, target = unique("src"), unique("dst")
     declare(channel, source, target)
@@ -153,7 +123,7 @@ def test_bodies_of_every_size_arrive_byte_for_byte(settings_for, channel, unique
         properties = pika.BasicProperties(delivery_mode=2, headers={"n": number}, priority=number)
         channel.basic_publish("", source, body, properties, mandatory=True)
 
-    result = Mover(settings_for(), source, to_queue(target), limit=len(bodies)).run()
+    result = Mover(session_for(), source, to_queue(target), limit=len(bodies)).run()
 
     assert (result.moved, result.failed) == (len(bodies), 0)
     moved = drain(channel, target)
@@ -164,14 +134,14 @@ def test_bodies_of_every_size_arrive_byte_for_byte(settings_for, channel, unique
 
 
 def test_with_several_nodes_it_moves_through_the_first_that_answers(
-    settings_for, broker, channel, unique
+    session_for, broker, channel, unique
 ):
     source, target = unique("src"), unique("dst")
     declare(channel, source, target)
     fill(channel, source, 30)
     stopped = f"amqp://127.0.0.1:{free_port()}/%2F"
-    settings = settings_for(amqp_url=f"{stopped},{broker.amqp_url}")
+    session = session_for(amqp_url=f"{stopped},{broker.amqp_url}")
 
-    result = Mover(settings, source, to_queue(target), limit=30).run()
+    result = Mover(session, source, to_queue(target), limit=30).run()
 
-    assert (result.moved, ready_count(settings, target)) == (30, 30)
+    assert (result.moved, ready_count(session.settings, target)) == (30, 30)

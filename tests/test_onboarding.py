@@ -6,10 +6,9 @@ import json
 import pika
 import pytest
 
-from dashboard.amqp import queue_counts
-from dashboard.audit import AuditLog
+from dashboard.actions.audit import AuditLog
 from dashboard.errors import NotFound
-from tests.cli_helpers import run_cli
+from tests.support.helpers import queue_counts, run_cli
 
 
 def bind(broker, tmp_path, exchange: str, *args: str):
@@ -46,7 +45,7 @@ def test_bind_twice_creates_once(broker, settings_for, channel, unique, tmp_path
     assert outcomes == ["unchanged", "created"]
 
 
-def test_a_different_argument_is_named_and_changes_nothing(broker, settings_for, unique, tmp_path):
+def test_a_different_argument_is_named_and_changes_nothing(broker, session_for, unique, tmp_path):
     exchange, tenant, plain = unique("tenants"), unique("acme"), unique("plain")
     assert bind(broker, tmp_path, exchange, "--tenant", tenant).returncode == 0
     assert bind(broker, tmp_path, exchange, "--tenant", plain, "--no-dead-letters").returncode == 0
@@ -65,7 +64,7 @@ def test_a_different_argument_is_named_and_changes_nothing(broker, settings_for,
     assert "a different x-dead-letter-exchange" in row["error"]
     # The dead-letter queue that request also asked for was not created.
     with pytest.raises(NotFound):
-        queue_counts(settings_for(), f"tenant.{plain}.dlq")
+        session_for().queue_counts(f"tenant.{plain}.dlq")
 
 
 def test_bulk_from_a_file_with_a_result_per_row(broker, settings_for, unique, tmp_path):
@@ -105,7 +104,7 @@ def test_bulk_from_a_file_with_a_result_per_row(broker, settings_for, unique, tm
     connection.close()
 
 
-def test_without_yes_nothing_is_declared(broker, settings_for, unique, tmp_path):
+def test_without_yes_nothing_is_declared(broker, session_for, unique, tmp_path):
     exchange, tenant = unique("tenants"), unique("acme")
     done = run_cli(
         broker, tmp_path / "audit.sqlite", "bind", "--exchange", exchange, "--tenant", tenant
@@ -113,11 +112,11 @@ def test_without_yes_nothing_is_declared(broker, settings_for, unique, tmp_path)
     assert done.returncode == 1
     assert done.stderr.endswith("Nothing was changed: add --yes to do it.\n")
     with pytest.raises(NotFound):
-        queue_counts(settings_for(), f"tenant.{tenant}")
+        session_for().queue_counts(f"tenant.{tenant}")
 
 
 def test_unbind_refuses_a_non_empty_queue_unless_forced(
-    broker, settings_for, channel, unique, tmp_path
+    broker, settings_for, session_for, channel, unique, tmp_path
 ):
     exchange, tenant = unique("tenants"), unique("acme")
     assert bind(broker, tmp_path, exchange, "--tenant", tenant).returncode == 0
@@ -141,7 +140,7 @@ def test_unbind_refuses_a_non_empty_queue_unless_forced(
         "dropped": 1,
     }
     with pytest.raises(NotFound):
-        queue_counts(settings_for(), f"tenant.{tenant}")
+        session_for().queue_counts(f"tenant.{tenant}")
     assert queue_counts(settings_for(), f"tenant.{tenant}.dlq") == (0, 0)  # kept
     assert [r.outcome for r in AuditLog(audit).records()][:2] == ["ok", "failed"]
 

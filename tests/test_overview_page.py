@@ -4,24 +4,23 @@ import re
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard.management import ManagementClient
-from dashboard.tenants import fetch_overview
+from dashboard.local.rabbitmq import free_port
+from dashboard.reads.overview import fetch_overview
 from pages.components.formatting import literal
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
-from tests.tcpproxy import TcpProxy
+from tests.support.helpers import tenant_with_messages, wait_until
+from tests.support.tcpproxy import TcpProxy
 
 
-def settled(settings_for, exchange: str, ready: int, consumers: int = 0) -> None:
+def settled(session_for, exchange: str, ready: int, consumers: int = 0) -> None:
     """Wait until the management API's lagging stats show `ready` messages and `consumers`
     consumers in total (a consumer's count can arrive a stats emission after the messages')."""
-    with ManagementClient(settings_for(tenant_exchange=exchange)) as client:
-        wait_until(
-            lambda: (lambda totals: (totals.ready, totals.consumers) == (ready, consumers))(
-                fetch_overview(client, "/", exchange).totals
-            ),
-            what=f"{ready} ready messages and {consumers} consumers",
-        )
+    session = session_for(tenant_exchange=exchange)
+    wait_until(
+        lambda: (lambda totals: (totals.ready, totals.consumers) == (ready, consumers))(
+            fetch_overview(session).totals
+        ),
+        what=f"{ready} ready messages and {consumers} consumers",
+    )
 
 
 def metrics(app: AppTest) -> dict[str, str]:
@@ -29,13 +28,13 @@ def metrics(app: AppTest) -> dict[str, str]:
 
 
 def test_overview_shows_headline_and_tenants_most_ready_first(
-    settings_for, channel, unique, console, pod
+    session_for, channel, unique, console, pod
 ):
     exchange = unique("tenants")
     busy = tenant_with_messages(channel, exchange, "busy", unique("busy"), 1500)
     calm = tenant_with_messages(channel, exchange, "calm", unique("calm"), 4)
     assert pod("pod-page").hold(calm, prefetch=2, expect=2) == 2
-    settled(settings_for, exchange, 1500 + 2, consumers=1)
+    settled(session_for, exchange, 1500 + 2, consumers=1)
 
     app = console(WARREN_TENANT_EXCHANGE=exchange)
 
@@ -48,12 +47,12 @@ def test_overview_shows_headline_and_tenants_most_ready_first(
     ]
 
 
-def test_filter_from_the_deep_link(settings_for, channel, unique, console):
+def test_filter_from_the_deep_link(session_for, channel, unique, console):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme-eu", unique("a"), 1)
     tenant_with_messages(channel, exchange, "acme-us", unique("b"), 2)
     tenant_with_messages(channel, exchange, "globex", unique("c"), 3)
-    settled(settings_for, exchange, 6)
+    settled(session_for, exchange, 6)
 
     app = console({"q": "ACME"}, WARREN_TENANT_EXCHANGE=exchange)
 
@@ -67,11 +66,11 @@ def test_filter_from_the_deep_link(settings_for, channel, unique, console):
 
 
 def test_stale_banner_keeps_last_data_and_clears_when_broker_returns(
-    broker, settings_for, channel, unique, console
+    broker, session_for, channel, unique, console
 ):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 7)
-    settled(settings_for, exchange, 7)
+    settled(session_for, exchange, 7)
     proxy = TcpProxy(broker.management_port)
     try:
         # Counts from the management API only: the proxy cuts that one.
@@ -129,8 +128,6 @@ def test_bad_setting_is_one_line_on_the_page(console):
 
 
 def test_broker_never_reached_shows_banner_without_data(console):
-    from dashboard.localbroker import free_port
-
     app = console(WARREN_MANAGEMENT_URL=f"http://127.0.0.1:{free_port()}")
     assert not app.exception
     assert "No data has been read yet." in app.error[0].value
@@ -138,12 +135,12 @@ def test_broker_never_reached_shows_banner_without_data(console):
 
 
 def test_many_flagged_tenants_make_25_links_and_the_table_keeps_the_top_rows(
-    settings_for, channel, unique, console
+    session_for, channel, unique, console
 ):
     exchange = unique("tenants")
     for number in range(30):
         tenant_with_messages(channel, exchange, f"t{number:02d}", unique(f"q{number:02d}"), 1)
-    settled(settings_for, exchange, 30)
+    settled(session_for, exchange, 30)
 
     app = console(WARREN_TENANT_EXCHANGE=exchange)
     app.get("button_group")[0].set_value("top 100").run()

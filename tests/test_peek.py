@@ -8,16 +8,15 @@ import sys
 import pika
 import pytest
 
-from dashboard.management import ManagementClient
-from dashboard.messages import SHOW_CHARS, ConfirmationRequired, peek
-from tests.amqp_helpers import ready_and_consumers, tenant_with_messages
+from dashboard.reads.peek import SHOW_CHARS, ConfirmationRequired, peek
+from tests.support.helpers import ready_and_consumers, tenant_with_messages
 
 
 def put(channel, queue: str, body: bytes, **properties) -> None:
     channel.basic_publish("", queue, body, pika.BasicProperties(**properties), mandatory=True)
 
 
-def test_x_death_from_reject_and_from_ttl_expiry(settings_for, channel, unique, pod):
+def test_x_death_from_reject_and_from_ttl_expiry(session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
     worker = pod("pod-peek")
@@ -36,8 +35,7 @@ def test_x_death_from_reject_and_from_ttl_expiry(settings_for, channel, unique, 
     dead_letters = f"{queue}.dlq"
     _wait_for_ready(channel, dead_letters, 2)
 
-    with ManagementClient(settings_for()) as client:
-        result = peek(client, "/", dead_letters, 5)
+    result = peek(session_for(), dead_letters, 5)
 
     rejected, expired = result.messages
     [death] = rejected.deaths
@@ -81,15 +79,15 @@ PAYLOADS = {
 }
 
 
-def test_awkward_payloads_are_shown_as_plain_data(settings_for, channel, unique):
+def test_awkward_payloads_are_shown_as_plain_data(session_for, channel, unique):
     queue = unique("payloads")
     channel.queue_declare(queue)
     for name, body in PAYLOADS.items():
         put(channel, queue, body, message_id=name)
 
-    with ManagementClient(settings_for()) as client:
-        first = peek(client, "/", queue, len(PAYLOADS))
-        result = peek(client, "/", queue, len(PAYLOADS))
+    session = session_for()
+    first = peek(session, queue, len(PAYLOADS))
+    result = peek(session, queue, len(PAYLOADS))
 
     assert {message.redelivered for message in first.messages} == {False}
     assert {message.redelivered for message in result.messages} == {True}
@@ -111,33 +109,32 @@ def test_awkward_payloads_are_shown_as_plain_data(settings_for, channel, unique)
     _wait_for_ready(channel, queue, len(PAYLOADS))
 
 
-def test_ten_megabyte_payload_is_cut_not_fetched_whole(settings_for, channel, unique):
+def test_ten_megabyte_payload_is_cut_not_fetched_whole(session_for, channel, unique):
     queue = unique("big")
     channel.queue_declare(queue)
     put(channel, queue, b"x" * 10_485_760)
 
-    with ManagementClient(settings_for()) as client:
-        [message] = peek(client, "/", queue, 1).messages
+    [message] = peek(session_for(), queue, 1).messages
 
     assert (message.size, message.kind, message.truncated) == (10_485_760, "text", True)
     assert message.shown == "x" * SHOW_CHARS
     _wait_for_ready(channel, queue, 1)
 
 
-def test_quorum_queue_needs_confirmation(settings_for, channel, unique):
+def test_quorum_queue_needs_confirmation(session_for, channel, unique):
     queue = unique("quorum")
     channel.queue_declare(
         queue, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 5}
     )
     put(channel, queue, b"job")
-    with ManagementClient(settings_for()) as client:
-        with pytest.raises(ConfirmationRequired) as caught:
-            peek(client, "/", queue, 1)
-        assert "Its delivery limit is 5." in str(caught.value)
-        assert ready_and_consumers(channel, queue) == (1, 0)
+    session = session_for()
+    with pytest.raises(ConfirmationRequired) as caught:
+        peek(session, queue, 1)
+    assert "Its delivery limit is 5." in str(caught.value)
+    assert ready_and_consumers(channel, queue) == (1, 0)
 
-        [first] = peek(client, "/", queue, 1, confirmed=True).messages
-        [second] = peek(client, "/", queue, 1, confirmed=True).messages
+    [first] = peek(session, queue, 1, confirmed=True).messages
+    [second] = peek(session, queue, 1, confirmed=True).messages
 
     # Each peek returned the message to the queue, and each return counted as a delivery
     # (RabbitMQ 3.10 sends the count from 0; 4.0 leaves it out until it is 1).
@@ -164,14 +161,13 @@ def test_peek_cli(broker, channel, unique):
     assert '      "job": 1' in done.stdout.splitlines()
 
 
-def test_publisher_set_x_death_junk_does_not_break_peek(settings_for, channel, unique):
+def test_publisher_set_x_death_junk_does_not_break_peek(session_for, channel, unique):
     queue = unique("junk-death")
     channel.queue_declare(queue)
     put(channel, queue, b"a", headers={"x-death": "not a list"})
     put(channel, queue, b"b", headers={"x-death": [{"count": "many", "reason": "rejected"}]})
 
-    with ManagementClient(settings_for()) as client:
-        result = peek(client, "/", queue, 2)
+    result = peek(session_for(), queue, 2)
 
     assert [(m.shown, m.deaths) for m in result.messages] == [("a", []), ("b", [])]
 
@@ -196,7 +192,7 @@ def test_peek_cli_refuses_a_quorum_queue_without_yes(broker, channel, unique):
 
 
 def test_a_quorum_queue_without_a_limit_has_the_limit_of_its_version(
-    settings_for, channel, unique, broker_version
+    session_for, channel, unique, broker_version
 ):
     queue = unique("quorum-unlimited")
     channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -206,7 +202,7 @@ def test_a_quorum_queue_without_a_limit_has_the_limit_of_its_version(
         4: f"Its delivery limit is 20, RabbitMQ {version}'s default: none is set.",
     }[broker_version.major]
 
-    with ManagementClient(settings_for()) as client, pytest.raises(ConfirmationRequired) as caught:
-        peek(client, "/", queue, 1)
+    with pytest.raises(ConfirmationRequired) as caught:
+        peek(session_for(), queue, 1)
 
     assert expected in str(caught.value)

@@ -6,10 +6,9 @@ import time
 import pytest
 
 from dashboard.errors import BrokerUnreachable
-from dashboard.poll import SharedPoll, overview_poll
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
-from tests.tcpproxy import TcpProxy
+from dashboard.reads.poll import SharedPoll, overview_poll
+from tests.support.helpers import tenant_with_messages, wait_until
+from tests.support.tcpproxy import TcpProxy
 
 
 def test_twenty_viewers_cause_one_fetch_per_interval():
@@ -70,11 +69,11 @@ def proxy(broker):
     forwarder.close()
 
 
-def test_broker_outage_keeps_last_good_data_and_recovers(settings_for, channel, unique, proxy):
+def test_broker_outage_keeps_last_good_data_and_recovers(session_for, channel, unique, proxy):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
     poll = overview_poll(
-        settings_for(management_url=proxy.url, tenant_exchange=exchange, metrics_url="off"), None
+        session_for(management_url=proxy.url, tenant_exchange=exchange, metrics_url="off"), None
     )
     good = wait_until(
         lambda: (snap := poll.get()).data and snap.data.totals.ready == 3 and snap,

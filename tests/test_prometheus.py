@@ -5,10 +5,9 @@ import time
 
 import pytest
 
-from dashboard.prometheus import PrometheusHistory, label_value
-from tests.amqp_helpers import ready_and_consumers, tenant_with_messages
-from tests.conftest import wait_until
-from tests.promserver import PrometheusServer
+from dashboard.reads.prometheus_history import PrometheusHistory, label_value
+from tests.support.helpers import ready_and_consumers, tenant_with_messages, wait_until
+from tests.support.promserver import PrometheusServer
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,20 @@ import json
 import signal
 import subprocess
 
-from dashboard.amqp import queue_counts, ready_count
-from dashboard.audit import AuditLog
+from dashboard.actions.audit import AuditLog
+from dashboard.actions.mover import MAX_WINDOW
 from dashboard.errors import NotFound
-from dashboard.mover import MAX_WINDOW
-from tests.cli_helpers import DASHBOARD, cli_environment, ready_once_returned, run_cli
-from tests.conftest import wait_until
-from tests.test_mover import drain, fill
+from tests.support.helpers import (
+    DASHBOARD,
+    cli_environment,
+    drain,
+    fill,
+    queue_counts,
+    ready_count,
+    ready_once_returned,
+    run_cli,
+    wait_until,
+)
 
 
 def test_republish_in_place_ends_with_every_message_at_the_new_priority(
@@ -99,7 +106,7 @@ def queue_counts_of(channel, *queues: str) -> list[int]:
 
 
 def test_sigkill_mid_republish_leaves_every_message_in_the_queue_or_the_named_holding_queue(
-    broker, settings_for, channel, unique, tmp_path
+    broker, settings_for, session_for, channel, unique, tmp_path
 ):
     queue = unique("jobs")
     channel.queue_declare(queue, durable=True, arguments={"x-max-priority": 10})
@@ -113,7 +120,8 @@ def test_sigkill_mid_republish_leaves_every_message_in_the_queue_or_the_named_ho
     [started] = AuditLog(audit).records()
     holding = started.parameters["holding"]
     # Messages in the holding queue: the first leg is well on, or the second under way.
-    wait_until(lambda: _ready(settings_for(), holding) >= 10000, what="10,000 held", timeout=60)
+    session = session_for()
+    wait_until(lambda: _ready(session, holding) >= 10000, what="10,000 held", timeout=60)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     in_queue, held = ready_once_returned(settings_for(), [queue, holding], 20000)
@@ -128,10 +136,10 @@ def test_sigkill_mid_republish_leaves_every_message_in_the_queue_or_the_named_ho
     assert ids == {f"m-{n}" for n in range(20000)}
 
 
-def _ready(settings, queue: str) -> int:
+def _ready(session, queue: str) -> int:
     """Ready messages, or 0 while the queue does not exist yet."""
     try:
-        return ready_count(settings, queue)
+        return session.ready_count(queue)
     except NotFound:
         return 0
 

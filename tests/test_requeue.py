@@ -7,13 +7,20 @@ import subprocess
 
 import pika
 
-from dashboard.amqp import queue_counts, ready_count
-from dashboard.audit import AuditLog
-from dashboard.mover import MAX_WINDOW
-from tests.amqp_helpers import tenant_with_messages
-from tests.cli_helpers import DASHBOARD, cli_environment, ready_once_returned, run_cli
-from tests.conftest import wait_until
-from tests.test_mover import drain, fill
+from dashboard.actions.audit import AuditLog
+from dashboard.actions.mover import MAX_WINDOW
+from tests.support.helpers import (
+    DASHBOARD,
+    cli_environment,
+    drain,
+    fill,
+    queue_counts,
+    ready_count,
+    ready_once_returned,
+    run_cli,
+    tenant_with_messages,
+    wait_until,
+)
 
 
 def dead_letters(channel, unique, pod, count: int) -> tuple[str, str]:

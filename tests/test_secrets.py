@@ -1,9 +1,8 @@
 """A password never shows: not in CLI output (text or JSON, success or failure), the audit log, the
 history file, or the page."""
 
-from dashboard.localbroker import free_port
-from tests.amqp_helpers import tenant_with_messages
-from tests.cli_helpers import run_cli
+from dashboard.local.rabbitmq import free_port
+from tests.support.helpers import run_cli, tenant_with_messages
 
 
 def test_the_password_appears_in_no_output_and_no_file(

@@ -3,39 +3,37 @@ set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
 
 import time
 
-from dashboard.history import History, Sample, with_gaps
-from dashboard.management import ManagementClient
-from dashboard.stuck import flag_overview
-from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import tenant_with_messages
-from tests.conftest import wait_until
+from dashboard.reads.history import History, Sample, with_gaps
+from dashboard.reads.overview import fetch_overview
+from dashboard.reads.stuck import flag_overview
+from tests.support.helpers import tenant_with_messages, wait_until
 
 
-def overview_where(settings, condition):
-    with ManagementClient(settings) as client:
-        return wait_until(
-            lambda: (
-                (view := fetch_overview(client, "/", settings.tenant_exchange))
-                and condition({row.tenant: row for row in view.rows})
-                and view
-            ),
-            what="the overview to settle",
-        )
+def overview_where(session, condition):
+    return wait_until(
+        lambda: (
+            (view := fetch_overview(session))
+            and condition({row.tenant: row for row in view.rows})
+            and view
+        ),
+        what="the overview to settle",
+    )
 
 
 def flags(overview) -> dict[str, list[str]]:
     return {row.tenant: [flag.kind for flag in row.flags] for row in overview.rows}
 
 
-def test_backlog_without_consumer(settings_for, channel, unique, pod):
+def test_backlog_without_consumer(session_for, channel, unique, pod):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
+    settings = session.settings
     tenant_with_messages(channel, exchange, "orphan", unique("orphan"), 3)
     served = tenant_with_messages(channel, exchange, "served", unique("served"), 3)
     tenant_with_messages(channel, exchange, "empty", unique("empty"), 0)
     assert pod("pod-stuck").hold(served, prefetch=5, expect=3) == 3
     overview = overview_where(
-        settings, lambda rows: rows["orphan"].ready == 3 and rows["served"].unacked == 3
+        session, lambda rows: rows["orphan"].ready == 3 and rows["served"].unacked == 3
     )
 
     flag_overview(overview, None, settings)
@@ -44,9 +42,10 @@ def test_backlog_without_consumer(settings_for, channel, unique, pod):
     assert overview.rows[0].flags[0].reason == "3 ready and no consumer."
 
 
-def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod, tmp_path):
+def test_unacked_without_acks_over_the_window(session_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange, stuck_after_seconds=2400)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=2400)
+    settings = session.settings
     history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
     silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
     acking_queue = tenant_with_messages(channel, exchange, "acking", unique("acking"), 2)
@@ -55,7 +54,7 @@ def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod
     silent, acking = worker.hold(silent_queue, 2, 2), worker.hold(acking_queue, 2, 2)
     assert (silent, acking) == (2, 2)
     before = overview_where(
-        settings, lambda rows: rows["silent"].unacked == 2 and rows["acking"].unacked == 2
+        session, lambda rows: rows["silent"].unacked == 2 and rows["acking"].unacked == 2
     )
     now = time.time()
     flag_overview(before, history, settings, now=now - 2500)
@@ -63,7 +62,7 @@ def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod
     worker.ack_one(acking_queue)
 
     after = overview_where(
-        settings, lambda rows: rows["acking"].unacked == 1 and rows["fresh"].unacked == 2
+        session, lambda rows: rows["acking"].unacked == 1 and rows["fresh"].unacked == 2
     )
     flag_overview(after, history, settings, now=now)
 
@@ -72,23 +71,24 @@ def test_unacked_without_acks_over_the_window(settings_for, channel, unique, pod
     assert silent_flag.reason == "2 unacked and no ack for 41 min 40 s."
 
 
-def test_growing_dead_letter_queue(settings_for, channel, unique, pod, tmp_path):
+def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
+    session = session_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
+    settings = session.settings
     history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
     failing = tenant_with_messages(channel, exchange, "failing", unique("failing"), 4)
     steady = tenant_with_messages(channel, exchange, "steady", unique("steady"), 1)
     worker = pod("pod-dlq")
     assert worker.hold(steady, 1, 1) == 1
     worker.reject_all(steady)
-    before = overview_where(settings, lambda rows: rows["steady"].dead_letters == 1)
+    before = overview_where(session, lambda rows: rows["steady"].dead_letters == 1)
     assert next(r for r in before.rows if r.tenant == "steady").dead_letter_queue == f"{steady}.dlq"
     now = time.time()
     flag_overview(before, history, settings, now=now - 600)
     assert worker.hold(failing, 2, 2) == 2
     worker.reject_all(failing)
 
-    after = overview_where(settings, lambda rows: rows["failing"].dead_letters == 2)
+    after = overview_where(session, lambda rows: rows["failing"].dead_letters == 2)
     flag_overview(after, history, settings, now=now)
 
     assert flags(after) == {"failing": ["dead-letters-growing"], "steady": []}
@@ -111,7 +111,7 @@ def test_history_gaps_break_the_line():
     ]
 
 
-def test_dead_letter_queue_set_by_policy(broker, settings_for, channel, unique, pod):
+def test_dead_letter_queue_set_by_policy(broker, session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = unique("policy-acme")
     channel.exchange_declare(exchange, "direct", durable=True)
@@ -128,7 +128,7 @@ def test_dead_letter_queue_set_by_policy(broker, settings_for, channel, unique, 
         worker.reject_all(queue)
 
         overview = overview_where(
-            settings_for(tenant_exchange=exchange), lambda rows: rows["acme"].dead_letters == 1
+            session_for(tenant_exchange=exchange), lambda rows: rows["acme"].dead_letters == 1
         )
     finally:
         broker.ctl("clear_policy", policy)

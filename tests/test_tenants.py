@@ -2,24 +2,23 @@
 
 import pytest
 
+from dashboard.broker.management import api_path
+from dashboard.broker.models import QueueInfo
 from dashboard.errors import BrokerUnreachable, TenantExchangeMissing, Unauthorized
-from dashboard.management import ManagementClient, api_path
-from dashboard.models import QueueInfo
-from dashboard.tenants import fetch_overview
-from tests.amqp_helpers import publish, ready_and_consumers, tenant_with_messages
-from tests.conftest import wait_until
+from dashboard.local.rabbitmq import free_port
+from dashboard.reads.overview import fetch_overview
+from tests.support.helpers import publish, ready_and_consumers, tenant_with_messages, wait_until
 
 
-def overview_when(settings, expected: dict) -> object:
+def overview_when(session, expected: dict) -> object:
     """The overview once its (tenant, queue) -> (ready, unacked, consumers) equal `expected`."""
-    with ManagementClient(settings) as client:
 
-        def matches():
-            overview = fetch_overview(client, settings.vhost, settings.tenant_exchange)
-            seen = {(r.tenant, r.queue): (r.ready, r.unacked, r.consumers) for r in overview.rows}
-            return overview if seen == expected else None
+    def matches():
+        overview = fetch_overview(session)
+        seen = {(r.tenant, r.queue): (r.ready, r.unacked, r.consumers) for r in overview.rows}
+        return overview if seen == expected else None
 
-        return wait_until(matches, what=f"the overview to show {expected}")
+    return wait_until(matches, what=f"the overview to show {expected}")
 
 
 def test_api_path_quotes_every_segment_whole():
@@ -32,9 +31,9 @@ def test_queue_without_the_asked_for_stats_parses():
     assert queue.message_stats is None
 
 
-def test_twenty_two_tenants_with_consumers_match_amqp(settings_for, channel, unique, pod):
+def test_twenty_two_tenants_with_consumers_match_amqp(session_for, channel, unique, pod):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     published = {f"tenant-{number:02d}": number + 1 for number in range(22)}
     queues = {
         tenant: tenant_with_messages(channel, exchange, tenant, unique(f"q.{tenant}"), count)
@@ -53,7 +52,7 @@ def test_twenty_two_tenants_with_consumers_match_amqp(settings_for, channel, uni
         expected[(tenant, queue)] = (ready, held.get(queue, 0), consumers)
     assert expected[("tenant-09", queues["tenant-09"])] == (10 - 3, 3, 1)
 
-    overview = overview_when(settings, expected)
+    overview = overview_when(session, expected)
 
     # Most ready first; equal ready (21 holds 2 of its 22) goes by total.
     assert [row.tenant for row in overview.rows[:3]] == ["tenant-20", "tenant-21", "tenant-19"]
@@ -71,17 +70,17 @@ def test_twenty_two_tenants_with_consumers_match_amqp(settings_for, channel, uni
 
 
 def test_queue_bound_under_two_tenant_ids_shows_a_row_each_and_counts_once(
-    settings_for, channel, unique
+    session_for, channel, unique
 ):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     shared = tenant_with_messages(channel, exchange, "alpha", unique("shared"), 4)
     channel.queue_bind(shared, exchange, routing_key="beta")
     publish(channel, exchange, "beta", 2)
     own = tenant_with_messages(channel, exchange, "gamma", unique("own"), 1)
 
     overview = overview_when(
-        settings,
+        session,
         {("alpha", shared): (6, 0, 0), ("beta", shared): (6, 0, 0), ("gamma", own): (1, 0, 0)},
     )
 
@@ -90,45 +89,45 @@ def test_queue_bound_under_two_tenant_ids_shows_a_row_each_and_counts_once(
     assert (overview.totals.tenants, overview.totals.queues, overview.totals.ready) == (3, 2, 7)
 
 
-def test_one_tenant_id_bound_to_two_queues_shows_both(settings_for, channel, unique):
+def test_one_tenant_id_bound_to_two_queues_shows_both(session_for, channel, unique):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     first = tenant_with_messages(channel, exchange, "acme", unique("acme-a"), 0)
     second = tenant_with_messages(channel, exchange, "acme", unique("acme-b"), 0)
     publish(channel, exchange, "acme", 3)
 
-    overview = overview_when(settings, {("acme", first): (3, 0, 0), ("acme", second): (3, 0, 0)})
+    overview = overview_when(session, {("acme", first): (3, 0, 0), ("acme", second): (3, 0, 0)})
 
     assert (overview.totals.tenants, overview.totals.queues, overview.totals.ready) == (1, 2, 6)
 
 
-def test_exchange_to_exchange_bindings_are_not_tenants(settings_for, channel, unique):
+def test_exchange_to_exchange_bindings_are_not_tenants(session_for, channel, unique):
     exchange = unique("tenants")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
     downstream = unique("downstream")
     channel.exchange_declare(downstream, "fanout", auto_delete=True)
     channel.exchange_bind(downstream, exchange, routing_key="not-a-tenant")
 
-    overview_when(settings, {("acme", queue): (1, 0, 0)})
+    overview_when(session, {("acme", queue): (1, 0, 0)})
 
 
 HOSTILE_TENANTS = ["acme corp", "ü-tenant ☃", "a#b", "%2F", "x/y?z", "50%", "<b>bold</b>"]
 
 
-def test_hostile_tenant_ids_and_queue_names_come_back_exactly(settings_for, channel, unique):
+def test_hostile_tenant_ids_and_queue_names_come_back_exactly(session_for, channel, unique):
     exchange = unique("tenants #%/?é")
-    settings = settings_for(tenant_exchange=exchange)
+    session = session_for(tenant_exchange=exchange)
     expected = {}
     for number, tenant in enumerate(HOSTILE_TENANTS, start=1):
         queue = unique(f"q {tenant} #%2F/?")
         tenant_with_messages(channel, exchange, tenant, queue, number)
         expected[(tenant, queue)] = (number, 0, 0)
 
-    overview_when(settings, expected)
+    overview_when(session, expected)
 
 
-def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique, pod):
+def test_second_vhost_with_a_hostile_name(broker, session_for, channel, unique, pod):
     default_queue = tenant_with_messages(channel, "tenants", "acme", unique("acme-default"), 2)
     vhost = unique("eu/west #1 ü")
     broker.ctl("add_vhost", vhost)
@@ -137,13 +136,12 @@ def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique,
         vhost_channel = pod("vhost-setup", vhost=vhost).connection.channel()
         vhost_channel.confirm_delivery()
         queue = tenant_with_messages(vhost_channel, "tenants", "acme", "acme", 5)
-        settings = settings_for(vhost=vhost)
+        session = session_for(vhost=vhost)
 
-        overview = overview_when(settings, {("acme", queue): (5, 0, 0)})
+        overview = overview_when(session, {("acme", queue): (5, 0, 0)})
 
         assert {row.vhost for row in overview.rows} == {vhost}
-        with ManagementClient(settings_for()) as client:
-            default_vhost = fetch_overview(client, "/", "tenants")
+        default_vhost = fetch_overview(session_for())
         acme_queues = {row.queue for row in default_vhost.rows if row.tenant == "acme"}
         assert default_queue in acme_queues
         assert "acme" not in acme_queues
@@ -151,20 +149,22 @@ def test_second_vhost_with_a_hostile_name(broker, settings_for, channel, unique,
         broker.ctl("delete_vhost", vhost)
 
 
-def test_missing_tenant_exchange_is_one_sentence(settings_for, unique):
-    settings = settings_for(tenant_exchange=unique("nowhere"))
-    with ManagementClient(settings) as client, pytest.raises(TenantExchangeMissing) as caught:
-        fetch_overview(client, settings.vhost, settings.tenant_exchange)
+def test_missing_tenant_exchange_is_one_sentence(session_for, unique):
+    session = session_for(tenant_exchange=unique("nowhere"))
+    settings = session.settings
+    with pytest.raises(TenantExchangeMissing) as caught:
+        fetch_overview(session)
     assert str(caught.value) == (
         f"The tenant exchange {settings.tenant_exchange!r} does not exist in vhost '/', so there "
         "are no tenant queues to show: check WARREN_TENANT_EXCHANGE and WARREN_VHOST."
     )
 
 
-def test_wrong_password_is_a_sentence_without_the_password(settings_for):
-    settings = settings_for(password="s3cret-Wrong!")
-    with ManagementClient(settings) as client, pytest.raises(Unauthorized) as caught:
-        fetch_overview(client, "/", "tenants")
+def test_wrong_password_is_a_sentence_without_the_password(session_for):
+    session = session_for(password="s3cret-Wrong!")
+    settings = session.settings
+    with pytest.raises(Unauthorized) as caught:
+        fetch_overview(session)
     assert str(caught.value) == (
         f"The broker at {settings.management_url} refused user 'guest': "
         "wrong user name or password (401)."
@@ -172,12 +172,11 @@ def test_wrong_password_is_a_sentence_without_the_password(settings_for):
     assert "s3cret" not in str(caught.value)
 
 
-def test_broker_down_is_a_sentence(settings_for):
-    from dashboard.localbroker import free_port
-
-    settings = settings_for(management_url=f"http://127.0.0.1:{free_port()}")
-    with ManagementClient(settings) as client, pytest.raises(BrokerUnreachable) as caught:
-        fetch_overview(client, "/", "tenants")
+def test_broker_down_is_a_sentence(session_for):
+    session = session_for(management_url=f"http://127.0.0.1:{free_port()}")
+    settings = session.settings
+    with pytest.raises(BrokerUnreachable) as caught:
+        fetch_overview(session)
     assert str(caught.value) == (
         f"Cannot reach the management API at {settings.management_url}: connection refused."
     )

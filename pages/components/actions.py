@@ -8,14 +8,15 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.jobs import JOBS, Job
-from dashboard.mover import MoveResult, Progress
-from dashboard.settings import Settings
+from dashboard.actions.jobs import JOBS, Job
+from dashboard.actions.mover import MoveResult, Progress
+from dashboard.actions.moves import MovePlan, run_move
+from dashboard.broker.session import Session
 from pages.components.formatting import literal
 
 
-def console_actor(settings: Settings) -> str:
-    return f"{settings.username} (console)"
+def console_actor(session: Session) -> str:
+    return f"{session.username} (console)"
 
 
 def _open_key(dialog: str) -> str:
@@ -39,9 +40,19 @@ def closer(dialog: str) -> Callable[[], None]:
     return partial(close_dialog, dialog)
 
 
-def start_move(action: str, queue: str, total: int, work: Callable[[Progress, Any], Any]) -> None:
-    """Run `work` (given a progress callback and a cancel event) as the background job of
-    `action` on `queue`, and close the action's dialog."""
+def confirm_move(session: Session, queue: str, plan: MovePlan) -> None:
+    """Inside a move's dialog: the plan's sentence and its button, which starts the move as the
+    background job of the tenant queue `queue` and closes the dialog."""
+    st.markdown(literal(plan.sentence))
+    if st.button(plan.action.capitalize(), type="primary", key=f"{plan.action}-go-{queue}"):
+        actor = console_actor(session)
+        _start_move(
+            plan.action, queue, plan.limit,
+            lambda progress, cancel: run_move(session, plan, actor, progress, cancel),
+        )  # fmt: skip
+
+
+def _start_move(action: str, queue: str, total: int, work: Callable[[Progress, Any], Any]) -> None:
     job = Job(f"{action} {queue}", work, total=total).start()
     st.session_state[f"job-{action}-{queue}"] = job.id
     close_dialog(action)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 
-from dashboard.history import Point
+from dashboard.reads.history import Point
 
 COLOURS = {"Ready": "#1f77b4", "Unacked": "#e8590c"}
 

@@ -3,18 +3,18 @@ reads from."""
 
 import streamlit as st
 
+from dashboard.broker.session import Session
 from dashboard.errors import Forbidden, Unauthorized
-from dashboard.settings import Settings
 from pages.components.formatting import literal
 from pages.components.state import shared_cluster_poll
 
 
-def show_alarms(settings: Settings) -> None:
-    st.fragment(run_every=settings.refresh_seconds)(_alarms)(settings)
+def show_alarms(session: Session) -> None:
+    st.fragment(run_every=session.settings.refresh_seconds)(_alarms)(session)
 
 
-def _alarms(settings: Settings) -> None:
-    snapshot = shared_cluster_poll(settings).get()
+def _alarms(session: Session) -> None:
+    snapshot = shared_cluster_poll(session).get()
     # When the broker does not answer, the page's own banner says so.
     if snapshot.data is None or snapshot.stale:
         return
@@ -22,12 +22,12 @@ def _alarms(settings: Settings) -> None:
         st.error(literal(sentence), icon=":material/warning:")
 
 
-def show_reading_from(settings: Settings) -> None:
-    st.fragment(run_every=settings.refresh_seconds)(_reading_from)(settings)
+def show_reading_from(session: Session) -> None:
+    st.fragment(run_every=session.settings.refresh_seconds)(_reading_from)(session)
 
 
-def _reading_from(settings: Settings) -> None:
-    snapshot = shared_cluster_poll(settings).get()
+def _reading_from(session: Session) -> None:
+    snapshot = shared_cluster_poll(session).get()
     if isinstance(snapshot.error, Forbidden | Unauthorized):
         st.caption("The cluster's nodes are hidden: they need the `monitoring` tag.")
         return

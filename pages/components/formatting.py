@@ -4,7 +4,7 @@ import re
 import string
 from datetime import UTC, datetime
 
-from dashboard.durations import duration_text
+from dashboard.reads.durations import duration_text
 
 # Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of them
 # also disarms Streamlit's own directives (`:red[...]`, `:material/...:`, `$...$`).

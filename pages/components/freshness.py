@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.errors import BrokerUnreachable, TenantExchangeMissing
-from dashboard.poll import Snapshot
+from dashboard.reads.poll import Snapshot
 from pages.components.formatting import age_text, clock_text, literal
 
 

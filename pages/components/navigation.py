@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.models import Flag
+from dashboard.reads.models import Flag
 from pages.components.formatting import literal
 
 TENANT_PAGE = "pages/tenant.py"

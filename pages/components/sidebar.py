@@ -3,14 +3,15 @@ whether that user may change anything."""
 
 import streamlit as st
 
-from dashboard.settings import Settings
+from dashboard.broker.session import Session
 from pages.components.cluster import show_reading_from
 from pages.components.formatting import literal
 from pages.components.state import log_out, shared_access
 
 
-def render_sidebar(settings: Settings) -> None:
-    access = shared_access(settings)
+def render_sidebar(session: Session) -> None:
+    settings = session.settings
+    access = shared_access(session)
     tags = ", ".join(access.tags) or "no tags"
     with st.sidebar:
         st.markdown(
@@ -24,6 +25,6 @@ def render_sidebar(settings: Settings) -> None:
             st.caption("May change things: every change asks first and is audited.")
         else:
             st.caption(f"Read-only: {literal(access.refusal or '')}.")
-        show_reading_from(settings)
+        show_reading_from(session)
         if settings.auth == "login":
             st.button("Log out", on_click=log_out, icon=":material/logout:")

@@ -1,40 +1,44 @@
-"""Settings, the history store and the shared polls: one of each per configuration, per process,
-for every browser session."""
+"""The console's state: each user's Session (its settings, its HTTP client, its AMQP connection),
+and what is built on it once and shared by every browser session of that user: the history
+store, the shared polls, the charts' sources. Pages get their session from `current_session`."""
 
 import streamlit as st
 
-from dashboard.access import Access, current_access, log_in
+from dashboard.actions.access import Access, access_of, log_in
+from dashboard.broker.session import Session
 from dashboard.errors import SettingsError, WarrenError
-from dashboard.history import History
-from dashboard.management import ManagementClient
-from dashboard.models import ConsumerReport, Overview
-from dashboard.nodes import Cluster
-from dashboard.poll import SharedPoll, cluster_poll, consumers_poll, open_history, overview_poll
-from dashboard.prometheus import PrometheusHistory
-from dashboard.queues import QueueDetail, fetch_queue_detail
+from dashboard.reads.counts_over_time import CountsOverTime
+from dashboard.reads.history import History, open_history
+from dashboard.reads.models import ConsumerReport, Overview
+from dashboard.reads.nodes import Cluster
+from dashboard.reads.poll import SharedPoll, cluster_poll, consumers_poll, overview_poll
+from dashboard.reads.queue_detail import QueueDetail, fetch_queue_detail
 from dashboard.settings import Settings, load_settings
+from pages.components.entry import behind_the_entry_script
+from pages.components.errors import or_error
 from pages.components.formatting import literal
 
 LOGIN = "warren-login"
 
 
-def current_settings() -> Settings:
-    """This session's settings: with WARREN_AUTH=login, as the user who logged in (until then
-    the login form and nothing else). A bad setting is a one-line error and nothing else."""
-    settings = logged_in_settings()
-    if settings is None:
+def current_session() -> Session:
+    """This page's session: with WARREN_AUTH=login, the user's who logged in (until then the
+    login form and nothing else). A bad setting is a one-line error and nothing else."""
+    behind_the_entry_script()
+    session = logged_in_session()
+    if session is None:
         show_login(_loaded_settings())
         st.stop()
-    return settings
+    return session
 
 
-def logged_in_settings() -> Settings | None:
-    """This session's settings, or None while it has to log in (the page shows the form)."""
+def logged_in_session() -> Session | None:
+    """This browser session's Session, or None while it has to log in (the page shows the form)."""
     settings = _loaded_settings()
     if settings.auth == "service":
-        return settings
+        return _shared_session(settings)
     login = st.session_state.get(LOGIN)
-    return settings.as_user(*login) if login else None
+    return _shared_session(settings.as_user(*login)) if login else None
 
 
 def _loaded_settings() -> Settings:
@@ -43,6 +47,22 @@ def _loaded_settings() -> Settings:
     except SettingsError as exc:
         st.error(literal(str(exc)), icon=":material/settings_alert:")
         st.stop()
+
+
+# Keyed by the settings' fingerprint: each configuration (an edited .env) and each user who
+# logged in gets its own; a bounded number, so old ones do not pile up.
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _session(fingerprint: str, _settings: Settings, _verified: Session | None) -> Session:
+    return _verified or Session(_settings)
+
+
+def _shared_session(settings: Settings, verified: Session | None = None) -> Session:
+    """The one Session of these settings; `verified`, a session that just logged in, becomes it
+    unless the user has one already."""
+    session = _session(settings.fingerprint(), settings, verified)
+    if verified is not None and session is not verified:
+        verified.close()
+    return session
 
 
 def show_login(settings: Settings) -> None:
@@ -56,96 +76,81 @@ def show_login(settings: Settings) -> None:
         password = st.text_input("Password", type="password", key="login-password")
         if not st.form_submit_button("Log in", type="primary"):
             return
-    try:
-        log_in(settings, username, password)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
+    verified = or_error(lambda: log_in(settings, username, password))
+    if verified is None:
         return
+    _shared_session(verified.settings, verified)
     st.session_state[LOGIN] = (username, password)
     st.rerun()
 
 
 def log_out() -> None:
     st.session_state.pop(LOGIN, None)
-    st.cache_data.clear()
 
 
-@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
-def _access(fingerprint: str, _settings: Settings) -> Access:
-    return current_access(_settings)
-
-
-def shared_access(settings: Settings) -> Access:
-    """What this session's user may do, asked once a minute; while the broker cannot say, the
-    console only looks (the core would refuse changes anyway)."""
+def shared_access(session: Session) -> Access:
+    """What this session's user may do (the session asks the broker at most every 30 s); while
+    the broker cannot say, the console only looks (the core would refuse changes anyway)."""
     try:
-        return _access(settings.fingerprint(), settings)
+        return access_of(session)
     except WarrenError as exc:
         return Access(
-            user=settings.username,
+            user=session.username,
             tags=[],
-            refusal=f"Warren cannot ask the broker what {settings.username!r} may do ({exc})",
+            refusal=f"Warren cannot ask the broker what {session.username!r} may do ({exc})",
         )
 
 
-# Keyed by the settings' fingerprint: each configuration (an edited .env, or each user who
-# logged in) gets its own; a bounded number, so old ones do not pile up.
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _history(fingerprint: str, _settings: Settings) -> History | None:
-    return open_history(_settings)
+def _key(session: Session) -> str:
+    return session.settings.fingerprint()
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _overview_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Overview]:
-    return overview_poll(_settings, shared_history(_settings))
+def _history(fingerprint: str, _session: Session) -> History | None:
+    return open_history(_session.settings)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _consumers_poll(fingerprint: str, _settings: Settings) -> SharedPoll[ConsumerReport]:
-    return consumers_poll(_settings)
+def _overview_poll(fingerprint: str, _session: Session) -> SharedPoll[Overview]:
+    return overview_poll(_session, _history(fingerprint, _session))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _cluster_poll(fingerprint: str, _settings: Settings) -> SharedPoll[Cluster]:
-    return cluster_poll(_settings)
+def _consumers_poll(fingerprint: str, _session: Session) -> SharedPoll[ConsumerReport]:
+    return consumers_poll(_session)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _client(fingerprint: str, _settings: Settings) -> ManagementClient:
-    return ManagementClient(_settings)
+def _cluster_poll(fingerprint: str, _session: Session) -> SharedPoll[Cluster]:
+    return cluster_poll(_session)
 
 
-def shared_client(settings: Settings) -> ManagementClient:
-    """One HTTP session per configuration, for the reads pages make on demand."""
-    return _client(settings.fingerprint(), settings)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _counts_over_time(fingerprint: str, _session: Session) -> CountsOverTime:
+    return CountsOverTime(_session.settings, _history(fingerprint, _session))
 
 
 @st.cache_data(ttl=5, show_spinner=False, max_entries=64)
-def queue_detail(fingerprint: str, _settings: Settings, queue: str) -> QueueDetail:
+def _queue_detail(fingerprint: str, _session: Session, queue: str) -> QueueDetail:
+    return fetch_queue_detail(_session, queue)
+
+
+def queue_detail(session: Session, queue: str) -> QueueDetail:
     """A queue's arguments and the broker's samples of its counts, shared for a few seconds."""
-    return fetch_queue_detail(shared_client(_settings), _settings.vhost, queue)
+    return _queue_detail(_key(session), session, queue)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _prometheus(fingerprint: str, _settings: Settings) -> PrometheusHistory:
-    return PrometheusHistory(_settings.prometheus_url, _settings.request_timeout)
+def shared_overview_poll(session: Session) -> SharedPoll[Overview]:
+    return _overview_poll(_key(session), session)
 
 
-def shared_prometheus(settings: Settings) -> PrometheusHistory:
-    return _prometheus(settings.fingerprint(), settings)
+def shared_consumers_poll(session: Session) -> SharedPoll[ConsumerReport]:
+    return _consumers_poll(_key(session), session)
 
 
-def shared_history(settings: Settings) -> History | None:
-    return _history(settings.fingerprint(), settings)
+def shared_cluster_poll(session: Session) -> SharedPoll[Cluster]:
+    return _cluster_poll(_key(session), session)
 
 
-def shared_overview_poll(settings: Settings) -> SharedPoll[Overview]:
-    return _overview_poll(settings.fingerprint(), settings)
-
-
-def shared_consumers_poll(settings: Settings) -> SharedPoll[ConsumerReport]:
-    return _consumers_poll(settings.fingerprint(), settings)
-
-
-def shared_cluster_poll(settings: Settings) -> SharedPoll[Cluster]:
-    return _cluster_poll(settings.fingerprint(), settings)
+def shared_counts_over_time(session: Session) -> CountsOverTime:
+    return _counts_over_time(_key(session), session)

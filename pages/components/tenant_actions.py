@@ -4,103 +4,95 @@ button; every result gives exact counts."""
 
 import streamlit as st
 
-from dashboard.errors import WarrenError
-from dashboard.models import TenantRow
-from dashboard.mover import MoveResult
-from dashboard.purge import plan_purge, purge_audited
-from dashboard.republish import plan_republish, republish_audited
-from dashboard.requeue import plan_requeue, requeue_audited
-from dashboard.settings import Settings
+from dashboard.actions.moves import Moved
+from dashboard.actions.purge import plan_purge, purge
+from dashboard.actions.republish import plan_republish
+from dashboard.actions.requeue import plan_requeue
+from dashboard.broker.session import Session
+from dashboard.reads.models import TenantRow
 from pages.components.actions import (
     close_dialog,
     closer,
+    confirm_move,
     console_actor,
     current_job,
     dialog_button,
     move_progress,
-    start_move,
     stopped_words,
 )
+from pages.components.errors import or_error
 from pages.components.formatting import literal
-from pages.components.state import shared_access, shared_client
+from pages.components.state import shared_access
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
 
 
-def show_actions(settings: Settings, row: TenantRow) -> None:
-    access = shared_access(settings)
+def show_actions(session: Session, row: TenantRow) -> None:
+    access = shared_access(session)
     if not access.may_act:
         st.info(f"Read-only: {literal(access.refusal or '')}.", icon=":material/lock:")
         return
     st.caption(
-        f"Actions are recorded in the audit log as {literal(console_actor(settings))}, and ask "
+        f"Actions are recorded in the audit log as {literal(console_actor(session))}, and ask "
         "before they change anything."
     )
     done = st.session_state.pop(f"purged-{row.queue}", None)
     if done is not None:
         st.success(f"Purged {done:,} ready messages of {literal(row.queue)}.")
-    show_requeue(settings, row)
-    show_republish(settings, row)
+    show_requeue(session, row)
+    show_republish(session, row)
     if dialog_button("Purge ready messages", "purge", row.queue, ":material/delete_sweep:"):
-        purge_dialog(settings, row.queue)
+        purge_dialog(session, row.queue)
 
 
-def show_requeue(settings: Settings, row: TenantRow) -> None:
+def show_requeue(session: Session, row: TenantRow) -> None:
     job = current_job("requeue", row.queue)
     if job is not None:
         move_progress(job.id, requeued)
     elif row.dead_letter_queue and row.dead_letters:
         label = f"Requeue {row.dead_letters:,} dead letters"
         if dialog_button(label, "requeue", row.queue, ":material/replay:"):
-            requeue_dialog(settings, row.queue, row.dead_letter_queue)
+            requeue_dialog(session, row.queue, row.dead_letter_queue)
 
 
-def requeued(result: MoveResult) -> tuple[bool, str]:
-    return result.clean, (
+def requeued(moved: Moved) -> tuple[bool, str]:
+    result = moved.result
+    return moved.clean, (
         f"Requeued {result.moved:,} dead letters; {result.failed + result.skipped:,} stayed in "
         "the dead-letter queue." + stopped_words(result)
     )
 
 
 @st.dialog("Requeue dead letters", on_dismiss=closer("requeue"))
-def requeue_dialog(settings: Settings, queue: str, dead_letter_queue: str) -> None:
-    try:
-        plan = plan_requeue(settings, dead_letter_queue, None, None)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return
-    st.markdown(literal(plan.sentence))
-    if st.button("Requeue", type="primary", key=f"requeue-go-{queue}"):
-        actor = console_actor(settings)
-        start_move(
-            "requeue", queue, plan.limit,
-            lambda progress, cancel: requeue_audited(settings, plan, actor, progress, cancel),
-        )  # fmt: skip
+def requeue_dialog(session: Session, queue: str, dead_letter_queue: str) -> None:
+    plan = or_error(lambda: plan_requeue(session, dead_letter_queue, None, None))
+    if plan is not None:
+        confirm_move(session, queue, plan)
 
 
-def show_republish(settings: Settings, row: TenantRow) -> None:
+def show_republish(session: Session, row: TenantRow) -> None:
     job = current_job("republish", row.queue)
     if job is not None:
         move_progress(job.id, republished)
     if dialog_button("Republish with priority", "republish", row.queue, ":material/low_priority:"):
-        republish_dialog(settings, row)
+        republish_dialog(session, row)
 
 
-def republished(outcome: tuple[MoveResult, str | None]) -> tuple[bool, str]:
-    result, holding = outcome
+def republished(moved: Moved) -> tuple[bool, str]:
+    result, holding = moved.result, moved.holding
     left = f" {result.failed:,} stayed where they were." if result.failed else ""
     held = (
         f" Some messages wait in holding queue {literal(holding)}: requeue them from there."
         if holding
         else ""
     )
-    return result.clean and not holding, (
+    return moved.clean, (
         f"Republished {result.moved:,} messages.{left}{held}{stopped_words(result)}"
     )
 
 
 @st.dialog("Republish with priority", on_dismiss=closer("republish"))
-def republish_dialog(settings: Settings, row: TenantRow) -> None:
+def republish_dialog(session: Session, row: TenantRow) -> None:
     priority = st.number_input(
         "Priority", min_value=0, max_value=255, value=9, key=f"republish-priority-{row.queue}"
     )
@@ -114,37 +106,26 @@ def republish_dialog(settings: Settings, row: TenantRow) -> None:
     if where != "this queue" and not (to or routing_key):
         st.info("Name where the copies go.")
         return
-    try:
-        plan = plan_republish(
-            settings, shared_client(settings), row.queue, int(priority),
-            to or (row.queue if where == "this queue" else None), routing_key, int(limit) or None,
-        )  # fmt: skip
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
-        return
-    st.markdown(literal(plan.sentence))
-    if st.button("Republish", type="primary", key=f"republish-go-{row.queue}"):
-        actor = console_actor(settings)
-        start_move(
-            "republish", row.queue, plan.limit,
-            lambda progress, cancel: republish_audited(settings, plan, actor, progress, cancel),
-        )  # fmt: skip
+    to = to or (row.queue if where == "this queue" else None)
+    plan = or_error(
+        lambda: plan_republish(
+            session, row.queue, int(priority), to, routing_key, int(limit) or None
+        )
+    )
+    if plan is not None:
+        confirm_move(session, row.queue, plan)
 
 
 @st.dialog("Purge ready messages", on_dismiss=closer("purge"))
-def purge_dialog(settings: Settings, queue: str) -> None:
-    try:
-        plan = plan_purge(settings, queue)
-    except WarrenError as exc:
-        st.error(literal(str(exc)))
+def purge_dialog(session: Session, queue: str) -> None:
+    plan = or_error(lambda: plan_purge(session, queue))
+    if plan is None:
         return
     st.markdown(literal(plan.sentence))
     typed = st.text_input(f"Type {literal(queue)} to confirm", key=f"purge-confirm-{queue}")
     if st.button("Purge", type="primary", disabled=typed != queue, key=f"purge-go-{queue}"):
-        try:
-            purged = purge_audited(settings, queue, console_actor(settings))
-        except WarrenError as exc:
-            st.error(literal(str(exc)))
+        purged = or_error(lambda: purge(session, plan, console_actor(session)))
+        if purged is None:
             return
         st.session_state[f"purged-{queue}"] = purged
         close_dialog("purge")

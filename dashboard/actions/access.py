@@ -1,0 +1,91 @@
+"""Who may change things, enforced where every change passes.
+
+The broker's own permissions apply to every call, since each session uses its user's
+credentials. On top of them Warren has its own rule, because the broker lets any user with
+`read` permission on a queue purge it: only users tagged `administrator` or `policymaker` may
+change anything through Warren. `management`, `monitoring`, other tags or none: read-only. And
+WARREN_READ_ONLY=true makes Warren read-only for everyone.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import BaseModel
+
+from dashboard.actions.audit import AuditLog, Entry
+from dashboard.broker.session import Session
+from dashboard.errors import ReadOnly, Unauthorized
+from dashboard.settings import Settings
+
+ACTING_TAGS = ("administrator", "policymaker")
+RULE = "only users tagged administrator or policymaker may change anything through Warren"
+
+
+class Access(BaseModel):
+    user: str
+    tags: list[str]
+    # Why this user may only look; None when it may act.
+    refusal: str | None = None
+
+    @property
+    def may_act(self) -> bool:
+        return self.refusal is None
+
+
+def access_of(session: Session) -> Access:
+    """What the session's user may do. Read-only for everyone needs no question to the broker;
+    otherwise the session's (recent) answer from `/api/whoami` says."""
+    settings = session.settings
+    whoami = {"name": settings.username} if settings.read_only else session.whoami()
+    return access_from(settings, whoami)
+
+
+def access_from(settings: Settings, whoami: dict) -> Access:
+    """What the user `whoami` (the management API's answer) may do under `settings`."""
+    user = str(whoami.get("name", settings.username))
+    tags = _tags(whoami.get("tags"))
+    access = Access(user=user, tags=tags)
+    if settings.read_only:
+        access.refusal = "Warren is read-only here (WARREN_READ_ONLY=true)"
+    elif not set(tags) & set(ACTING_TAGS):
+        access.refusal = f"User {user!r} ({_tag_words(tags)}) may only look: {RULE}"
+    return access
+
+
+@contextmanager
+def change(
+    session: Session, actor: str, action: str, target: str, parameters: dict
+) -> Iterator[Entry]:
+    """The one way into a change: recorded in the audit log before and after it, and refused
+    (recorded as refused, nothing changed) unless the user may act."""
+    audit = AuditLog(session.settings.audit_db)
+    with audit.action(actor, action, target, parameters, False) as entry:
+        access = access_of(session)
+        if not access.may_act:
+            raise ReadOnly(f"{access.refusal}: nothing was changed.")
+        yield entry
+
+
+def _tags(value) -> list[str]:
+    # The broker answers a list (3.9 and later) or a comma-separated string (before).
+    if isinstance(value, str):
+        return [tag.strip() for tag in value.split(",") if tag.strip()]
+    return [str(tag) for tag in value or []]
+
+
+def _tag_words(tags: list[str]) -> str:
+    return f"tags: {', '.join(tags)}" if tags else "no tags"
+
+
+def log_in(settings: Settings, username: str, password: str) -> Session:
+    """The session of a console user who logs in as `username`, checked with the broker; a
+    refusal is a sentence that never repeats the password."""
+    if not username or not password:
+        raise Unauthorized("Give a user name and a password.")
+    session = Session(settings.as_user(username, password))
+    try:
+        session.whoami()
+    except Exception:
+        session.close()
+        raise
+    return session

@@ -1,0 +1,83 @@
+"""What every action that moves messages shares (requeue, republish): a plan that says what it
+will touch before anything moves, and one audited run that reports exact counts."""
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from dashboard.actions.access import change
+from dashboard.actions.mover import MoveResult, Progress
+from dashboard.broker.session import Session
+
+
+@dataclass
+class Moved:
+    """How a move ended: the mover's result, the counts the audit log and `--json` report, and
+    the holding queue when messages wait there (a refusal or a stop between the two legs)."""
+
+    result: MoveResult
+    counts: dict
+    holding: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        return self.result.clean and self.holding is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why it is not clean, in words; None when it is."""
+        if self.holding is not None:
+            return f"messages left in holding queue {self.holding!r}"
+        return None if self.result.clean else self.result.stopped
+
+
+class MovePlan(BaseModel, ABC):
+    """A move, said before it runs: at most `limit` of the `ready` messages of `source`; through
+    `holding` when the mover would otherwise meet its own copies (named before, for the log)."""
+
+    action: ClassVar[str]
+    source: str
+    ready: int
+    limit: int
+    holding: str | None = None
+
+    @property
+    @abstractmethod
+    def sentence(self) -> str:
+        """What the move will do, for the confirmation."""
+
+    @abstractmethod
+    def parameters(self, vhost: str) -> dict:
+        """What the audit log records about this move."""
+
+    @abstractmethod
+    def move(
+        self, session: Session, progress: Progress | None, cancel: threading.Event | None
+    ) -> Moved:
+        """The move itself, unaudited: only `run_move` calls it."""
+
+
+def run_move(
+    session: Session,
+    plan: MovePlan,
+    actor: str,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Moved:
+    """Run a confirmed plan with its audit record. `cancel` stops the taking of messages;
+    those already taken are settled and counted."""
+    parameters = plan.parameters(session.vhost)
+    with change(session, actor, plan.action, plan.source, parameters) as entry:
+        moved = plan.move(session, progress, cancel)
+        entry.counts = moved.counts
+        entry.outcome = "ok" if moved.clean else "stopped"
+        entry.error = moved.problem
+    return moved
+
+
+def at_most(ready: int, limit: int | None) -> int:
+    """How many a move takes: all ready messages, or `limit` of them."""
+    return ready if limit is None else min(limit, ready)

@@ -1,0 +1,87 @@
+"""Requeue what a pod holds: close its connection, and the broker returns every message its
+consumers hold unacked to ready. Closing is the only way over HTTP (channels cannot be closed
+there). `warren requeue --connection` in the CLI, `requeue-connection` in the audit log."""
+
+from pydantic import BaseModel, Field
+
+from dashboard.actions.access import change
+from dashboard.broker.models import QueueInfo, parse_all
+from dashboard.broker.session import Session
+from dashboard.errors import NotFound, WarrenError
+from dashboard.reads.consumers import fetch_consumers
+from dashboard.reads.models import ConsumerReport
+from dashboard.reads.peek import delivery_limit_sentence
+
+
+class RequeueConnectionPlan(BaseModel):
+    """A connection (pod) and the messages its consumers hold unacked."""
+
+    connection: str
+    connection_id: str
+    unacked: int
+    queues: list[str]
+    # Those of `queues` that are quorum queues, each with its delivery limit in a sentence
+    # (see `_quorum_queues`).
+    quorum: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def sentence(self) -> str:
+        sentence = (
+            f"Requeue closes connection {self.connection!r}: the broker returns the "
+            f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
+            "ready, and the pod must reconnect."
+        )
+        for queue, limit in self.quorum.items():
+            sentence += (
+                f" On quorum queue {queue} each message returned counts as a delivery: its "
+                "x-delivery-count goes up by one, and past the queue's delivery limit the broker "
+                f"dead-letters or drops it. {limit}"
+            )
+        return sentence
+
+
+def plan_requeue_connection(session: Session, connection: str) -> RequeueConnectionPlan:
+    """What `connection` (a pod's client-given name, or the broker's name for it) holds now,
+    with the delivery limit of each quorum queue among them."""
+    held = held_by(fetch_consumers(session), connection)
+    return held.model_copy(update={"quorum": _quorum_queues(session, held.queues)})
+
+
+def requeue_connection(session: Session, plan: RequeueConnectionPlan, actor: str) -> None:
+    """Close the connection that holds the messages, audited (for callers that confirmed it
+    already): the broker returns them to ready."""
+    parameters = plan.model_dump()
+    with change(session, actor, "requeue-connection", plan.connection_id, parameters) as entry:
+        session.client.close_connection(plan.connection_id, f"Closed by Warren for {actor}")
+        entry.counts = {"unacked_returned": plan.unacked}
+
+
+def _quorum_queues(session: Session, queues: list[str]) -> dict[str, str]:
+    """The quorum queues among `queues`, each with its delivery limit (a sentence)."""
+    client = session.client
+    columns = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+    raw = [client.get_queue(session.vhost, queue, columns) for queue in queues]
+    infos = parse_all(QueueInfo, raw, "the queues the pod consumes")
+    quorum = [info for info in infos if info.type == "quorum"]
+    version = client.broker_version() if quorum else None
+    return {info.name: delivery_limit_sentence(info, version) for info in quorum}
+
+
+def held_by(report: ConsumerReport, connection: str) -> RequeueConnectionPlan:
+    """What `connection` (a pod's client-given name, or the broker's name for it) holds."""
+    loads = [load for load in report.loads if connection in (load.connection, load.connection_id)]
+    ids = {load.connection_id for load in loads}
+    if not loads:
+        raise NotFound(f"No consumer connection is named {connection!r}: nothing was changed.")
+    if len(ids) > 1:
+        raise WarrenError(
+            f"{len(ids)} connections are named {connection!r}: name one by the broker's name "
+            f"({', '.join(sorted(ids))}). Nothing was changed."
+        )
+    per_channel = {load.channel: load.unacked for load in loads}
+    return RequeueConnectionPlan(
+        connection=loads[0].connection,
+        connection_id=ids.pop(),
+        unacked=sum(per_channel.values()),
+        queues=sorted({load.queue for load in loads}),
+    )

@@ -1,0 +1,178 @@
+"""Typed shapes of what the management API returns: the fields Warren reads, nothing derived."""
+
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from dashboard.errors import ServerError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_all(model: type[M], items: object, what: str) -> list[M]:
+    """Validate a list the API returned; an answer of another shape is a ServerError sentence."""
+    try:
+        return TypeAdapter(list[model]).validate_python(items)
+    except ValidationError:
+        raise ServerError(
+            f"Warren could not read {what}: the answer does not have the expected shape."
+        ) from None
+
+
+class _ApiModel(BaseModel):
+    # The API adds fields between versions; Warren reads the ones it names and ignores the rest.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Rate(_ApiModel):
+    rate: float = 0.0
+
+
+class MessageStats(_ApiModel):
+    # Absent until the queue's first ack.
+    ack: int = 0
+    publish_details: Rate | None = None
+    deliver_get_details: Rate | None = None
+    ack_details: Rate | None = None
+
+
+class QueueInfo(_ApiModel):
+    """One queue as `GET /api/queues/{vhost}?columns=...` returns it.
+
+    Counts are absent until the broker's first stats emission for a new queue: they read 0.
+    """
+
+    name: str
+    vhost: str
+    type: str = "classic"
+    state: str | None = None
+    messages_ready: int = 0
+    messages_unacknowledged: int = 0
+    messages: int = 0
+    consumers: int = 0
+    arguments: dict = Field(default_factory=dict)
+    effective_policy_definition: dict = Field(default_factory=dict)
+    # Renamed in 3.11; both are sent by the versions Warren supports.
+    consumer_capacity: float | None = None
+    consumer_utilisation: float | None = None
+    message_stats: MessageStats | None = None
+    # Quorum queues: the node of the leader, and of every member and every member online.
+    leader: str | None = None
+    members: list[str] = Field(default_factory=list)
+    online: list[str] = Field(default_factory=list)
+
+    # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+
+    _no_policy = field_validator("effective_policy_definition", mode="before")(
+        lambda value: value or {}
+    )
+
+    @property
+    def effective_arguments(self) -> dict:
+        """Arguments with what a policy sets filled in (`dead-letter-exchange` as
+        `x-dead-letter-exchange`); an argument given at declaration wins."""
+        from_policy = {f"x-{key}": value for key, value in self.effective_policy_definition.items()}
+        return from_policy | self.arguments
+
+    @property
+    def capacity(self) -> float | None:
+        return (
+            self.consumer_capacity
+            if self.consumer_capacity is not None
+            else (self.consumer_utilisation)
+        )
+
+
+class NodeInfo(_ApiModel):
+    """One cluster node as `GET /api/nodes` returns it. A node that is down reports its name
+    and `running: false` only."""
+
+    name: str
+    running: bool = False
+    uptime: int | None = None  # milliseconds
+    mem_used: int | None = None
+    mem_limit: int | None = None  # the high watermark
+    mem_alarm: bool = False
+    disk_free: int | None = None
+    disk_free_limit: int | None = None
+    disk_free_alarm: bool = False
+    fd_used: int | None = None
+    fd_total: int | None = None
+    # The nodes this one cannot reach although they belong to the cluster.
+    partitions: list[str] = Field(default_factory=list)
+
+
+class Binding(_ApiModel):
+    source: str
+    vhost: str
+    destination: str
+    destination_type: str
+    routing_key: str
+
+
+class QueueRef(_ApiModel):
+    name: str
+    vhost: str
+
+
+class ChannelRef(_ApiModel):
+    name: str
+    connection_name: str
+    peer_host: str | None = None
+    peer_port: int | None = None
+
+
+class ConsumerInfo(_ApiModel):
+    """One consumer as `GET /api/consumers/{vhost}` returns it."""
+
+    consumer_tag: str
+    queue: QueueRef
+    # A closing channel is sent as `{}` (or `[]` by older brokers): no details, nothing held.
+    channel_details: ChannelRef | None = None
+    prefetch_count: int = 0
+    ack_required: bool = True
+
+    _no_channel = field_validator("channel_details", mode="before")(lambda value: value or None)
+
+
+class ChannelStats(_ApiModel):
+    # Cumulative; absent until the channel's first ack.
+    ack: int = 0
+    ack_details: Rate | None = None
+
+
+class ChannelInfo(_ApiModel):
+    """One channel: it, not the consumer, holds the unacked messages."""
+
+    name: str
+    messages_unacknowledged: int = 0
+    global_prefetch_count: int = 0
+    idle_since: datetime | None = None
+    message_stats: ChannelStats | None = None
+
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+
+    @field_validator("idle_since")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # Older brokers send "2026-11-27 22:33:48" with no zone; it is UTC.
+        return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+
+
+class ConnectionInfo(_ApiModel):
+    name: str
+    client_properties: dict = Field(default_factory=dict)
+
+    @property
+    def client_name(self) -> str | None:
+        name = self.client_properties.get("connection_name")
+        return str(name) if name else None

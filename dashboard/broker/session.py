@@ -1,0 +1,127 @@
+"""One user's way to the broker: built once per user, passed to every read and action.
+
+A console session that logged in, the console's service user, or one CLI run: each has one
+`Session` holding its settings, one management API client, one AMQP connection for short work
+(counts, purges, declarations) and what the broker says the user is. Nothing below builds a
+second client for the same user.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions
+
+from dashboard.broker.amqp import close_quietly, connect, connection_parameters, on_new_channel
+from dashboard.broker.management import ManagementClient
+from dashboard.broker.metrics import QueueMetrics, metrics_url
+from dashboard.errors import BrokerUnreachable
+from dashboard.settings import Settings
+
+T = TypeVar("T")
+
+# An action's access check right after the page asked needs no second question; a tag taken
+# away takes effect within this time.
+WHOAMI_SECONDS = 30.0
+# The short-work connection is reused while it was used this recently. Idle longer, nothing has
+# pumped its heartbeats (a blocking connection does so only while in use): a fresh one is safer.
+AMQP_REUSE_SECONDS = 20.0
+
+
+class Session:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.client = ManagementClient(settings)
+        url = metrics_url(settings)
+        self.metrics = QueueMetrics(url, settings.request_timeout) if url else None
+        self._whoami: dict | None = None
+        self._whoami_at = 0.0
+        # A blocking connection is not thread-safe: one user of it at a time.
+        self._amqp_lock = threading.Lock()
+        self._amqp: pika.BlockingConnection | None = None
+        self._amqp_used_at = 0.0
+
+    @property
+    def vhost(self) -> str:
+        return self.settings.vhost
+
+    @property
+    def exchange(self) -> str:
+        """The tenant exchange."""
+        return self.settings.tenant_exchange
+
+    @property
+    def username(self) -> str:
+        return self.settings.username
+
+    def whoami(self) -> dict:
+        """`GET /api/whoami` (the user and its tags), asked again after WHOAMI_SECONDS."""
+        if self._whoami is None or time.monotonic() - self._whoami_at > WHOAMI_SECONDS:
+            self._whoami = self.client.whoami()
+            self._whoami_at = time.monotonic()
+        return self._whoami
+
+    def amqp_parameters(self, name: str) -> list[pika.URLParameters]:
+        """For a connection of its own (a move drives one with its own I/O loop)."""
+        return connection_parameters(self.settings, name)
+
+    def on_amqp(self, work: Callable[[pika.BlockingConnection], T]) -> T:
+        """`work` on this session's short-work connection, which nobody else uses meanwhile.
+
+        A connection the broker closed is replaced on the next call, never retried within one:
+        `work` may have changed something before it failed.
+        """
+        with self._amqp_lock:
+            connection = self._short_work_connection()
+            try:
+                return work(connection)
+            except pika.exceptions.AMQPConnectionError:
+                self._drop_amqp()
+                raise BrokerUnreachable(
+                    f"The AMQP connection to {self.settings.display_amqp_url()} was lost."
+                ) from None
+            finally:
+                self._amqp_used_at = time.monotonic()
+
+    def on_channel(self, action: Callable[[Any], T], refused: str) -> T:
+        """`action` on a new channel of the short-work connection; a refusal is the sentence
+        `refused` with the broker's words."""
+        return self.on_amqp(lambda connection: on_new_channel(connection, action, refused))
+
+    def queue_counts(self, queue: str) -> tuple[int, int]:
+        """(ready, consumers) of `queue` now, from AMQP: no stats lag. A missing queue is
+        NotFound."""
+        method = self.on_channel(
+            lambda channel: channel.queue_declare(queue, passive=True).method,
+            f"Queue {queue!r} cannot be read",
+        )
+        return method.message_count, method.consumer_count
+
+    def ready_count(self, queue: str) -> int:
+        return self.queue_counts(queue)[0]
+
+    def _short_work_connection(self) -> pika.BlockingConnection:
+        idle = time.monotonic() - self._amqp_used_at > AMQP_REUSE_SECONDS
+        if self._amqp is not None and (idle or not self._amqp.is_open):
+            self._drop_amqp()
+        if self._amqp is None:
+            self._amqp = connect(self.settings, f"warren {self.username}")
+        return self._amqp
+
+    def _drop_amqp(self) -> None:
+        if self._amqp is not None:
+            close_quietly(self._amqp)
+        self._amqp = None
+
+    def close(self) -> None:
+        with self._amqp_lock:
+            self._drop_amqp()
+        self.client.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

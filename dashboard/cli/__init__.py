@@ -1,0 +1,131 @@
+"""`warren` / `python -m dashboard`: the console's second face, for scripts and runbooks."""
+
+# Its verbs, flags, output and exit codes are an interface scripts depend on: extend, don't break.
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from dashboard.cli import changes, reads
+from dashboard.errors import WarrenError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except WarrenError as exc:
+        print(f"warren: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("warren: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`warren tenants | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warren", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    read = _reader(sub)
+    change = _changer(sub)
+    _looks(read)
+    _moves(change)
+    _changes(change)
+    audit_cmd = read("audit", reads.audit, "the latest admin actions, newest first")
+    audit_cmd.add_argument("--limit", type=int, default=50)
+    demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
+    demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
+    demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _looks(read) -> None:
+    read("tenants", reads.tenants, "ready and unacked counts per tenant queue")
+    consumers = read("consumers", reads.consumers, "per-consumer load, grouped by connection (pod)")
+    consumers.add_argument(
+        "--by-pod", action="store_true", help="one row per pod: its consumers, unacked, prefetch"
+    )
+    read("nodes", reads.nodes, "the cluster's nodes: running, alarms, memory, disk")
+    peek = read("peek", reads.peek_messages, "show the first ready messages of a queue (requeued)")
+    peek.add_argument("--queue", required=True, help="queue name, exactly")
+    peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
+    peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
+
+
+def _moves(change) -> None:
+    requeue_cmd = change(
+        "requeue", changes.requeue_messages, "move dead letters back, at least once"
+    )
+    origin = requeue_cmd.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--from", dest="source", help="dead-letter queue to take from")
+    origin.add_argument("--connection", help="pod whose unacked messages go back to ready")
+    requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
+    requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    requeue_cmd.add_argument("--tenant", help="only those that died with this routing key")
+    requeue_cmd.add_argument("--reason", help="only this x-death reason (rejected, expired, ...)")
+    requeue_cmd.add_argument("--header", help="only those whose header NAME=VALUE")
+    republish_cmd = change(
+        "republish", changes.republish_messages, "copy messages with a new priority"
+    )
+    republish_cmd.add_argument("--queue", required=True, help="queue to take from")
+    republish_cmd.add_argument("--priority", type=int, required=True, help="the new priority")
+    republish_cmd.add_argument("--to", help="queue to put into (default: the same queue)")
+    republish_cmd.add_argument("--routing-key", help="publish to the tenant exchange with this")
+    republish_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+
+
+def _changes(change) -> None:
+    purge_cmd = change("purge", changes.purge_queue, "delete the ready messages of a queue")
+    purge_cmd.add_argument("--queue", required=True, help="queue name, exactly")
+    bind_cmd = change("bind", changes.bind_tenants, "onboard tenants: queue, dead letters, binding")
+    bind_cmd.add_argument("--tenant", action="append", default=[], help="tenant id (repeat)")
+    bind_cmd.add_argument("--file", help="tenant ids, one per line or first CSV column")
+    bind_cmd.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
+    bind_cmd.add_argument(
+        "--max-priority", type=int, default=10, help="classic queues (default 10; 0: none)"
+    )
+    bind_cmd.add_argument("--no-dead-letters", action="store_true", help="no dead-letter queue")
+    unbind_cmd = change(
+        "unbind", changes.unbind_tenant, "offboard a tenant: unbind, optionally delete"
+    )
+    unbind_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
+    unbind_cmd.add_argument("--delete-queue", action="store_true", help="delete its queue too")
+    unbind_cmd.add_argument("--force", action="store_true", help="even if it holds messages")
+
+
+def _reader(sub):
+    """A command that reads: --json, --vhost and --exchange."""
+
+    def add(name: str, handler, summary: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=summary)
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
+        command.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
+        command.set_defaults(handler=handler)
+        return command
+
+    return add
+
+
+def _changer(sub):
+    """A command that changes the broker: also --dry-run, and --yes to skip the question."""
+    read = _reader(sub)
+
+    def add(name: str, handler, summary: str) -> argparse.ArgumentParser:
+        command = read(name, handler, summary)
+        command.add_argument("--dry-run", action="store_true", help="say what it would do")
+        command.add_argument("--yes", action="store_true", help="do it without asking")
+        return command
+
+    return add
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dashboard.local.demo import run_demo
+
+    return run_demo(port=args.port, tenants=args.tenants)

@@ -1,0 +1,270 @@
+"""The CLI's verbs that change the broker: each says what it will do, asks (or takes --yes, or
+--dry-run), and reports exact counts. Every outcome, declined ones too, is in the audit log."""
+
+import argparse
+import contextlib
+import getpass
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+from dashboard.actions.audit import AuditLog
+from dashboard.actions.bind import TenantSpec, bind, bind_sentence, parse_tenant_list
+from dashboard.actions.mover import MoveResult
+from dashboard.actions.moves import Moved, MovePlan, run_move
+from dashboard.actions.purge import plan_purge, purge
+from dashboard.actions.republish import plan_republish
+from dashboard.actions.requeue import RequeueFilter, plan_requeue
+from dashboard.actions.requeue_connection import plan_requeue_connection, requeue_connection
+from dashboard.actions.unbind import unbind, unbind_sentence
+from dashboard.broker.session import Session
+from dashboard.cli.output import format_table, print_json, report
+from dashboard.cli.reads import open_session
+from dashboard.errors import WarrenError
+
+BIND_COLUMNS = (
+    ("tenant", "TENANT"),
+    ("queue", "QUEUE"),
+    ("outcome", "OUTCOME"),
+    ("created", "CREATED"),
+    ("error", "ERROR"),
+)
+
+
+def actor(session: Session) -> str:
+    """Who acts: the broker user, and the person at the terminal."""
+    return f"{session.username} (cli, {getpass.getuser()})"
+
+
+def requeue_messages(args: argparse.Namespace) -> int:
+    if args.connection:
+        return _requeue_connection(args)
+    only = _requeue_filter(args)
+    with open_session(args) as session:
+        plan = plan_requeue(session, args.source, args.to, args.limit, only)
+        would = {"would_move": plan.limit, "ready": plan.ready}
+        declined = _declined_move(args, session, plan, plan.model_dump(), would)
+        if declined is not None:
+            return declined
+        moved = _run_move(args, session, plan)
+        left = session.ready_count(args.source)
+    result = moved.result
+    record = {"dry_run": False, **moved.counts, "left": left, "stopped": result.stopped}
+    summary = (
+        f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
+        f"{args.source!r}; {left:,} ready there now."
+        + (f" Stopped: {result.stopped}." if not result.clean else "")
+    )
+    report(args, record, summary)
+    return 0 if moved.clean else 1
+
+
+def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
+    header, value = None, None
+    if args.header:
+        if "=" not in args.header:
+            raise WarrenError(f"--header takes NAME=VALUE; {args.header!r} has no '='.")
+        header, value = args.header.split("=", 1)
+    return RequeueFilter(tenant=args.tenant, reason=args.reason, header=header, value=value)
+
+
+def _requeue_connection(args: argparse.Namespace) -> int:
+    """Unacked messages go back to ready only when their consumer's connection closes."""
+    with open_session(args) as session:
+        plan = plan_requeue_connection(session, args.connection)
+        ask = Ask(
+            "requeue-connection", plan.connection_id, plan.model_dump(), plan.sentence,
+            "changed", answer=plan.connection,
+        )  # fmt: skip
+        declined = _declined(args, session, ask, plan.model_dump(), {"unacked": plan.unacked})
+        if declined is not None:
+            return declined
+        requeue_connection(session, plan, actor(session))
+    record = {"dry_run": False, **plan.model_dump(), "unacked_returned": plan.unacked}
+    summary = f"Closed {plan.connection!r}: {plan.unacked:,} messages went back to ready."
+    return report(args, record, summary)
+
+
+def republish_messages(args: argparse.Namespace) -> int:
+    if not 0 <= args.priority <= 255:
+        raise WarrenError(f"--priority takes 0 to 255; {args.priority} is out of range.")
+    with open_session(args) as session:
+        plan = plan_republish(
+            session, args.queue, args.priority, args.to, args.routing_key, args.limit
+        )
+        dry_record = plan.model_dump() | {"warnings": plan.warnings}
+        declined = _declined_move(args, session, plan, dry_record, {"would_move": plan.limit})
+        if declined is not None:
+            return declined
+        moved = _run_move(args, session, plan)
+    record = {
+        "dry_run": False,
+        **moved.counts,
+        "holding_queue": moved.holding,
+        "warnings": plan.warnings,
+    }
+    summary = f"Republished {moved.result.moved:,} with priority {args.priority}." + (
+        f" Some messages are still in holding queue {moved.holding!r}." if moved.holding else ""
+    )
+    report(args, record, summary)
+    return 0 if moved.clean else 1
+
+
+def _declined_move(
+    args: argparse.Namespace, session: Session, plan: MovePlan, dry_record: dict, would: dict
+) -> int | None:
+    ask = Ask(plan.action, plan.source, plan.parameters(session.vhost), plan.sentence, "moved")
+    return _declined(args, session, ask, dry_record, would)
+
+
+def _run_move(args: argparse.Namespace, session: Session, plan: MovePlan) -> Moved:
+    """The confirmed move, with a progress line and Ctrl-C to stop it."""
+    with _stoppable() as stop:
+        moved = run_move(session, plan, actor(session), _progress(args), stop)
+    if not args.json:
+        print(file=sys.stderr)
+    return moved
+
+
+def purge_queue(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        plan = plan_purge(session, args.queue)
+        # Destructive: on a terminal, the queue's name must be typed back.
+        ask = Ask(
+            "purge", args.queue, {"vhost": session.vhost}, plan.sentence, "purged", args.queue
+        )
+        declined = _declined(args, session, ask, plan.model_dump(), {"would_purge": plan.ready})
+        if declined is not None:
+            return declined
+        purged = purge(session, plan, actor(session))
+    record = {"dry_run": False, "queue": args.queue, "purged": purged}
+    return report(args, record, f"Purged {purged:,} ready messages of {args.queue!r}.")
+
+
+def bind_tenants(args: argparse.Namespace) -> int:
+    tenants = [*args.tenant, *(_tenant_file(args.file) if args.file else [])]
+    if not tenants:
+        raise WarrenError("Name at least one tenant: --tenant ID or --file FILE.")
+    if not 0 <= args.max_priority <= 255:
+        raise WarrenError(f"--max-priority takes 0 to 255; {args.max_priority} is out of range.")
+    specs = [
+        TenantSpec(
+            tenant=tenant,
+            queue_type=args.queue_type,
+            max_priority=args.max_priority or None,
+            dead_letters=not args.no_dead_letters,
+        )
+        for tenant in tenants
+    ]
+    with open_session(args) as session:
+        parameters = specs[0].model_dump(exclude={"tenant"}) | {"tenants": tenants}
+        sentence = bind_sentence(specs, session.exchange)
+        ask = Ask("bind", ", ".join(tenants), parameters, sentence, "changed")
+        declined = _declined(args, session, ask, {"tenants": tenants}, {"tenants": len(tenants)})
+        if declined is not None:
+            return declined
+        results = bind(session, specs, actor(session))
+    records = [result.model_dump() for result in results]
+    if args.json:
+        print_json(records)
+    else:
+        print(format_table(records, BIND_COLUMNS))
+    return 1 if any(result.outcome == "failed" for result in results) else 0
+
+
+def unbind_tenant(args: argparse.Namespace) -> int:
+    parameters = {"delete_queue": args.delete_queue, "force": args.force}
+    with open_session(args) as session:
+        sentence = unbind_sentence(session.exchange, args.tenant, args.delete_queue, args.force)
+        ask = Ask("unbind", args.tenant, parameters, sentence, "changed", answer=args.tenant)
+        declined = _declined(args, session, ask, {"tenant": args.tenant, **parameters}, {})
+        if declined is not None:
+            return declined
+        result = unbind(session, args.tenant, args.delete_queue, args.force, actor(session))
+    summary = f"Unbound {args.tenant!r} from {', '.join(result.queues)}." + (
+        f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
+        if result.deleted
+        else ""
+    )
+    return report(args, result.model_dump(), summary)
+
+
+def _tenant_file(path: str) -> list[str]:
+    """Tenant ids from a file: one per line, or the first column of a CSV; blank lines, `#`
+    comments and a `tenant` header are skipped."""
+    try:
+        return parse_tenant_list(Path(path).read_text())
+    except OSError as exc:
+        raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+class Ask(NamedTuple):
+    """A change to ask about: audited as `action` on `target`; refused, nothing was `undone`."""
+
+    action: str
+    target: str
+    parameters: dict
+    sentence: str
+    undone: str
+    answer: str = "yes"
+
+
+def _declined(
+    args: argparse.Namespace, session: Session, ask: Ask, dry_record: dict, dry_counts: dict
+) -> int | None:
+    """The exit code when the change does not happen (a dry run, or no confirmation), each
+    audited; None when it may go ahead."""
+    if not args.dry_run and _confirmed(args, ask.sentence, ask.answer):
+        return None
+    log = AuditLog(session.settings.audit_db)
+    with log.action(actor(session), ask.action, ask.target, ask.parameters, args.dry_run) as entry:
+        if args.dry_run:
+            entry.counts = dry_counts
+        else:
+            entry.outcome = "refused"
+    if args.dry_run:
+        return report(args, {"dry_run": True, **dry_record}, ask.sentence)
+    print(f"warren: {ask.sentence} Nothing was {ask.undone}: add --yes to do it.", file=sys.stderr)
+    return 1
+
+
+def _confirmed(args: argparse.Namespace, sentence: str, answer: str = "yes") -> bool:
+    """--yes, or the `answer` typed back on a terminal; never yes without a person."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{sentence} Type {answer} to go on: ").strip() == answer
+
+
+@contextlib.contextmanager
+def _stoppable():
+    """During a move, a first Ctrl-C asks it to stop: it takes no more messages, settles those
+    in flight and reports exact counts. A second one aborts (the broker then returns every
+    original not yet acked to its queue)."""
+    stop = threading.Event()
+
+    def first(_signal, _frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(
+            "\nwarren: stopping after the messages in flight (Ctrl-C again to abort).",
+            file=sys.stderr,
+        )
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _progress(args: argparse.Namespace):
+    """A progress line on stderr, rewritten in place; none with --json."""
+    return None if args.json else _show_progress
+
+
+def _show_progress(result: MoveResult) -> None:
+    print(f"\r  moved {result.moved:,}, sent back {result.failed:,}", end="", file=sys.stderr)

@@ -1,0 +1,84 @@
+"""What the CLI prints: plain-text tables, peeked messages, and one line or one JSON record per
+result. Broker-supplied text never reaches the terminal as control characters."""
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+
+from dashboard.reads.peek import Death, PeekedMessage
+
+
+def report(args: argparse.Namespace, record: dict, sentence: str) -> int:
+    """The result: `record` as JSON with --json, else `sentence`; exit code 0."""
+    print(json.dumps(record, ensure_ascii=False) if args.json else sentence)
+    return 0
+
+
+def print_json(records) -> None:
+    print(json.dumps(records, ensure_ascii=False))
+
+
+def format_table(records: list[dict], columns: Sequence[tuple[str, str]]) -> str:
+    """A plain-text table: numbers right-aligned with thousands separators, text left-aligned."""
+    cells = [[cell(record[key]) for key, _ in columns] for record in records]
+    numeric = [all(isinstance(record[key], int) for record in records) for key, _ in columns]
+    widths = [
+        max([len(title), *(len(row[i]) for row in cells)]) for i, (_, title) in enumerate(columns)
+    ]
+    lines = [[title for _, title in columns], *cells]
+    return "\n".join(
+        "  ".join(_align(text, widths[i], numeric[i]) for i, text in enumerate(line)).rstrip()
+        for line in lines
+    )
+
+
+def cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else _CONTROL.sub(_escaped, str(value))
+
+
+# Broker names and payloads may hold terminal escape sequences (C0 and C1 controls) or text
+# direction overrides: shown as \x1b or \u202e, never sent to the terminal as they are.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _align(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def format_message(message: PeekedMessage) -> str:
+    lines = [
+        f"#{message.position}  exchange={cell(message.exchange) or '(default)'}  "
+        f"routing key={cell(message.routing_key)}  redelivered={message.redelivered}  "
+        f"{message.size:,} bytes, {message.kind}",
+        *(f"  {key}: {cell(str(value))}" for key, value in message.properties.items()),
+        *(f"  header {cell(key)}: {cell(str(value))}" for key, value in message.headers.items()),
+        *(_death_line(death) for death in message.deaths),
+        *("    " + cell(line) for line in message.shown.splitlines()),
+    ]
+    if message.truncated:
+        lines.append(f"    ... (cut; {message.size:,} bytes in all)")
+    return "\n".join(lines)
+
+
+def _death_line(death: Death) -> str:
+    keys = cell(", ".join(death.routing_keys))
+    when = f", last {death.time.isoformat()}" if death.time else ""
+    source = cell(death.exchange) or "(default)"
+    return (
+        f"  died {death.count}x: {death.reason} in {cell(death.queue)} "
+        f"(from {source}, keys {keys}{when})"
+    )

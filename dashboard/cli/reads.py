@@ -1,0 +1,179 @@
+"""The CLI's verbs that only look: tenants, consumers, nodes, peek, audit."""
+
+import argparse
+import sys
+import time
+
+from dashboard.actions.audit import AuditLog
+from dashboard.broker.session import Session
+from dashboard.cli.output import count, format_message, format_table, print_json, report
+from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
+from dashboard.reads.nodes import fetch_cluster
+from dashboard.reads.overview import fetch_overview
+from dashboard.reads.peek import PEEK_NOTICE, peek
+from dashboard.reads.stuck import flag_overview
+from dashboard.settings import Settings, load_settings
+
+TENANT_COLUMNS = (
+    ("tenant", "TENANT"),
+    ("queue", "QUEUE"),
+    ("ready", "READY"),
+    ("unacked", "UNACKED"),
+    ("total", "TOTAL"),
+    ("consumers", "CONSUMERS"),
+    ("queue_type", "TYPE"),
+)
+CONSUMER_COLUMNS = (
+    ("connection", "CONNECTION"),
+    ("queue", "QUEUE"),
+    ("consumer_tag", "TAG"),
+    ("prefetch", "PREFETCH"),
+    ("unacked", "UNACKED"),
+    ("load", "LOAD"),
+    ("ack_rate", "ACK/S"),
+    ("flags", "FLAGS"),
+)
+POD_COLUMNS = (
+    ("connection", "POD"),
+    ("consumers", "CONSUMERS"),
+    ("unacked", "UNACKED"),
+    ("prefetch", "PREFETCH"),
+    ("queues", "QUEUES"),
+    ("flags", "FLAGS"),
+)
+NODE_COLUMNS = (
+    ("name", "NODE"),
+    ("running", "RUNNING"),
+    ("mem_alarm", "MEMORY ALARM"),
+    ("disk_free_alarm", "DISK ALARM"),
+    ("mem_used", "MEMORY"),
+    ("mem_limit", "WATERMARK"),
+    ("fd_used", "FDS"),
+    ("partitions", "CANNOT REACH"),
+)
+AUDIT_COLUMNS = (
+    ("started", "STARTED (UTC)"),
+    ("actor", "ACTOR"),
+    ("action", "ACTION"),
+    ("target", "TARGET"),
+    ("dry_run", "DRY RUN"),
+    ("outcome", "OUTCOME"),
+    ("counts", "COUNTS"),
+    ("error", "ERROR"),
+)
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The settings, with --vhost and --exchange winning over WARREN_VHOST and the like."""
+    pairs = {"vhost": args.vhost, "tenant_exchange": args.exchange}
+    return load_settings(**{key: value for key, value in pairs.items() if value is not None})
+
+
+def open_session(args: argparse.Namespace) -> Session:
+    return Session(settings_of(args))
+
+
+def tenants(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        overview = fetch_overview(session)
+    flag_overview(overview, None, session.settings)
+    records = [row.model_dump(mode="json") for row in overview.rows]
+    if args.json:
+        print_json(records)
+        return 0
+    print(format_table(records, TENANT_COLUMNS))
+    totals = overview.totals
+    print(
+        f"\n{count(totals.tenants, 'tenant')} in {count(totals.queues, 'queue')}: "
+        f"{totals.ready:,} ready, {totals.unacked:,} unacked, "
+        f"{count(totals.consumers, 'consumer')}"
+    )
+    return 0
+
+
+def consumers(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        found = fetch_consumers(session)
+    if found.own_only:
+        print(f"warren: {own_only_sentence(session.username)}", file=sys.stderr)
+    if args.by_pod:
+        return _pods(args, found.loads)
+    records = [load.model_dump(mode="json") for load in found.loads]
+    if args.json:
+        print_json(records)
+        return 0
+    for record in records:
+        record["flags"] = _kinds(record["flags"])
+        record["load"] = "" if record["load"] is None else f"{record['load']:.0%}"
+    print(format_table(records, CONSUMER_COLUMNS))
+    for load in found.loads:
+        for flag in load.flags:
+            print(f"{load.connection} {load.consumer_tag}: {flag.reason}")
+    return 0
+
+
+def _pods(args: argparse.Namespace, loads) -> int:
+    """Per pod (connection): its consumers, what it holds against its prefetch, its flags."""
+    pods = pods_of(loads)
+    records = [pod.model_dump(mode="json") for pod in pods]
+    if args.json:
+        print_json(records)
+        return 0
+    for record in records:
+        record["queues"] = ", ".join(record["queues"])
+        record["flags"] = _kinds(record["flags"])
+    print(format_table(records, POD_COLUMNS))
+    for pod in pods:
+        for flag in pod.flags:
+            print(f"{pod.connection}: {flag.reason}")
+    return 0
+
+
+def _kinds(flags: list[dict]) -> str:
+    return ", ".join(flag["kind"] for flag in flags)
+
+
+def nodes(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        cluster = fetch_cluster(session)
+    if args.json:
+        print_json(cluster.model_dump(mode="json"))
+        return 0
+    records = [
+        node.model_dump(mode="json") | {"partitions": ", ".join(node.partitions)}
+        for node in cluster.nodes
+    ]
+    print(format_table(records, NODE_COLUMNS))
+    print(
+        f"\nRabbitMQ {cluster.version}, read from {cluster.read_from_node} at {cluster.read_from}."
+    )
+    for sentence in cluster.alarms:
+        print(sentence)
+    return 0
+
+
+def peek_messages(args: argparse.Namespace) -> int:
+    if not args.json:
+        print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
+    with open_session(args) as session:
+        result = peek(session, args.queue, args.count, confirmed=args.yes)
+    if args.json:
+        return report(args, result.model_dump(mode="json"), "")
+    if not result.messages:
+        print(f"Queue {args.queue!r} has no ready message.")
+    for message in result.messages:
+        print(format_message(message))
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    log = AuditLog(settings_of(args).audit_db)
+    records = [record.model_dump() for record in log.records(args.limit)]
+    if args.json:
+        print_json(records)
+        return 0
+    for record in records:
+        record["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record["started_at"]))
+        record["counts"] = ", ".join(f"{k} {v:,}" for k, v in record["counts"].items())
+    print(format_table(records, AUDIT_COLUMNS))
+    return 0

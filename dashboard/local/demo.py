@@ -1,0 +1,130 @@
+"""`warren demo`: a disposable local broker, a live workload, and the console on top of it.
+
+Ctrl-C (or SIGTERM, or closing the terminal) stops all three and leaves nothing running.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from dashboard.errors import WarrenError
+from dashboard.local.rabbitmq import LocalBroker
+from dashboard.local.workload import Workload, demo_tenants
+from dashboard.settings import ENV_PREFIX, load_settings
+
+APP = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_demo(port: int, tenants: int) -> int:
+    # SIGINT too: a process started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Ctrl-C must stop the demo however it was started.
+    for number in STOP_SIGNALS:
+        signal.signal(number, _interrupt)
+    broker = LocalBroker.create(default_ports=True)
+    workload = None
+    try:
+        print("Starting a disposable RabbitMQ node (a few seconds)...", flush=True)
+        broker.start()
+        demo_env = broker_env(broker)
+        settings = load_settings(
+            **{key.removeprefix(ENV_PREFIX).lower(): value for key, value in demo_env.items()}
+        )
+        workload = Workload(settings, demo_tenants(tenants))
+        workload.seed_backlog()
+        workload.start()
+        print(
+            f"Broker: management {broker.management_url} (guest/guest), AMQP port "
+            f"{broker.amqp_port}\nWarren: http://localhost:{port}\nCtrl-C stops the console, "
+            "the workload and the broker.",
+            flush=True,
+        )
+        return _serve({**os.environ, **demo_env}, port)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # A second Ctrl-C must not abandon the clean-up half way.
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        print("Stopping the workload and the broker...", flush=True)
+        if workload:
+            workload.stop()
+        broker.stop()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def broker_env(broker: LocalBroker) -> dict[str, str]:
+    """Every WARREN_ setting the console and workload use, pinned to the demo broker, so that
+    neither the shell nor a .env file can point one of them elsewhere."""
+    return {
+        "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_AMQP_URL": broker.amqp_url,
+        "WARREN_METRICS_URL": broker.metrics_url,
+        "WARREN_USERNAME": "guest",
+        "WARREN_PASSWORD": "guest",
+        "WARREN_VHOST": "/",
+        "WARREN_TENANT_EXCHANGE": "tenants",
+        "WARREN_REFRESH_SECONDS": "5",
+        "WARREN_REQUEST_TIMEOUT": "10",
+        # Demo jobs take seconds, not minutes.
+        "WARREN_STUCK_AFTER_SECONDS": "20",
+        "WARREN_DEAD_LETTER_WINDOW_SECONDS": "60",
+        # Removed with the broker: a new demo starts with no history.
+        "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
+    }
+
+
+def _serve(env: dict[str, str], port: int) -> int:
+    console = start_console(env, port)
+    try:
+        return console.wait()
+    except KeyboardInterrupt:
+        stop_console(console)
+        return 0
+
+
+def start_console(env: dict[str, str], port: int, quiet: bool = False) -> subprocess.Popen:
+    """The console as a process of its own on `port`, returned once it answers; stopped again
+    if anything (a Ctrl-C too) interrupts the wait."""
+    output = subprocess.DEVNULL if quiet else None
+    console = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
+        env=env,
+        cwd=APP.parent,
+        stdout=output,
+        stderr=output,
+    )
+    try:
+        _wait_until_serving(console, port)
+    except BaseException:
+        stop_console(console)
+        raise
+    return console
+
+
+def _wait_until_serving(console: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 60
+    while console.poll() is None and time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    raise WarrenError(f"The console did not start on port {port}.")
+
+
+def stop_console(console: subprocess.Popen) -> None:
+    console.terminate()
+    try:
+        console.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        console.kill()
+        console.wait()

@@ -1,0 +1,213 @@
+"""Per-consumer load: consumers joined to their channels (which hold the unacked messages) and
+connections (whose client-given name is the pod's), with flags an on-call engineer acts on."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from dashboard.broker.models import ChannelInfo, ConnectionInfo, ConsumerInfo, parse_all
+from dashboard.broker.session import Session
+from dashboard.errors import TenantExchangeMissing
+from dashboard.reads.durations import duration_text
+from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
+from dashboard.reads.overview import tenant_bindings, tenants_by_queue
+
+CHANNEL_COLUMNS = (
+    "name",
+    "messages_unacknowledged",
+    "global_prefetch_count",
+    "idle_since",
+    "message_stats.ack_details.rate",
+    "message_stats.ack",
+)
+
+
+class AckWatch:
+    """Remembers each channel's ack count across polls, and since when it has not changed.
+
+    A channel's `idle_since` alone cannot prove a worker stuck: the queue process talks to a
+    consuming channel now and then, which resets it although nothing is acked.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, datetime]] = {}
+
+    def unchanged_since(self, channel: str, acks: int, now: datetime) -> datetime:
+        previous = self._seen.get(channel)
+        if previous is None or previous[0] != acks:
+            previous = (acks, now)
+        self._seen[channel] = previous
+        return previous[1]
+
+    def keep_only(self, channels: set[str]) -> None:
+        self._seen = {name: seen for name, seen in self._seen.items() if name in channels}
+
+
+CONNECTION_COLUMNS = ("name", "client_properties")
+SEES_ALL_CONNECTIONS = {"monitoring", "administrator"}
+
+
+def fetch_consumers(
+    session: Session, watch: AckWatch | None = None, now: datetime | None = None
+) -> ConsumerReport:
+    """Every consumer of the vhost that the user may see, grouped by connection (pod), flagged.
+    With `watch` (a poll's memory of ack counts), "no ack" is proven across polls too.
+
+    A consumer whose channel is closing (or closed between the requests) is left out: it holds
+    nothing now.
+    """
+    client, vhost = session.client, session.vhost
+    consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
+    listed = client.list_channels_in(vhost, CHANNEL_COLUMNS)
+    channels = {channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")}
+    listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
+    connections = {
+        connection.name: connection
+        for connection in parse_all(ConnectionInfo, listed, "the connections")
+    }
+    visible = [
+        consumer
+        for consumer in consumers
+        if consumer.channel_details and consumer.channel_details.name in channels
+    ]
+    by_channel: dict[str, list[ConsumerInfo]] = defaultdict(list)
+    for consumer in visible:
+        by_channel[consumer.channel_details.name].append(consumer)
+    tenants = _tenants_by_queue(session)
+    moment = now or datetime.now(UTC)
+    loads = [
+        _load(
+            consumer,
+            channels[consumer.channel_details.name],
+            connections.get(consumer.channel_details.connection_name),
+            tenants.get(consumer.queue.name, []),
+            by_channel[consumer.channel_details.name],
+        )
+        for consumer in visible
+    ]
+    for load in loads:
+        if watch is not None:
+            load.acks_unchanged_since = watch.unchanged_since(load.channel, load.acks, moment)
+        load.flags = flags_of(load, session.settings.stuck_after_seconds, moment)
+    if watch is not None:
+        watch.keep_only({load.channel for load in loads})
+    loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
+    tags = set(session.whoami().get("tags") or [])
+    return ConsumerReport(loads=loads, own_only=not tags & SEES_ALL_CONNECTIONS)
+
+
+def own_only_sentence(username: str) -> str:
+    return (
+        f"User {username!r} has no monitoring tag, so the broker shows it only the consumers of "
+        "its own connections."
+    )
+
+
+def pods_of(loads: list[ConsumerLoad]) -> list[PodLoad]:
+    """The loads summed per connection (pod), in the order the loads come."""
+    pods: dict[str, list[ConsumerLoad]] = defaultdict(list)
+    for load in loads:
+        pods[load.connection_id].append(load)
+    return [_pod(members) for members in pods.values()]
+
+
+def _pod(members: list[ConsumerLoad]) -> PodLoad:
+    channels = {load.channel: load for load in members}.values()
+    return PodLoad(
+        connection=members[0].connection,
+        connection_id=members[0].connection_id,
+        consumers=len(members),
+        unacked=sum(load.unacked for load in channels),
+        prefetch=sum(load.channel_prefetch for load in channels),
+        queues=sorted({load.queue for load in members}),
+        flags=[flag for load in members for flag in load.flags],
+    )
+
+
+def _tenants_by_queue(session: Session) -> dict[str, list[str]]:
+    try:
+        bindings = tenant_bindings(session)
+    except TenantExchangeMissing:
+        return {}
+    return {queue: sorted(ids) for queue, ids in tenants_by_queue(bindings).items()}
+
+
+def _load(
+    consumer: ConsumerInfo,
+    channel: ChannelInfo,
+    connection: ConnectionInfo | None,
+    tenants: list[str],
+    on_channel: list[ConsumerInfo],
+) -> ConsumerLoad:
+    details = consumer.channel_details
+    # basic.qos with global=false limits each consumer; global=true limits the whole channel.
+    prefetch = consumer.prefetch_count or channel.global_prefetch_count
+    own_limits = [other.prefetch_count for other in on_channel]
+    # A consumer without its own limit (0) is unlimited, and so is the channel then.
+    channel_prefetch = channel.global_prefetch_count or (0 if 0 in own_limits else sum(own_limits))
+    unacked = channel.messages_unacknowledged
+    stats = channel.message_stats
+    return ConsumerLoad(
+        connection=(connection and connection.client_name) or _peer(details),
+        connection_id=details.connection_name,
+        channel=details.name,
+        consumer_tag=consumer.consumer_tag,
+        queue=consumer.queue.name,
+        vhost=consumer.queue.vhost,
+        tenants=tenants,
+        prefetch=prefetch,
+        unacked=unacked,
+        channel_consumers=len(on_channel),
+        channel_prefetch=channel_prefetch,
+        load=unacked / channel_prefetch if channel_prefetch else None,
+        ack_rate=stats.ack_details.rate if stats and stats.ack_details else None,
+        acks=stats.ack if stats else 0,
+        ack_required=consumer.ack_required,
+        idle_since=channel.idle_since,
+    )
+
+
+def _peer(details) -> str:
+    return (
+        f"{details.peer_host}:{details.peer_port}" if details.peer_host else details.connection_name
+    )
+
+
+def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag]:
+    idle_for = (now - load.idle_since).total_seconds() if load.idle_since else 0.0
+    # No activity at all proves no acks; so does an ack count that has not moved.
+    unchanged_for = (
+        (now - load.acks_unchanged_since).total_seconds() if load.acks_unchanged_since else 0.0
+    )
+    quiet_for = max(idle_for, unchanged_for)
+    flags = []
+    if not load.ack_required:
+        flags.append(
+            Flag(
+                kind="auto-ack",
+                reason="Acks on delivery: a message is lost if this pod dies mid-job.",
+            )
+        )
+    elif load.prefetch == 0:
+        flags.append(
+            Flag(
+                kind="unlimited-prefetch",
+                reason="Prefetch 0 (unlimited): the broker pushes every ready message to this "
+                "consumer, which defeats fair dispatch of long jobs.",
+            )
+        )
+    limit = load.channel_prefetch
+    if limit and load.unacked >= limit and quiet_for >= stuck_after:
+        flags.append(
+            Flag(
+                kind="stuck",
+                reason=f"Saturated ({load.unacked:,} unacked, prefetch {limit:,}) with "
+                f"no ack for {duration_text(quiet_for)}: a stuck worker.",
+            )
+        )
+    if load.unacked == 0 and idle_for >= stuck_after:
+        flags.append(
+            Flag(
+                kind="idle", reason=f"Holds nothing and got nothing for {duration_text(idle_for)}."
+            )
+        )
+    return flags

@@ -1,0 +1,127 @@
+"""A local history of tenant-queue counts, recorded on each overview poll, for charts longer than
+the broker keeps and for rules that need a window ("no ack for 40 minutes").
+
+SQLite, one file, bounded by a retention period. A store that cannot be written costs the history,
+never the overview: the failure is logged and the poll goes on.
+"""
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dashboard.reads.models import Overview
+from dashboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    at REAL NOT NULL,
+    broker TEXT NOT NULL,
+    vhost TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    ready INTEGER NOT NULL,
+    unacked INTEGER NOT NULL,
+    acks INTEGER,
+    dead_letters INTEGER
+);
+CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
+CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at);
+CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at);
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    ready: int
+    unacked: int
+    acks: int | None
+    dead_letters: int | None
+
+
+class History:
+    """Samples of one broker (`broker`, its management URL): one file may serve several."""
+
+    def __init__(self, path: Path, retention_seconds: float, broker: str):
+        self.path = Path(path).expanduser()
+        self.broker = broker
+        self.retention_seconds = retention_seconds
+        self._lock = threading.Lock()
+        self._pruned_at = 0.0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=5)
+
+    def record(self, overview: Overview, at: float | None = None) -> None:
+        """One sample per tenant queue (a queue under two tenant ids is recorded once)."""
+        moment = time.time() if at is None else at
+        seen: dict[str, tuple] = {}
+        for row in overview.rows:
+            seen[row.queue] = (
+                moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,
+                row.dead_letters,
+            )  # fmt: skip
+        with self._lock, self._connect() as db:
+            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", seen.values())
+            if moment - self._pruned_at > 60:
+                db.execute("DELETE FROM samples WHERE at < ?", (moment - self.retention_seconds,))
+                self._pruned_at = moment
+
+    def series(self, vhost: str, queue: str, since: float) -> list[Sample]:
+        """Samples of one queue from `since` on, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT at, ready, unacked, acks, dead_letters FROM samples "
+                "WHERE broker = ? AND vhost = ? AND queue = ? AND at >= ? ORDER BY at",
+                (self.broker, vhost, queue, since),
+            ).fetchall()
+        return [Sample(*row) for row in rows]
+
+    def recent(self, vhost: str, since: float) -> dict[str, list[Sample]]:
+        """Samples of every queue of `vhost` from `since` on, per queue, oldest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT queue, at, ready, unacked, acks, dead_letters FROM samples "
+                "WHERE broker = ? AND vhost = ? AND at >= ? ORDER BY at",
+                (self.broker, vhost, since),
+            ).fetchall()
+        by_queue: dict[str, list[Sample]] = {}
+        for queue, *values in rows:
+            by_queue.setdefault(queue, []).append(Sample(*values))
+        return by_queue
+
+
+def open_history(settings: Settings) -> History | None:
+    """The history store, or None (logged) when its file cannot be opened."""
+    try:
+        return History(settings.history_db, settings.history_hours * 3600, settings.management_url)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("no history: %s cannot be opened: %s", settings.history_db, exc)
+        return None
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point of a chart; None counts mark a gap, so the line breaks instead of lying."""
+
+    at: float
+    ready: int | None
+    unacked: int | None
+
+
+def with_gaps(samples: list[Sample], max_gap: float) -> list[Point]:
+    """The samples as points, with a gap point wherever two samples lie further apart than
+    `max_gap` seconds (Warren was not polling, or the broker did not answer)."""
+    points: list[Point] = []
+    for sample in samples:
+        if points and sample.at - points[-1].at > max_gap:
+            points.append(Point(points[-1].at + max_gap / 2, None, None))
+        points.append(Point(sample.at, sample.ready, sample.unacked))
+    return points

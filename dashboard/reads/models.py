@@ -1,0 +1,113 @@
+"""Typed shapes of what Warren derives from the broker's answers: tenant rows and their totals,
+consumer loads and pods, each with the flags an on-call engineer reads."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ConsumerReport(BaseModel):
+    """The consumers Warren can see. A user without the `monitoring` (or `administrator`) tag
+    is shown only the consumers of its own connections: `own_only` says so."""
+
+    loads: list["ConsumerLoad"]
+    own_only: bool = False
+
+
+class Flag(BaseModel):
+    """Something an on-call engineer should look at, with the one-line reason."""
+
+    kind: str
+    reason: str
+
+
+class TenantRow(BaseModel):
+    """One tenant binding: routing key `tenant` on the tenant exchange delivers to `queue`."""
+
+    tenant: str
+    vhost: str
+    queue: str
+    ready: int
+    unacked: int
+    total: int
+    consumers: int
+    publish_rate: float | None = None
+    deliver_rate: float | None = None
+    ack_rate: float | None = None
+    consumer_capacity: float | None = None
+    queue_type: str
+    state: str | None = None
+    # Other tenant ids bound to the same queue: its counts are shared with those rows.
+    shares_queue_with: list[str] = Field(default_factory=list)
+    dead_letter_queue: str | None = None
+    dead_letters: int | None = None
+    # Cumulative acks of the queue, for telling "no acks over a window" from history.
+    acks: int = 0
+    flags: list[Flag] = Field(default_factory=list)
+
+
+class Totals(BaseModel):
+    """Sums over distinct queues, so a queue bound under two tenant ids counts once."""
+
+    tenants: int
+    queues: int
+    ready: int
+    unacked: int
+    total: int
+    consumers: int
+
+
+class Overview(BaseModel):
+    vhost: str
+    exchange: str
+    rows: list[TenantRow]
+    totals: Totals
+    fetched_at: datetime
+    # Where the counts came from: the management API's queue list, or the metrics endpoint
+    # (then rates and settings are from the last topology listing).
+    counts_from: Literal["management", "metrics"] = "management"
+
+
+class ConsumerLoad(BaseModel):
+    """One consumer joined to its channel and connection: who holds how much of which queue."""
+
+    connection: str
+    connection_id: str
+    channel: str
+    consumer_tag: str
+    queue: str
+    vhost: str
+    tenants: list[str]
+    prefetch: int
+    unacked: int
+    # Unacked is counted per channel: when consumers share one, they share the count, and it
+    # is measured against the channel's limit (their prefetches summed, or a global prefetch).
+    channel_consumers: int
+    channel_prefetch: int
+    load: float | None
+    ack_rate: float | None
+    ack_required: bool
+    idle_since: datetime | None
+    # The channel's cumulative acks, and since when Warren has known them not to change.
+    acks: int = 0
+    acks_unchanged_since: datetime | None = None
+    flags: list[Flag] = Field(default_factory=list)
+
+
+class PodLoad(BaseModel):
+    """One connection (a worker pod) summed over its consumers: unacked and prefetch are counted
+    once per channel, since consumers sharing a channel share its count and its limit."""
+
+    connection: str
+    connection_id: str
+    consumers: int
+    unacked: int
+    # Summed over its channels; a channel without a limit adds 0 (the consumers' own flags say
+    # "unlimited-prefetch").
+    prefetch: int
+    queues: list[str]
+    flags: list[Flag] = Field(default_factory=list)
+
+
+ConsumerReport.model_rebuild()

@@ -1,0 +1,134 @@
+"""One shared poll of the broker for every viewer: at most one fetch per interval, and the last
+good data kept (with when the failures began) while the broker does not answer."""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from dashboard.broker.session import Session
+from dashboard.errors import WarrenError
+from dashboard.reads.consumers import AckWatch, fetch_consumers
+from dashboard.reads.history import History
+from dashboard.reads.models import ConsumerReport, Overview
+from dashboard.reads.nodes import Cluster, fetch_cluster
+from dashboard.reads.overview import OverviewReader
+from dashboard.reads.stuck import flag_overview
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[T]):
+    data: T | None = None
+    fetched_at: datetime | None = None
+    # The latest poll's failure; None when it succeeded.
+    error: WarrenError | None = None
+    failing_since: datetime | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.error is not None
+
+
+class SharedPoll(Generic[T]):
+    """Calls `fetch` once per `interval` seconds while anyone reads it, however many readers.
+
+    A background thread polls on the interval, so no reader's timing adds a poll and none waits
+    on a slow broker: readers get the latest snapshot at once (only the very first ones wait
+    for the first fetch). Once nobody has read for IDLE_INTERVALS intervals the thread stops,
+    and the next reader starts it again.
+    """
+
+    IDLE_INTERVALS = 3
+
+    def __init__(self, fetch: Callable[[], T], interval: float):
+        self._fetch = fetch
+        self.interval = interval
+        self._lock = threading.Lock()  # one fetch at a time
+        self._poller_lock = threading.Lock()  # one polling thread at a time
+        self._snapshot: Snapshot[T] = Snapshot()
+        self._polled_at = 0.0
+        self._read_at = 0.0
+        self._poller: threading.Thread | None = None
+        self.fetches = 0
+
+    def get(self) -> Snapshot[T]:
+        self._read_at = time.monotonic()
+        if self._outdated():
+            # The first reader, or the first after an idle spell: one fetch, waited for.
+            with self._lock:
+                if self._outdated():
+                    self._refresh()
+        self._keep_polling()
+        return self._snapshot
+
+    def _outdated(self) -> bool:
+        polled = self._snapshot.fetched_at is not None or self._snapshot.error is not None
+        idle = self._poller is None and time.monotonic() - self._polled_at >= self.interval
+        return not polled or idle
+
+    def _keep_polling(self) -> None:
+        with self._poller_lock:
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, daemon=True, name="warren-poll")
+                self._poller.start()
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(max(0.0, self._polled_at + self.interval - time.monotonic()))
+            with self._poller_lock:
+                if time.monotonic() - self._read_at > self.IDLE_INTERVALS * self.interval:
+                    self._poller = None
+                    return
+            with self._lock:
+                self._refresh()
+
+    def _refresh(self) -> None:
+        self.fetches += 1
+        self._polled_at = time.monotonic()
+        now = datetime.now(UTC)
+        try:
+            self._snapshot = Snapshot(data=self._fetch(), fetched_at=now)
+        except WarrenError as exc:
+            self._snapshot = self._failed(exc, now)
+        except Exception as exc:
+            # A bug, or an answer of a shape Warren does not know: logged in full, shown as a
+            # sentence.
+            log.exception("poll failed")
+            self._snapshot = self._failed(
+                WarrenError(f"Warren could not read the broker's answer ({type(exc).__name__})."),
+                now,
+            )
+
+    def _failed(self, error: WarrenError, now: datetime) -> Snapshot[T]:
+        return replace(
+            self._snapshot, error=error, failing_since=self._snapshot.failing_since or now
+        )
+
+
+def overview_poll(session: Session, history: History | None) -> SharedPoll[Overview]:
+    """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
+    reader = OverviewReader(session)
+
+    def read() -> Overview:
+        overview = reader.read()
+        flag_overview(overview, history, session.settings)
+        return overview
+
+    return SharedPoll(read, session.settings.refresh_seconds)
+
+
+def consumers_poll(session: Session) -> SharedPoll[ConsumerReport]:
+    """Per-consumer load, every WARREN_REFRESH_SECONDS, with "no ack" proven across polls."""
+    watch = AckWatch()
+    return SharedPoll(lambda: fetch_consumers(session, watch), session.settings.refresh_seconds)
+
+
+def cluster_poll(session: Session) -> SharedPoll[Cluster]:
+    """The cluster's nodes and alarms, every WARREN_REFRESH_SECONDS (one small request each)."""
+    return SharedPoll(lambda: fetch_cluster(session), session.settings.refresh_seconds)

@@ -1,0 +1,107 @@
+"""One queue in detail: the arguments that matter on call, and its counts over the last minutes
+as the broker itself sampled them."""
+
+import time
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from dashboard.broker.management import ManagementClient
+from dashboard.broker.models import QueueInfo
+from dashboard.broker.session import Session
+from dashboard.errors import ServerError
+
+# What each argument means to the person on call, in the order they look for it.
+ARGUMENT_LABELS = {
+    "x-max-priority": "Max priority",
+    "x-dead-letter-exchange": "Dead-letter exchange",
+    "x-dead-letter-routing-key": "Dead-letter routing key",
+    "x-max-length": "Max length (messages)",
+    "x-max-length-bytes": "Max length (bytes)",
+    "x-overflow": "On overflow",
+    "x-message-ttl": "Message TTL (ms)",
+    "x-expires": "Queue expires after idle (ms)",
+    "x-delivery-limit": "Delivery limit",
+    "x-single-active-consumer": "Single active consumer",
+}
+
+
+class CountSample(BaseModel):
+    at: datetime
+    ready: int
+    unacked: int
+
+
+class QueueDetail(BaseModel):
+    info: QueueInfo
+    samples: list[CountSample]
+
+    @property
+    def settings(self) -> list[tuple[str, str]]:
+        """(label, value) of the queue's type, its members if it has any, and each argument,
+        known ones first (with what a policy sets)."""
+        info, effective = self.info, self.info.effective_arguments
+        known = [
+            (label, effective[key]) for key, label in ARGUMENT_LABELS.items() if key in effective
+        ]
+        other = [
+            (key, value)
+            for key, value in sorted(info.arguments.items())
+            if key not in ARGUMENT_LABELS
+        ]
+        rows = [("Queue type", info.type), *self._members(), *known, *other]
+        return [(label, str(value)) for label, value in rows]
+
+    def _members(self) -> list[tuple[str, str]]:
+        info = self.info
+        if not info.members:
+            return []
+        offline = sorted(set(info.members) - set(info.online))
+        return [
+            ("Leader", info.leader or "none"),
+            ("Members", ", ".join(sorted(info.members))),
+            ("Members offline", ", ".join(offline) or "none"),
+        ]
+
+
+def fetch_queue_detail(
+    session: Session, queue: str, seconds: int = 600, step: int = 10
+) -> QueueDetail:
+    """The queue's arguments and counts, with the broker's samples over the last `seconds`."""
+    client = session.client
+    raw = client.get_queue(
+        session.vhost, queue, {"lengths_age": str(seconds), "lengths_incr": str(step)}
+    )
+    try:
+        info = QueueInfo.model_validate(raw)
+        ready = _samples(raw, "messages_ready_details")
+        unacked = _samples(raw, "messages_unacknowledged_details")
+    except (ValueError, TypeError, KeyError):
+        raise ServerError(
+            f"Warren could not read queue {queue!r}: the answer does not have the expected shape."
+        ) from None
+    # The broker fills the window with zeros from before its node started: those are not
+    # counts anyone saw, so the chart leaves them out.
+    started_ms = _node_started_ms(client, raw.get("node"))
+    samples = [
+        CountSample(
+            at=datetime.fromtimestamp(stamp / 1000, UTC), ready=count, unacked=unacked[stamp]
+        )
+        for stamp, count in sorted(ready.items())
+        if stamp in unacked and stamp >= started_ms
+    ]
+    return QueueDetail(info=info, samples=samples)
+
+
+def _node_started_ms(client: ManagementClient, node: object) -> float:
+    if not isinstance(node, str) or not node:
+        return 0
+    answer = client.get_node(node, ["uptime"])
+    uptime = answer.get("uptime") if isinstance(answer, dict) else None
+    return time.time() * 1000 - uptime if isinstance(uptime, int | float) else 0
+
+
+def _samples(raw: dict, field: str) -> dict[int, int]:
+    return {
+        item["timestamp"]: int(item["sample"]) for item in raw.get(field, {}).get("samples", [])
+    }

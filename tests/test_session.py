@@ -29,7 +29,7 @@ def test_plan_purge_and_counts_share_one_amqp_connection_closed_with_the_session
     broker, session_for, channel, unique, tmp_path
 ):
     queues = [
-        tenant_with_messages(channel, unique("t"), "acme", unique(f"q{n}"), 3) for n in (1, 2)
+        tenant_with_messages(channel, unique(f"t{n}"), "acme", unique(f"q{n}"), 3) for n in (1, 2)
     ]
     session = session_for(audit_db=tmp_path / "audit.sqlite")
     name = f"warren {session.username}"

@@ -6,7 +6,7 @@ import time
 
 from dashboard.actions.audit import AuditLog
 from dashboard.broker.session import Session
-from dashboard.cli.output import count, format_message, format_table, print_json, report
+from dashboard.cli.output import count, format_message, format_table, print_json
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
@@ -158,7 +158,8 @@ def peek_messages(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         result = peek(session, args.queue, args.count, confirmed=args.yes)
     if args.json:
-        return report(args, result.model_dump(mode="json"), "")
+        print_json(result.model_dump(mode="json"))
+        return 0
     if not result.messages:
         print(f"Queue {args.queue!r} has no ready message.")
     for message in result.messages:

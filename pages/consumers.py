@@ -4,7 +4,8 @@ import streamlit as st
 
 from dashboard.reads.consumers import own_only_sentence, pods_of
 from dashboard.reads.models import ConsumerLoad
-from pages.components.blocks import CONSUMER_COLUMNS, headline, table_of
+from pages.components.blocks import headline, table_of
+from pages.components.consumer_table import show_consumer_table
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds
@@ -86,13 +87,7 @@ def show_tables(loads: list[ConsumerLoad]) -> None:
         width="stretch",
     )
     st.subheader("Consumers")
-    rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
-    st.dataframe(
-        table_of(rows, CONSUMER_COLUMNS),
-        column_config=CONSUMER_COLUMNS,
-        hide_index=True,
-        width="stretch",
-    )
+    show_consumer_table(loads)
     if any(load.channel_consumers > 1 for load in loads):
         st.caption(
             "Unacked counts are kept per channel: consumers sharing a channel show its total."

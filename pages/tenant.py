@@ -5,14 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.reads.models import TenantRow
-from dashboard.reads.peek import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
 from dashboard.reads.queue_detail import QueueDetail
-from pages.components.blocks import CONSUMER_COLUMNS, table_of
 from pages.components.charts import counts_figure
+from pages.components.consumer_table import show_consumer_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import FLAG_ICONS
+from pages.components.peek_view import show_peek
 from pages.components.state import (
     current_session,
     queue_detail,
@@ -24,7 +24,6 @@ from pages.components.tenant_actions import show_actions
 
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
 CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
-TENANT_CONSUMER_COLUMNS = {field: CONSUMER_COLUMNS[field] for field in CONSUMER_FIELDS}
 
 session = current_session()
 settings = session.settings
@@ -100,55 +99,7 @@ def show_consumers(row: TenantRow) -> None:
     if not loads:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
-    rows = [load.model_dump() | {"flags": ", ".join(f.kind for f in load.flags)} for load in loads]
-    st.dataframe(
-        table_of(rows, TENANT_CONSUMER_COLUMNS),
-        column_config=TENANT_CONSUMER_COLUMNS,
-        hide_index=True,
-        width="stretch",
-    )
-
-
-def show_peek(row: TenantRow) -> None:
-    queues = [row.queue] + ([row.dead_letter_queue] if row.dead_letter_queue else [])
-    st.caption(PEEK_NOTICE)
-    with st.form(f"peek-{row.queue}"):
-        # Radio labels render markdown: a queue name must stay text.
-        queue = st.radio("Queue", queues, horizontal=True, format_func=literal)
-        count = st.number_input("Messages", min_value=1, max_value=MAX_COUNT, value=5)
-        # Always offered: the dead-letter queue may be a quorum queue when this one is not.
-        confirmed = st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
-        if not st.form_submit_button("Peek", icon=":material/visibility:"):
-            return
-    result = or_error(lambda: peek(session, queue, int(count), confirmed))
-    if result is not None:
-        show_messages(result)
-
-
-def show_messages(result: PeekResult) -> None:
-    if not result.messages:
-        st.info(f"Queue {literal(result.queue)} has no ready message.")
-    for message in result.messages:
-        title = (
-            f"#{message.position} · {message.size:,} bytes · {message.kind}"
-            f"{' · redelivered' if message.redelivered else ''}"
-            f"{f' · x-delivery-count {message.delivery_count}' if message.delivery_count else ''}"
-            f"{f' · died {sum(d.count for d in message.deaths)}x' if message.deaths else ''}"
-        )
-        with st.expander(title, expanded=message.position == 1):
-            st.text(
-                f"exchange: {message.exchange or '(default)'}  routing key: {message.routing_key}"
-            )
-            if message.deaths:
-                st.dataframe(
-                    pd.DataFrame([death.model_dump() for death in message.deaths]),
-                    hide_index=True,
-                    width="stretch",
-                )
-            st.json({"properties": message.properties, "headers": message.headers}, expanded=False)
-            st.code(message.shown, language="json" if message.kind == "json" else None)
-            if message.truncated:
-                st.caption(f"Cut for display: {message.size:,} bytes in all.")
+    show_consumer_table(loads, CONSUMER_FIELDS)
 
 
 @st.fragment(run_every=settings.refresh_seconds)
@@ -179,7 +130,7 @@ def show_queue(row: TenantRow) -> None:
     with consumers_tab:
         show_consumers(row)
     with peek_tab:
-        show_peek(row)
+        show_peek(session, row)
     with actions_tab:
         show_actions(session, row)
 

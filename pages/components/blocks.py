@@ -1,25 +1,9 @@
-"""Blocks several pages show: headline figures, tables, and the columns of a consumer table."""
+"""Blocks several pages show: headline figures and tables."""
 
 import pandas as pd
 import streamlit as st
 
 NUMERIC = frozenset({"number", "progress"})
-
-CONSUMER_COLUMNS = {
-    "connection": st.column_config.TextColumn("Pod (connection)"),
-    "queue": st.column_config.TextColumn("Queue"),
-    "tenants": st.column_config.ListColumn("Tenants"),
-    "prefetch": st.column_config.NumberColumn("Prefetch", format="localized"),
-    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
-    "load": st.column_config.ProgressColumn(
-        "Load", min_value=0, max_value=1, format="percent", help="Unacked against prefetch."
-    ),
-    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
-    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
-    "flags": st.column_config.TextColumn("Flags"),
-    "channel": st.column_config.TextColumn("Channel"),
-    "consumer_tag": st.column_config.TextColumn("Consumer tag"),
-}
 
 
 def table_of(rows: list[dict], columns: dict) -> pd.DataFrame:

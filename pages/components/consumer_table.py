@@ -1,0 +1,30 @@
+"""The consumer table the Consumers page and the tenant page share."""
+
+import streamlit as st
+
+from dashboard.reads.models import ConsumerLoad
+from pages.components.blocks import table_of
+from pages.components.navigation import flag_kinds
+
+CONSUMER_COLUMNS = {
+    "connection": st.column_config.TextColumn("Pod (connection)"),
+    "queue": st.column_config.TextColumn("Queue"),
+    "tenants": st.column_config.ListColumn("Tenants"),
+    "prefetch": st.column_config.NumberColumn("Prefetch", format="localized"),
+    "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
+    "load": st.column_config.ProgressColumn(
+        "Load", min_value=0, max_value=1, format="percent", help="Unacked against prefetch."
+    ),
+    "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
+    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
+    "flags": st.column_config.TextColumn("Flags"),
+    "channel": st.column_config.TextColumn("Channel"),
+    "consumer_tag": st.column_config.TextColumn("Consumer tag"),
+}
+
+
+def show_consumer_table(loads: list[ConsumerLoad], fields: tuple[str, ...] | None = None) -> None:
+    """One row per consumer, with the columns `fields` (all when None)."""
+    columns = {field: CONSUMER_COLUMNS[field] for field in fields or CONSUMER_COLUMNS}
+    rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
+    st.dataframe(table_of(rows, columns), column_config=columns, hide_index=True, width="stretch")

@@ -41,5 +41,9 @@ class ServerError(BrokerError):
     """5xx, or an answer Warren cannot read."""
 
 
+class VhostMissing(NotFound):
+    """The configured virtual host does not exist, so nothing in it can be found."""
+
+
 class TenantExchangeMissing(NotFound):
     """The configured tenant exchange does not exist, so no queue can be a tenant queue."""

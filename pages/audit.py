@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.actions.audit import AuditLog, records_csv
+from dashboard.actions.audit import AuditLog, readable, records_csv
 from pages.components.state import current_session
 
 COLUMNS = {
@@ -15,8 +15,8 @@ COLUMNS = {
     "target": st.column_config.TextColumn("Target"),
     "dry_run": st.column_config.CheckboxColumn("Dry run"),
     "outcome": st.column_config.TextColumn("Outcome", help="Empty: started and never ended."),
-    "counts": st.column_config.JsonColumn("Counts"),
-    "parameters": st.column_config.JsonColumn("Parameters"),
+    "counts": st.column_config.TextColumn("Counts"),
+    "parameters": st.column_config.TextColumn("Parameters"),
     "error": st.column_config.TextColumn("Error"),
 }
 
@@ -47,7 +47,12 @@ shown = [
 st.caption(f"{len(shown):,} of {len(records):,} actions, newest first.")
 table = pd.DataFrame(
     [
-        record.model_dump() | {"started": datetime.fromtimestamp(record.started_at, UTC)}
+        record.model_dump()
+        | {
+            "started": datetime.fromtimestamp(record.started_at, UTC),
+            "counts": readable(record.counts),
+            "parameters": readable(record.parameters),
+        }
         for record in shown
     ],
     columns=list(COLUMNS),

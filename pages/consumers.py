@@ -9,6 +9,7 @@ from pages.components.consumer_table import show_consumer_table
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds
+from pages.components.pod_actions import show_pod_returns, show_returned
 from pages.components.state import current_session, shared_consumers_poll
 
 POD_COLUMNS = {
@@ -98,6 +99,7 @@ def show_tables(loads: list[ConsumerLoad]) -> None:
 def live_consumers() -> None:
     snapshot = poll.get()
     show_freshness(snapshot)
+    show_returned()
     if snapshot.data is None:
         return
     if snapshot.data.own_only:
@@ -114,6 +116,7 @@ def live_consumers() -> None:
     else:
         show_headline(loads)
         show_attention(loads)
+        show_pod_returns(session, pods_of(loads), "consumers")
         show_tables(loads)
 
 

@@ -1,9 +1,9 @@
 """Onboarding: bind one tenant or a pasted list / CSV of them, each with its own result; and
 offboarding, which unbinds and may delete the tenant's queue."""
 
-import pandas as pd
 import streamlit as st
 
+from dashboard.actions.audit import count
 from dashboard.actions.bind import (
     TENANT_RULE,
     BindResult,
@@ -14,12 +14,20 @@ from dashboard.actions.bind import (
 )
 from dashboard.actions.unbind import unbind, unbind_sentence
 from pages.components.actions import close_dialog, closer, console_actor, dialog_button
+from pages.components.blocks import table_of
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.state import current_session, shared_access, shared_overview_poll
 
 RESULTS = "onboarding-results"
 UNBOUND = "offboarding-result"
+RESULT_COLUMNS = {
+    "tenant": st.column_config.TextColumn("Tenant"),
+    "queue": st.column_config.TextColumn("Queue"),
+    "outcome": st.column_config.TextColumn("Outcome"),
+    "created": st.column_config.TextColumn("Created"),
+    "error": st.column_config.TextColumn("Error"),
+}
 
 session = current_session()
 settings = session.settings
@@ -64,7 +72,7 @@ def wanted_specs(tenants: list[str]) -> list[TenantSpec]:
 def bind_dialog(specs: list[TenantSpec]) -> None:
     st.markdown(literal(bind_sentence(specs, settings.tenant_exchange)))
     st.caption("What exists and matches is left as it is; a difference is refused, per tenant.")
-    if st.button(f"Bind {len(specs):,} tenants", type="primary", key="bind-go"):
+    if st.button(f"Bind {count(len(specs), 'tenant')}", type="primary", key="bind-go"):
         bar = st.progress(0.0)
         done: list[BindResult] = []
 
@@ -82,15 +90,19 @@ def show_bind_results() -> None:
     if not results:
         return
     failed = sum(result.outcome == "failed" for result in results)
-    summary = f"{len(results) - failed:,} of {len(results):,} tenants bound"
+    summary = f"{len(results) - failed:,} of {count(len(results), 'tenant')} bound"
     (st.warning if failed else st.success)(
         summary + (f"; {failed:,} failed (see the error column)." if failed else ".")
     )
-    table = pd.DataFrame(
-        [r.model_dump() | {"created": ", ".join(r.created)} for r in results],
-        columns=["tenant", "queue", "outcome", "created", "error"],
+    rows = [
+        r.model_dump() | {"created": ", ".join(r.created), "error": r.error or ""} for r in results
+    ]
+    st.dataframe(
+        table_of(rows, RESULT_COLUMNS),
+        column_config=RESULT_COLUMNS,
+        hide_index=True,
+        width="stretch",
     )
-    st.dataframe(table, hide_index=True, width="stretch")
 
 
 @st.dialog("Offboard a tenant", on_dismiss=closer("unbind"))
@@ -102,7 +114,7 @@ def unbind_dialog(tenant: str, delete: bool, force: bool) -> None:
         if result is None:
             return
         deleted = (
-            f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
+            f" Deleted {', '.join(result.deleted)} ({count(result.dropped, 'message')} dropped)."
             if result.deleted
             else ""
         )
@@ -134,7 +146,9 @@ with bind_tab:
     specs = wanted_specs(ids)
     if not ids:
         st.info("Paste tenant ids or pick a CSV to bind them.")
-    elif dialog_button(f"Bind {len(ids):,} tenants…", "bind", "tenants", ":material/add_link:"):
+    elif dialog_button(
+        f"Bind {count(len(ids), 'tenant')}…", "bind", "tenants", ":material/add_link:"
+    ):
         bind_dialog(specs)
     show_bind_results()
 with unbind_tab:

@@ -4,6 +4,8 @@ dead letters, and a look at its messages."""
 import pandas as pd
 import streamlit as st
 
+from dashboard.actions.audit import count
+from dashboard.reads.consumers import pods_of
 from dashboard.reads.models import TenantRow
 from dashboard.reads.queue_detail import QueueDetail
 from pages.components.charts import counts_figure
@@ -13,6 +15,7 @@ from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import FLAG_ICONS
 from pages.components.peek_view import show_peek
+from pages.components.pod_actions import show_pod_returns, show_returned
 from pages.components.state import (
     current_session,
     queue_detail,
@@ -23,7 +26,7 @@ from pages.components.state import (
 from pages.components.tenant_actions import show_actions
 
 WINDOWS = {"10 min": 600, "1 h": 3600, "6 h": 6 * 3600, "24 h": 24 * 3600}
-CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "idle_since", "flags")
+CONSUMER_FIELDS = ("connection", "prefetch", "unacked", "load", "ack_rate", "no_ack_for", "flags")
 
 session = current_session()
 settings = session.settings
@@ -57,21 +60,17 @@ def show_headline(row: TenantRow) -> None:
     )
 
 
-def show_settings(row: TenantRow) -> QueueDetail | None:
-    """The queue's arguments; None when the broker could not be asked."""
-    detail = or_error(lambda: queue_detail(session, row.queue))
-    if detail is None:
-        return None
+def show_settings(row: TenantRow, detail: QueueDetail) -> None:
+    """The queue's arguments, and where its dead letters go."""
     table = pd.DataFrame(detail.settings, columns=["Setting", "Value"])
     st.dataframe(table, hide_index=True, width="stretch")
     if row.dead_letter_queue:
         st.caption(
             f"Dead letters go to queue {literal(row.dead_letter_queue)} "
-            f"({row.dead_letters or 0:,} messages)."
+            f"({count(row.dead_letters or 0, 'message')})."
         )
     elif "x-dead-letter-exchange" not in detail.info.effective_arguments:
         st.caption("No dead-letter exchange: rejected and expired messages are dropped.")
-    return detail
 
 
 def show_chart(row: TenantRow, detail: QueueDetail) -> None:
@@ -100,12 +99,15 @@ def show_consumers(row: TenantRow) -> None:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
     show_consumer_table(loads, CONSUMER_FIELDS)
+    show_pod_returns(session, pods_of(loads), row.queue)
 
 
 @st.fragment(run_every=settings.refresh_seconds)
 def live_counts(tenant: str, queue: str) -> None:
-    latest = overview_poll.get().data
-    row = next((r for r in latest.rows if (r.tenant, r.queue) == (tenant, queue)), None)
+    latest = overview_poll.get()
+    show_freshness(latest)
+    rows = latest.data.rows if latest.data else []
+    row = next((r for r in rows if (r.tenant, r.queue) == (tenant, queue)), None)
     if row is None:
         st.warning("This binding is gone from the broker since the page was opened.")
         return
@@ -114,29 +116,30 @@ def live_counts(tenant: str, queue: str) -> None:
 
 
 def show_queue(row: TenantRow) -> None:
+    """What an on-call engineer looks at first (state, trend, consumers), then the rest."""
     st.header(literal(row.queue), divider="gray")
     if row.shares_queue_with:
         st.caption(f"Shared with tenant ids: {literal(', '.join(row.shares_queue_with))}.")
     live_counts(row.tenant, row.queue)
-    settings_tab, chart_tab, consumers_tab, peek_tab, actions_tab = st.tabs(
-        ["Settings", "Over time", "Consumers", "Messages", "Actions"]
-    )
-    with settings_tab:
-        detail = show_settings(row)
-        if detail is None:
-            return
-    with chart_tab:
+    detail = or_error(lambda: queue_detail(session, row.queue))
+    if detail is not None:
         show_chart(row, detail)
-    with consumers_tab:
-        show_consumers(row)
-    with peek_tab:
-        show_peek(session, row)
+    st.subheader("Consumers")
+    show_returned()
+    show_consumers(row)
+    actions_tab, peek_tab, settings_tab = st.tabs(["Actions", "Messages", "Settings"])
     with actions_tab:
         show_actions(session, row)
+    with peek_tab:
+        show_peek(session, row)
+    with settings_tab:
+        if detail is not None:
+            show_settings(row, detail)
 
 
 heading.title(f"Tenant {literal(tenant)}" if tenant else "Tenant")
-show_freshness(snapshot)
+if not tenant:
+    show_freshness(snapshot)
 if snapshot.data is not None and tenant:
     rows = [row for row in snapshot.data.rows if row.tenant == tenant]
     for row in rows:

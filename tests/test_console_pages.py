@@ -55,6 +55,53 @@ def test_consumers_page_groups_by_pod_and_flags(session_for, channel, unique, po
     assert "Prefetch 0 \\(unlimited\\)" in link.proto.label
 
 
+def test_a_stuck_pod_is_freed_from_the_consumers_page(
+    session_for, settings_for, channel, unique, pod, console, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 5)
+    name = unique("pod-hung")
+    assert pod(name).hold(queue, prefetch=3, expect=3) == 3
+    audit = tmp_path / "audit.sqlite"
+    wait_until(
+        lambda: [
+            load.flags
+            for load in fetch_consumers(session_for(stuck_after_seconds=1)).loads
+            if load.queue == queue and load.unacked == 3
+        ],
+        what="the pod to hold 3",
+    )
+    time.sleep(1)
+
+    app = console(
+        {"q": queue},
+        page="pages/consumers.py",
+        WARREN_TENANT_EXCHANGE=exchange,
+        WARREN_AUDIT_DB=str(audit),
+        WARREN_STUCK_AFTER_SECONDS="1",
+    )
+    button = next(b for b in app.button if b.label.startswith("Return"))
+    assert button.label.replace("\\", "") == f"Return {name}'s 3 unacked messages"
+    button.click().run()
+    sentence = app.markdown[-1].value.replace("\\", "")
+    assert sentence.startswith(f"Requeue closes connection '{name}' (no ack for ")
+    assert "returns the 3 messages it holds unacked" in sentence
+    next(b for b in app.button if b.label == "Requeue").click().run()
+
+    assert not app.exception
+    assert app.success[0].value.replace("\\", "") == (
+        f"Closed {name}: 3 messages went back to ready in {queue}."
+    )
+    assert queue_counts(settings_for(), queue) == (5, 0)
+    # Polled after the close: the pod is gone from the page, not shown from the poll before.
+    assert [b.label for b in app.button if b.label.startswith("Return")] == []
+    assert all(name not in frame.value.to_string() for frame in app.dataframe)
+    [record] = AuditLog(audit).records()
+    assert (record.actor, record.action, record.target, record.outcome, record.counts) == (
+        "guest (console)", "requeue-connection", name, "ok", {"unacked_returned": 3},
+    )  # fmt: skip
+
+
 def test_tenant_page_deep_link_settings_consumers_and_peek(
     session_for, channel, unique, pod, console
 ):
@@ -91,24 +138,35 @@ def test_tenant_page_deep_link_settings_consumers_and_peek(
     settings_table = dict(app.dataframe[0].value.values.tolist())
     assert settings_table["Max priority"] == "10"
     assert settings_table["Dead-letter exchange"] == f"{exchange}.dlx"
-    assert f"{queue}.dlq" in app.caption[1].value.replace("\\", "")
+    captions = [caption.value.replace("\\", "") for caption in app.caption]
+    assert f"Dead letters go to queue {queue}.dlq (1 message)." in captions
 
     [chart] = app.get("plotly_chart")
     assert '"name":"Unacked"' in chart.proto.spec.replace(" ", "")
 
+    # Both queues are classic: the quorum confirmation is not offered.
+    assert [box.label for box in app.checkbox] == []
     app.radio[0].set_value(f"{queue}.dlq")
-    app.button[0].click().run()
+    next(button for button in app.button if button.label == "Peek").click().run()
     assert not app.exception
     [payload] = [code.value for code in app.code]
     assert payload == "<script>alert(1)</script> **not bold**"
-    assert any(
-        death["reason"] == "rejected" for death in app.dataframe[-1].value.to_dict("records")
-    )
+    assert [expander.label for expander in app.expander] == ["#1 · 38 bytes · text · died 1x"]
+    frames = [frame.value for frame in app.dataframe]
+    [deaths] = [frame for frame in frames if "reason" in frame.columns]
+    properties, headers = [frame for frame in frames if list(frame.columns) == ["name", "value"]]
+    assert deaths["reason"].tolist() == ["rejected"]
+    assert ["priority", "7"] in properties.values.tolist()
+    assert ["trace", "t-9"] in headers.values.tolist()
+    assert {"Dead-lettered (x-death):", "Properties:", "Headers:"} <= {
+        caption.value for caption in app.caption
+    }
 
     app.radio[0].set_value(queue)
-    app.button[0].click().run()
+    next(button for button in app.button if button.label == "Peek").click().run()
     [payload] = [code.value for code in app.code]
     assert payload.startswith("00000000  00 01 62 69 6e 61 72 79")
+    assert {"Properties: none.", "Headers: none."} <= {caption.value for caption in app.caption}
 
 
 def test_unknown_tenant_says_so(unique, channel, console):
@@ -180,6 +238,8 @@ def test_purge_from_the_tenant_page_asks_for_the_name_and_is_audited(
     assert not app.exception
     assert app.success[0].value == f"Purged 6 ready messages of {literal(queue)}."
     assert queue_counts(settings_for(), queue) == (0, 0)
+    # The headline is read after the purge, not from the poll before it.
+    assert {m.label: m.value for m in app.metric}["Ready"] == "0"
     [record] = AuditLog(audit).records()
     assert (record.actor, record.action, record.target, record.counts) == (
         "guest (console)",
@@ -207,6 +267,8 @@ def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
     audit = tmp_path / "audit.sqlite"
     app = acme_page(console, exchange, audit)
 
+    # The button's count is the one its dialog acts on.
+    assert app.button(key=f"requeue-{queue}").label == "Requeue 4 dead letters"
     app.button(key=f"requeue-{queue}").click().run()
     assert "Requeue moves up to 4 of the 4 ready messages" in app.markdown[-1].value.replace(
         "\\", ""
@@ -219,6 +281,8 @@ def test_requeue_from_the_tenant_page_runs_as_a_job_with_progress(
 
     assert app.success[0].value == "Requeued 4 dead letters; 0 stayed in the dead-letter queue."
     assert queue_counts(settings_for(), queue) == (4, 0)
+    metrics = {m.label: m.value for m in app.metric}
+    assert (metrics["Ready"], metrics["Dead letters"]) == ("4", "0")
     assert queue_counts(settings_for(), f"{queue}.dlq") == (0, 0)
     [record] = AuditLog(audit).records()
     assert (record.actor, record.action, record.outcome) == ("guest (console)", "requeue", "ok")

@@ -10,6 +10,8 @@ import pika
 
 from dashboard.broker.models import ConsumerInfo
 from dashboard.reads.consumers import AckWatch, fetch_consumers, own_only_sentence
+from dashboard.reads.poll import consumers_poll
+from dashboard.reads.silence import Silence
 from tests.support.helpers import (
     publish,
     ready_and_consumers,
@@ -100,7 +102,8 @@ def test_flags_raised_and_not_raised(session_for, channel, unique, pod):
         saturated: ["stuck"],
         unlimited: ["unlimited-prefetch"],
         idle: ["idle"],
-        autoack: ["auto-ack", "idle"],
+        # It never acks, so its silence says nothing about being idle.
+        autoack: ["auto-ack"],
     }
 
 
@@ -156,15 +159,12 @@ def test_consumers_cli_json(broker, settings_for, channel, unique, pod):
 
 def test_ack_watch_remembers_since_when_acks_stood_still():
     watch = AckWatch()
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    later = start + timedelta(minutes=10)
-    assert watch.unchanged_since("ch-1", 5, start) == start
-    assert watch.unchanged_since("ch-1", 5, later) == start
-    assert watch.unchanged_since("ch-1", 6, later) == later
+    assert watch.silence("ch-1", 5, 1000.0) == Silence(1000.0, at_least=True)
+    assert watch.silence("ch-1", 5, 1600.0) == Silence(1000.0, at_least=True)
+    assert watch.silence("ch-1", 6, 1600.0) == Silence(1600.0)
+    assert watch.silence("ch-1", 6, 1700.0) == Silence(1600.0)
     watch.keep_only({"ch-2"})
-    assert watch.unchanged_since("ch-1", 6, later + timedelta(minutes=1)) == later + timedelta(
-        minutes=1
-    )
+    assert watch.silence("ch-1", 6, 1800.0) == Silence(1800.0, at_least=True)
 
 
 def test_consumers_sharing_a_channel_share_its_limit(session_for, channel, unique, pod):
@@ -243,3 +243,51 @@ def test_consumers_by_pod_sums_each_pod_once_per_channel(broker, channel, unique
     assert table.returncode == 0, table.stderr
     [row] = [line.split() for line in table.stdout.splitlines() if line.startswith(holder.name)]
     assert row == [holder.name, "2", "5", "5", queue]
+
+
+def test_the_one_shot_cli_and_the_console_give_a_stuck_pod_the_same_verdict(
+    broker, session_for, channel, unique, pod
+):
+    """The CLI has no memory of earlier polls: the broker's own samples and the connection's
+    start prove the silence, as they do for the console's first poll."""
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    name = unique("pod-hung")
+    assert pod(name).hold(queue, prefetch=2, expect=2) == 2
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=2)
+
+    def stuck_in_console():
+        mine = [load for load in consumers_poll(session).get().data.loads if load.queue == queue]
+        return mine if mine and [f.kind for f in mine[0].flags] == ["stuck"] else None
+
+    [load] = wait_until(stuck_in_console, what="the console to flag the pod stuck")
+    done = run_cli(
+        broker, None, "consumers", "--json",
+        WARREN_TENANT_EXCHANGE=exchange, WARREN_STUCK_AFTER_SECONDS="2",
+    )  # fmt: skip
+    [record] = [record for record in json.loads(done.stdout) if record["queue"] == queue]
+    assert (record["connection"], [flag["kind"] for flag in record["flags"]]) == (name, ["stuck"])
+    assert record["acks_unchanged_at_least"] is load.acks_unchanged_at_least is False
+    # Both count from the connection's start, to the second.
+    since = datetime.fromisoformat(record["acks_unchanged_since"])
+    assert abs((since - load.acks_unchanged_since).total_seconds()) < 1
+    assert record["no_ack_for"].endswith(" s")
+
+
+def test_an_ack_ends_the_silence(session_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    worker = pod(unique("pod"))
+    worker.hold(queue, prefetch=2, expect=2)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
+    [before] = consumers_when(session, queue, [(worker.name, 2, 2)])
+    worker.ack_one(queue)
+
+    def acked():
+        mine = [load for load in fetch_consumers(session).loads if load.queue == queue]
+        return mine if mine and mine[0].acks == 1 else None
+
+    [after] = wait_until(acked, what="the broker to count the ack")
+    assert after.acks_unchanged_since is None or (
+        after.acks_unchanged_since > before.acks_unchanged_since
+    )

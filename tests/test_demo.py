@@ -1,5 +1,6 @@
 """`warren demo` as a newcomer runs it: broker, tenants and console come up; Ctrl-C ends all,
-even half-way through start-up, and leaves no process and no broker files behind."""
+even half-way through start-up, and leaves no process and no broker files behind; all its state
+lives in the broker's folder."""
 
 import json
 import os
@@ -15,8 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from dashboard.actions.audit import AuditLog
+from dashboard.local.demo import broker_env
 from dashboard.local.rabbitmq import free_port
-from tests.support.helpers import wait_until
+from dashboard.settings import ENV_PREFIX, Settings
+from tests.support.helpers import run_cli, wait_until
 
 ENV = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
 
@@ -138,3 +142,42 @@ def test_ctrl_c_during_start_up_leaves_nothing_running(demo):
     assert broker_dirs() - before == set()
     # SIGKILLed processes take a moment to leave the process table.
     wait_until(lambda: beam_processes_in(ours) == [], timeout=15, what="no broker process")
+
+
+def test_every_setting_is_pinned_and_the_state_lies_in_the_broker_folder(broker):
+    env = broker_env(broker)
+
+    assert set(env) == {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    paths = {
+        name: Path(env[f"{ENV_PREFIX}{name.upper()}"])
+        for name, field in Settings.model_fields.items()
+        if field.annotation is Path
+    }
+    assert sorted(paths) == ["audit_db", "history_db"]
+    assert {name: path.parent for name, path in paths.items()} == {
+        "audit_db": broker.base_dir,
+        "history_db": broker.base_dir,
+    }
+
+
+def test_an_action_in_the_demo_is_audited_in_its_folder_not_in_home(broker, unique, tmp_path):
+    exchange, tenant = unique("tenants"), unique("acme")
+    home = tmp_path / "home"
+    home.mkdir()
+
+    done = run_cli(
+        broker,
+        None,
+        "bind",
+        "--exchange",
+        exchange,
+        "--tenant",
+        tenant,
+        "--yes",
+        **broker_env(broker) | {"HOME": str(home)},
+    )
+
+    assert done.returncode == 0, done.stderr
+    records = AuditLog(broker.base_dir / "audit.sqlite").records()
+    assert [(r.action, r.outcome) for r in records if r.target == tenant] == [("bind", "created")]
+    assert list(home.rglob("*")) == []

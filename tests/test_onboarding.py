@@ -1,5 +1,6 @@
 """`warren bind` on a real broker: idempotent, a differing second request names the difference
-and changes nothing, bad tenant ids are refused per row, bulk from a file."""
+and changes nothing, bad tenant ids are refused per row, bulk from a file; the Onboarding page's
+words and results table."""
 
 import json
 
@@ -7,6 +8,7 @@ import pika
 import pytest
 
 from dashboard.actions.audit import AuditLog
+from dashboard.actions.bind import TenantSpec, bind_sentence
 from dashboard.errors import NotFound
 from tests.support.helpers import queue_counts, run_cli
 
@@ -167,3 +169,51 @@ def test_unbind_only_keeps_the_queue_and_its_messages(
     assert queue_counts(settings_for(), f"tenant.{tenant}") == (1, 0)
     with pytest.raises(pika.exceptions.UnroutableError):
         channel.basic_publish(exchange, tenant, b"job", mandatory=True)
+
+
+def test_the_bind_sentence_names_what_is_declared_for_one_tenant_or_several():
+    one = bind_sentence([TenantSpec(tenant="acme")], "tenants")
+    several = bind_sentence(
+        [TenantSpec(tenant=name, dead_letters=False) for name in ("acme", "globex")], "tenants"
+    )
+
+    assert one == (
+        "Bind declares, where missing, the queue tenant.<id> (classic) bound to 'tenants' with "
+        "routing key = tenant id, and its dead-letter queue tenant.<id>.dlq bound to "
+        "'tenants.dlx', for 1 tenant: acme."
+    )
+    assert several == (
+        "Bind declares, where missing, the queue tenant.<id> (classic) bound to 'tenants' with "
+        "routing key = tenant id, for 2 tenants: acme, globex."
+    )
+
+
+def test_the_onboarding_page_says_one_tenant_and_shows_no_none(unique, console, tmp_path):
+    exchange, tenant = unique("tenants"), unique("acme")
+    app = console(
+        page="pages/onboarding.py",
+        WARREN_TENANT_EXCHANGE=exchange,
+        WARREN_AUDIT_DB=str(tmp_path / "audit.sqlite"),
+    )
+
+    app.text_area(key="bind-ids").set_value(tenant).run()
+    launcher = app.button(key="bind-tenants").label
+    app.button(key="bind-tenants").click().run()
+    go = app.button(key="bind-go").label
+    app.button(key="bind-go").click().run()
+
+    assert not app.exception
+    assert (launcher, go) == ("Bind 1 tenant…", "Bind 1 tenant")
+    assert app.success[0].value == "1 of 1 tenant bound."
+    [results] = app.dataframe
+    assert results.value[["tenant", "outcome", "error"]].values.tolist() == [
+        [tenant, "created", ""]
+    ]
+    columns = json.loads(results.proto.columns)
+    assert [columns[name]["label"] for name in results.value.columns] == [
+        "Tenant",
+        "Queue",
+        "Outcome",
+        "Created",
+        "Error",
+    ]

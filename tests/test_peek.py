@@ -1,5 +1,6 @@
 """Peek on a real broker: x-death from real dead-lettering, awkward payloads shown safely,
-every message still in the queue afterwards, and quorum queues only when confirmed."""
+every message still in the queue afterwards, and quorum queues only when confirmed (the console
+offers the confirmation only where a quorum queue is to be peeked)."""
 
 import json
 import subprocess
@@ -8,8 +9,13 @@ import sys
 import pika
 import pytest
 
-from dashboard.reads.peek import SHOW_CHARS, ConfirmationRequired, peek
+from dashboard.local.workload import declare_tenant
+from dashboard.reads.overview import fetch_overview
+from dashboard.reads.peek import SHOW_CHARS, ConfirmationRequired, may_need_confirmation, peek
+from pages.components.formatting import literal
 from tests.support.helpers import ready_and_consumers, tenant_with_messages
+
+QUORUM_CONSENT = "I accept the cost on quorum queues"
 
 
 def put(channel, queue: str, body: bytes, **properties) -> None:
@@ -206,3 +212,58 @@ def test_a_quorum_queue_without_a_limit_has_the_limit_of_its_version(
         peek(session_for(), queue, 1)
 
     assert expected in str(caught.value)
+
+
+def classic_tenant_with_quorum_dead_letters(channel, exchange: str, tenant: str, queue: str):
+    dead_letters = f"{exchange}.dlx"
+    channel.exchange_declare(exchange, "direct", durable=True)
+    channel.exchange_declare(dead_letters, "direct", durable=True)
+    channel.queue_declare(f"{queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(f"{queue}.dlq", dead_letters, routing_key=tenant)
+    arguments = {"x-dead-letter-exchange": dead_letters, "x-dead-letter-routing-key": tenant}
+    channel.queue_declare(queue, durable=True, arguments=arguments)
+    channel.queue_bind(queue, exchange, routing_key=tenant)
+
+
+def test_the_confirmation_is_needed_only_where_a_quorum_queue_is(session_for, channel, unique):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "classic", unique("classic"), 0)
+    declare_tenant(channel, exchange, "alone", unique("alone"), dead_letters=False)
+    classic_tenant_with_quorum_dead_letters(channel, exchange, "dlq-quorum", unique("dlq-quorum"))
+    channel.queue_declare(unique("quorum"), durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(unique("quorum"), exchange, routing_key="quorum")
+    session = session_for(tenant_exchange=exchange)
+
+    rows = fetch_overview(session).rows
+
+    assert {row.tenant: may_need_confirmation(session, row) for row in rows} == {
+        "classic": False,
+        "alone": False,
+        "dlq-quorum": True,
+        "quorum": True,
+    }
+
+
+def test_the_tenant_page_offers_the_confirmation_for_a_quorum_dead_letter_queue(
+    channel, unique, console
+):
+    exchange, queue = unique("tenants"), unique("acme")
+    classic_tenant_with_quorum_dead_letters(channel, exchange, "acme", queue)
+    put(channel, queue, b"x")
+    app = console({"tenant": "acme"}, page="pages/tenant.py", WARREN_TENANT_EXCHANGE=exchange)
+    submit = f"FormSubmitter:peek-{queue}-Peek"
+
+    app.radio[0].set_value(f"{queue}.dlq")
+    app.button(key=submit).click().run()
+    refused = [error.value for error in app.error]
+    [consent] = [box for box in app.checkbox if box.label == QUORUM_CONSENT]
+    consent.check()
+    app.button(key=submit).click().run()
+
+    assert not app.exception
+    assert refused[0].startswith(literal(f"Queue '{queue}.dlq' is a quorum queue."))
+    assert app.error == []
+    assert app.info[-1].value == f"Queue {literal(f'{queue}.dlq')} has no ready message."
+    app.radio[0].set_value(queue)
+    app.button(key=submit).click().run()
+    assert [expander.label for expander in app.expander] == ["#1 · 1 byte · text"]

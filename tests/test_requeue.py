@@ -164,8 +164,8 @@ def test_purge_counts_exactly_and_leaves_unacked_with_their_consumer(
     done = run_cli(broker, audit, "purge", "--queue", queue, "--yes", "--json")
 
     sentence = (
-        f"Purge deletes the 10 ready messages of {queue!r} for good. Messages its 1 consumers "
-        "hold unacked are not touched."
+        f"Purge deletes the 10 ready messages of {queue!r} for good. Messages held unacked by "
+        "its 1 consumer are not touched."
     )
     assert (refused.returncode, refused.stderr) == (
         1,
@@ -211,8 +211,10 @@ def test_requeue_a_pods_unacked_messages_by_closing_its_connection(
     # All five ready again, and no consumer left: the pod's connection is gone.
     wait_until(lambda: queue_counts(settings_for(), queue) == (5, 0), what="5 ready, 0 consumers")
     newest = AuditLog(audit).records()[0]
-    assert (newest.action, newest.dry_run, newest.outcome, newest.counts) == (
+    # Under the pod's name, as the pages show it: a search of the audit for it finds this.
+    assert (newest.action, newest.target, newest.dry_run, newest.outcome, newest.counts) == (
         "requeue-connection",
+        name,
         False,
         "ok",
         {"unacked_returned": 3},

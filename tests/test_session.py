@@ -26,12 +26,14 @@ def test_an_action_right_after_the_page_asks_the_broker_who_the_user_is_once(
 
 
 def test_plan_purge_and_counts_share_one_amqp_connection_closed_with_the_session(
-    broker, session_for, channel, unique, tmp_path
+    broker, session_for, broker_user, channel, unique, tmp_path
 ):
     queues = [
         tenant_with_messages(channel, unique(f"t{n}"), "acme", unique(f"q{n}"), 3) for n in (1, 2)
     ]
-    session = session_for(audit_db=tmp_path / "audit.sqlite")
+    # A user of its own: other sessions of the run (the console's) may be connected as guest.
+    user, password = broker_user("administrator")
+    session = session_for(username=user, password=password, audit_db=tmp_path / "audit.sqlite")
     name = f"warren {session.username}"
 
     for queue in queues:

@@ -1,6 +1,7 @@
 """Stuck-tenant rules on real broker data, each both triggered and not. The history's clock is
 set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
 
+import re
 import time
 
 from dashboard.reads.history import History, Sample, with_gaps
@@ -68,7 +69,32 @@ def test_unacked_without_acks_over_the_window(session_for, channel, unique, pod,
 
     assert flags(after) == {"silent": ["no-acks"], "acking": [], "fresh": []}
     [silent_flag] = next(row for row in after.rows if row.tenant == "silent").flags
-    assert silent_flag.reason == "2 unacked and no ack for 41 min 40 s."
+    # The history begins 2,500 s ago: the silence may be longer.
+    assert silent_flag.reason == "2 unacked and no ack for over 41 min 40 s."
+
+
+def test_the_broker_samples_prove_a_silence_the_history_has_not_seen(
+    session_for, channel, unique, pod
+):
+    """A one-shot read (the CLI) has no history: the broker's own samples show since when the
+    queue has held its messages without an ack, back to when it began holding them."""
+    exchange = unique("tenants")
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3)
+    silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
+    assert pod(unique("pod")).hold(silent_queue, 2, 2) == 2
+    held_from = time.time()
+
+    def flagged():
+        overview = overview_where(session, lambda rows: rows["silent"].unacked == 2)
+        flag_overview(overview, None, session.settings, session=session)
+        return overview if flags(overview)["silent"] == ["no-acks"] else None
+
+    overview = wait_until(flagged, what="the broker's samples to show 3 s without an ack")
+    [flag] = overview.rows[0].flags
+    # Exact (no "over"): the samples reach back to before the queue held anything.
+    assert re.fullmatch(r"2 unacked and no ack for \d+ s\.", flag.reason)
+    seconds = int(flag.reason.split(" for ")[1].split()[0])
+    assert seconds <= time.time() - held_from + 10
 
 
 def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):

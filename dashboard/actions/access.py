@@ -13,8 +13,9 @@ from contextlib import contextmanager
 from pydantic import BaseModel
 
 from dashboard.actions.audit import AuditLog, Entry
+from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
-from dashboard.errors import ReadOnly, Unauthorized
+from dashboard.errors import ReadOnly, Unauthorized, WarrenError
 from dashboard.settings import Settings
 
 ACTING_TAGS = ("administrator", "policymaker")
@@ -63,7 +64,29 @@ def change(
         access = access_of(session)
         if not access.may_act:
             raise ReadOnly(f"{access.refusal}: nothing was changed.")
-        yield entry
+        with naming_a_missing_vhost(session.client, session.vhost):
+            yield entry
+
+
+@contextmanager
+def planning(
+    session: Session, actor: str, action: str, target: str, parameters: dict, dry_run: bool
+) -> Iterator[None]:
+    """Around an action's plan (`plan_purge` and the like, which read the queue it names): a
+    plan that fails is recorded as the action failed, with its sentence; for a user who may not
+    act, as the action refused, with the refusal as the error. A dry run is recorded as a dry
+    run that failed. Nothing is recorded while planning succeeds: the change records itself."""
+    try:
+        with naming_a_missing_vhost(session.client, session.vhost):
+            yield
+    except WarrenError:
+        recorded = (
+            AuditLog(session.settings.audit_db).action(actor, action, target, parameters, True)
+            if dry_run
+            else change(session, actor, action, target, parameters)
+        )
+        with recorded:
+            raise
 
 
 def _tags(value) -> list[str]:

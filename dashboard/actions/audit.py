@@ -136,6 +136,38 @@ class AuditLog:
         ]
 
 
+NARROW_SPACE = "\u202f"
+
+
+def readable(values: dict) -> str:
+    """A record's counts or parameters as a person reads them: `purged 259`, `vhost /,
+    priority 9`, `routing key acme`, nested values in parentheses; a value not given (None) is
+    left out. Thousands are grouped with a narrow space (`moved 1 200, failed 0`): a comma
+    there would read as the next value."""
+    return ", ".join(
+        f"{key.replace('_', ' ')} {_readable_value(value)}"
+        for key, value in values.items()
+        if value is not None
+    )
+
+
+def _readable_value(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", NARROW_SPACE)
+    if isinstance(value, dict):
+        return f"({readable(value)})"
+    if isinstance(value, list):
+        return f"({', '.join(_readable_value(item) for item in value) or 'none'})"
+    return str(value)
+
+
+def count(number: int, noun: str) -> str:
+    """`1 message`, `2 messages`: a number with its noun, in the plural when it is not one."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def records_csv(records: list[AuditRecord]) -> str:
     """The records as CSV, parameters and counts as JSON in their columns."""
     out = io.StringIO()

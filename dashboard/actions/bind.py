@@ -11,6 +11,7 @@ import pika.exceptions
 from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
+from dashboard.actions.audit import count
 from dashboard.broker.amqp import close_quietly
 from dashboard.broker.session import Session
 from dashboard.errors import PreconditionFailed, WarrenError
@@ -173,11 +174,16 @@ def parse_tenant_list(text: str) -> list[str]:
 
 def bind_sentence(specs: list[TenantSpec], exchange: str) -> str:
     kinds = ", ".join(sorted({spec.queue_type for spec in specs}))
+    dead_letters = (
+        f", and its dead-letter queue tenant.<id>.dlq bound to {dead_letter_exchange(exchange)!r}"
+        if any(spec.dead_letters for spec in specs)
+        else ""
+    )
     tenants = ", ".join(spec.tenant for spec in specs)
     return (
-        f"Bind declares, where missing, the queue tenant.<id> ({kinds}) and its dead-letter "
-        f"queue, and binds them with routing key = tenant id to {exchange!r}, for "
-        f"{len(specs):,} tenants: {tenants}."
+        f"Bind declares, where missing, the queue tenant.<id> ({kinds}) bound to {exchange!r} "
+        f"with routing key = tenant id{dead_letters}, for {count(len(specs), 'tenant')}: "
+        f"{tenants}."
     )
 
 

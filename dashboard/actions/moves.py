@@ -49,6 +49,11 @@ class MovePlan(BaseModel, ABC):
     def sentence(self) -> str:
         """What the move will do, for the confirmation."""
 
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """The queues the move writes into, where the plan names them."""
+        return ()
+
     @abstractmethod
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this move."""
@@ -71,7 +76,10 @@ def run_move(
     those already taken are settled and counted."""
     parameters = plan.parameters(session.vhost)
     with change(session, actor, plan.action, plan.source, parameters) as entry:
-        moved = plan.move(session, progress, cancel)
+        try:
+            moved = plan.move(session, progress, cancel)
+        finally:
+            session.changed(plan.source, *plan.destinations)
         entry.counts = moved.counts
         entry.outcome = "ok" if moved.clean else "stopped"
         entry.error = moved.problem

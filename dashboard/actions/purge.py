@@ -4,6 +4,7 @@ touched: they stay with their consumers (and return to ready if those die)."""
 from pydantic import BaseModel
 
 from dashboard.actions.access import change
+from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 
 
@@ -15,11 +16,12 @@ class PurgePlan(BaseModel):
     @property
     def sentence(self) -> str:
         held = (
-            f" Messages its {self.consumers:,} consumers hold unacked are not touched."
+            f" Messages held unacked by its {count(self.consumers, 'consumer')} are not touched."
             if self.consumers
             else ""
         )
-        return f"Purge deletes the {self.ready:,} ready messages of {self.queue!r} for good.{held}"
+        ready = count(self.ready, "ready message")
+        return f"Purge deletes the {ready} of {self.queue!r} for good.{held}"
 
 
 def plan_purge(session: Session, queue: str) -> PurgePlan:
@@ -38,4 +40,5 @@ def purge(session: Session, plan: PurgePlan, actor: str) -> int:
                 f"Queue {queue!r} cannot be purged",
             )
         }
+        session.changed(queue)
     return entry.counts["purged"]

@@ -11,6 +11,7 @@ result and the audit log, never lost.
 import copy
 import threading
 
+from dashboard.actions.audit import count
 from dashboard.actions.mover import (
     Mover,
     Progress,
@@ -35,6 +36,10 @@ class RepublishPlan(MovePlan):
     target_max_priority: int | None = None
     target_type: str = "classic"
     broker_version: BrokerVersion = BrokerVersion(3, 10, "3.10")
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return (self.to_queue,) if self.to_queue else ()
 
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this republish."""
@@ -81,8 +86,9 @@ class RepublishPlan(MovePlan):
             if self.holding
             else ""
         )
+        ready = count(self.ready, "ready message")
         return (
-            f"Republish copies up to {self.limit:,} of the {self.ready:,} ready messages of "
+            f"Republish copies up to {self.limit:,} of the {ready} of "
             f"{self.source!r} to {target}{how} with priority {self.priority}, keeping every "
             "other property and header; each original is removed only after its copy is "
             "confirmed." + "".join(f" Warning: {warning}" for warning in self.warnings)

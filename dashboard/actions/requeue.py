@@ -5,6 +5,7 @@ import threading
 
 from pydantic import BaseModel
 
+from dashboard.actions.audit import count
 from dashboard.actions.mover import (
     Mover,
     MoveResult,
@@ -88,18 +89,23 @@ class RequeuePlan(MovePlan):
     @property
     def sentence(self) -> str:
         destination = f"queue {self.to!r}" if self.to else "the queue each one died in (x-death)"
+        ready = count(self.ready, "ready message")
         if self.only.active:
             return (
-                f"Requeue looks at up to {self.limit:,} of the {self.ready:,} ready messages of "
+                f"Requeue looks at up to {self.limit:,} of the {ready} of "
                 f"{self.source!r}, through holding queue {self.holding!r}: those with "
                 f"{self.only.words} go to {destination}, the others back to {self.source!r}; "
                 "each message leaves a queue only after the broker confirmed its copy."
             )
         return (
-            f"Requeue moves up to {self.limit:,} of the {self.ready:,} ready messages of "
+            f"Requeue moves up to {self.limit:,} of the {ready} of "
             f"{self.source!r} to {destination}, each removed from {self.source!r} only after "
             "the broker confirmed its copy."
         )
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return (self.to,) if self.to else ()
 
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this requeue."""

@@ -5,6 +5,7 @@ there). `warren requeue --connection` in the CLI, `requeue-connection` in the au
 from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
+from dashboard.actions.audit import count
 from dashboard.broker.models import QueueInfo, parse_all
 from dashboard.broker.session import Session
 from dashboard.errors import NotFound, WarrenError
@@ -20,15 +21,18 @@ class RequeueConnectionPlan(BaseModel):
     connection_id: str
     unacked: int
     queues: list[str]
+    # How long its longest-silent channel has gone without an ack, as the pages say it.
+    no_ack_for: str | None = None
     # Those of `queues` that are quorum queues, each with its delivery limit in a sentence
     # (see `_quorum_queues`).
     quorum: dict[str, str] = Field(default_factory=dict)
 
     @property
     def sentence(self) -> str:
+        silent = f" (no ack for {self.no_ack_for})" if self.no_ack_for else ""
         sentence = (
-            f"Requeue closes connection {self.connection!r}: the broker returns the "
-            f"{self.unacked:,} messages it holds unacked (from {', '.join(self.queues)}) to "
+            f"Requeue closes connection {self.connection!r}{silent}: the broker returns the "
+            f"{count(self.unacked, 'message')} it holds unacked (from {', '.join(self.queues)}) to "
             "ready, and the pod must reconnect."
         )
         for queue, limit in self.quorum.items():
@@ -47,13 +51,15 @@ def plan_requeue_connection(session: Session, connection: str) -> RequeueConnect
     return held.model_copy(update={"quorum": _quorum_queues(session, held.queues)})
 
 
-def requeue_connection(session: Session, plan: RequeueConnectionPlan, actor: str) -> None:
-    """Close the connection that holds the messages, audited (for callers that confirmed it
-    already): the broker returns them to ready."""
-    parameters = plan.model_dump()
-    with change(session, actor, "requeue-connection", plan.connection_id, parameters) as entry:
+def requeue_connection(session: Session, plan: RequeueConnectionPlan, actor: str) -> int:
+    """Close the connection that holds the messages, audited under the pod's name (for callers
+    that confirmed it already): the broker returns them to ready. How many it held."""
+    parameters = plan.model_dump(exclude={"no_ack_for"})
+    with change(session, actor, "requeue-connection", plan.connection, parameters) as entry:
         session.client.close_connection(plan.connection_id, f"Closed by Warren for {actor}")
+        session.changed(*plan.queues)
         entry.counts = {"unacked_returned": plan.unacked}
+    return plan.unacked
 
 
 def _quorum_queues(session: Session, queues: list[str]) -> dict[str, str]:
@@ -79,9 +85,12 @@ def held_by(report: ConsumerReport, connection: str) -> RequeueConnectionPlan:
             f"({', '.join(sorted(ids))}). Nothing was changed."
         )
     per_channel = {load.channel: load.unacked for load in loads}
+    silences = [load for load in loads if load.acks_unchanged_since and load.unacked]
+    longest = min(silences, key=lambda load: load.acks_unchanged_since, default=None)
     return RequeueConnectionPlan(
         connection=loads[0].connection,
         connection_id=ids.pop(),
         unacked=sum(per_channel.values()),
         queues=sorted({load.queue for load in loads}),
+        no_ack_for=longest.no_ack_for if longest else None,
     )

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pika
 import pika.exceptions
 
-from dashboard.errors import BrokerError, BrokerUnreachable, NotFound, Unauthorized
+from dashboard.errors import BrokerError, BrokerUnreachable, Forbidden, NotFound, Unauthorized
 from dashboard.settings import Settings
 
 T = TypeVar("T")
@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 def connection_parameters(settings: Settings, name: str) -> list[pika.URLParameters]:
     """Parameters for each node's AMQP URL, in order; WARREN_USERNAME/PASSWORD unless the URL
-    carries a user.
+    carries a user, and always WARREN_VHOST (or --vhost): AMQP works in the vhost the
+    management API reads, whatever path the URL has.
 
     `name` is the client-given connection name the broker shows, so operators see who is connected.
     """
@@ -30,6 +31,7 @@ def _parameters(url: str, settings: Settings, name: str) -> pika.URLParameters:
         params.credentials = pika.PlainCredentials(
             settings.username, settings.password.get_secret_value()
         )
+    params.virtual_host = settings.vhost
     params.client_properties = {"connection_name": name, "product": "warren"}
     return params
 
@@ -41,6 +43,10 @@ def connect(settings: Settings, name: str) -> pika.BlockingConnection:
         return pika.BlockingConnection(connection_parameters(settings, name))
     except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
         raise Unauthorized(f"The broker at {shown} refused the AMQP login.") from None
+    except pika.exceptions.ProbableAccessDeniedError:
+        raise Forbidden(
+            f"The broker at {shown} refused access to vhost {settings.vhost!r} (AMQP)."
+        ) from None
     except pika.exceptions.AMQPConnectionError:
         raise BrokerUnreachable(f"Cannot open an AMQP connection to {shown}.") from None
 

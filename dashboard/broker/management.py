@@ -3,7 +3,8 @@
 Each method says which permission it needs and whether it changes anything on the broker.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -13,12 +14,14 @@ from urllib3.util.retry import Retry
 
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import (
+    BrokerError,
     BrokerUnreachable,
     Forbidden,
     NotFound,
     PreconditionFailed,
     ServerError,
     Unauthorized,
+    VhostMissing,
 )
 from dashboard.settings import Settings
 
@@ -180,6 +183,10 @@ class ManagementClient:
             ("queues", vhost), f"the queues of vhost {vhost!r}", {"columns": ",".join(columns)}
         )
 
+    def get_vhost(self, vhost: str) -> dict:
+        """One virtual host's name. Read-only; NotFound when it does not exist."""
+        return self.get(("vhosts", vhost), f"vhost {vhost!r}", {"columns": "name"})
+
     def get_exchange(self, vhost: str, exchange: str) -> dict:
         """One exchange's definition. Read-only; NotFound when it does not exist."""
         return self.get(("exchanges", vhost, exchange), f"exchange {exchange!r} in vhost {vhost!r}")
@@ -251,12 +258,15 @@ class ManagementClient:
         """Consumers of one vhost with queue, tag, prefetch and channel. Read-only."""
         return self.get(("consumers", vhost), f"the consumers of vhost {vhost!r}")
 
-    def list_channels_in(self, vhost: str, columns: Iterable[str]) -> list[dict]:
-        """Channels of one vhost: unacked counts live here, not on consumers. Read-only."""
+    def list_channels_in(
+        self, vhost: str, columns: Iterable[str], params: Mapping[str, str] | None = None
+    ) -> list[dict]:
+        """Channels of one vhost: unacked counts live here, not on consumers; `params` may ask
+        for the broker's samples (`msg_rates_age`, `msg_rates_incr`). Read-only."""
         return self.get(
             ("vhosts", vhost, "channels"),
             f"the channels of vhost {vhost!r}",
-            {"columns": ",".join(columns)},
+            {"columns": ",".join(columns), **(params or {})},
         )
 
     def list_connections_in(self, vhost: str, columns: Iterable[str]) -> list[dict]:
@@ -266,6 +276,35 @@ class ManagementClient:
             f"the connections of vhost {vhost!r}",
             {"columns": ",".join(columns)},
         )
+
+
+@contextmanager
+def naming_a_missing_vhost(client: ManagementClient, vhost: str) -> Iterator[None]:
+    """A "not found" or "refused" inside becomes VhostMissing when `vhost` does not exist: the
+    broker's own answer then blames the queue, exchange or connection asked for. The vhost is
+    asked after such an answer only, so the happy path costs nothing and a broker that does not
+    answer is never waited for twice."""
+    try:
+        yield
+    except VhostMissing:
+        raise
+    except (NotFound, Forbidden):
+        if _vhost_missing(client, vhost):
+            raise VhostMissing(
+                f"Virtual host {vhost!r} does not exist on the broker at {client.base_url}: "
+                "check WARREN_VHOST (or --vhost)."
+            ) from None
+        raise
+
+
+def _vhost_missing(client: ManagementClient, vhost: str) -> bool:
+    try:
+        client.get_vhost(vhost)
+        return False
+    except NotFound:
+        return True
+    except BrokerError:
+        return False  # the broker cannot tell: the first failure stands
 
 
 def _timed_out(exc: requests.RequestException) -> bool:

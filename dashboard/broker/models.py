@@ -32,8 +32,19 @@ class _ApiModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Sample(_ApiModel):
+    sample: int
+    # Milliseconds since the epoch.
+    timestamp: int
+
+
 class Rate(_ApiModel):
     rate: float = 0.0
+    # Newest first; only when asked for (`msg_rates_age`, `lengths_age`).
+    samples: list[Sample] = Field(default_factory=list)
+
+    def by_second(self) -> dict[float, int]:
+        return {item.timestamp / 1000: item.sample for item in self.samples}
 
 
 class MessageStats(_ApiModel):
@@ -168,8 +179,34 @@ class ChannelInfo(_ApiModel):
         return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
 
+class QueueSamples(_ApiModel):
+    """A queue's acks and unacked count as the broker sampled them (`GET /api/queues/{vhost}/
+    {name}` with `msg_rates_age` and `lengths_age`)."""
+
+    message_stats: MessageStats | None = None
+    messages_unacknowledged_details: Rate = Field(default_factory=Rate)
+
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+
+    def points(self) -> list[tuple[float, bool, int]]:
+        """(moment, messages held, acks so far), oldest first, at the moments of the unacked
+        samples, each with the latest ack sample not after it (a queue that never acked has no
+        ack samples: its count stood at 0)."""
+        ack_details = self.message_stats.ack_details if self.message_stats else None
+        acks = sorted(ack_details.by_second().items()) if ack_details else []
+        points, count, taken = [], 0, 0
+        for at, held in sorted(self.messages_unacknowledged_details.by_second().items()):
+            while taken < len(acks) and acks[taken][0] <= at:
+                count = acks[taken][1]
+                taken += 1
+            points.append((at, held > 0, count))
+        return points
+
+
 class ConnectionInfo(_ApiModel):
     name: str
+    # Milliseconds since the epoch.
+    connected_at: int | None = None
     client_properties: dict = Field(default_factory=dict)
 
     @property

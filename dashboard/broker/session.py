@@ -28,6 +28,9 @@ WHOAMI_SECONDS = 30.0
 # The short-work connection is reused while it was used this recently. Idle longer, nothing has
 # pumped its heartbeats (a blocking connection does so only while in use): a fresh one is safer.
 AMQP_REUSE_SECONDS = 20.0
+# The management API's counts lag behind AMQP by up to one statistics interval (5 s by default):
+# a queue an action changed is read exactly over AMQP for this long after.
+CHANGED_SECONDS = 15.0
 
 
 class Session:
@@ -42,6 +45,7 @@ class Session:
         self._amqp_lock = threading.Lock()
         self._amqp: pika.BlockingConnection | None = None
         self._amqp_used_at = 0.0
+        self._changed: dict[str, float] = {}
 
     @property
     def vhost(self) -> str:
@@ -101,6 +105,16 @@ class Session:
 
     def ready_count(self, queue: str) -> int:
         return self.queue_counts(queue)[0]
+
+    def changed(self, *queues: str) -> None:
+        """An action changed `queues`: reads count them exactly for CHANGED_SECONDS."""
+        now = time.monotonic()
+        self._changed.update(dict.fromkeys(queues, now))
+
+    def recently_changed(self) -> list[str]:
+        now = time.monotonic()
+        self._changed = {q: at for q, at in self._changed.items() if now - at < CHANGED_SECONDS}
+        return list(self._changed)
 
     def _short_work_connection(self) -> pika.BlockingConnection:
         idle = time.monotonic() - self._amqp_used_at > AMQP_REUSE_SECONDS

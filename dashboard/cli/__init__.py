@@ -32,11 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     read = _reader(sub)
     change = _changer(sub)
-    _looks(read)
+    _looks(sub, read)
     _moves(change)
     _changes(change)
-    audit_cmd = read("audit", reads.audit, "the latest admin actions, newest first")
-    audit_cmd.add_argument("--limit", type=int, default=50)
+    audit_cmd = _command(sub, "audit", reads.audit, "the latest admin actions, newest first")
+    audit_cmd.add_argument(
+        "--limit", type=int, default=50, help="how many actions, newest first (default 50)"
+    )
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -44,13 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _looks(read) -> None:
+def _looks(sub, read) -> None:
     read("tenants", reads.tenants, "ready and unacked counts per tenant queue")
     consumers = read("consumers", reads.consumers, "per-consumer load, grouped by connection (pod)")
     consumers.add_argument(
         "--by-pod", action="store_true", help="one row per pod: its consumers, unacked, prefetch"
     )
-    read("nodes", reads.nodes, "the cluster's nodes: running, alarms, memory, disk")
+    _command(sub, "nodes", reads.nodes, "the cluster's nodes: running, alarms, memory, disk")
     peek = read("peek", reads.peek_messages, "show the first ready messages of a queue (requeued)")
     peek.add_argument("--queue", required=True, help="queue name, exactly")
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
@@ -98,15 +100,21 @@ def _changes(change) -> None:
     unbind_cmd.add_argument("--force", action="store_true", help="even if it holds messages")
 
 
+def _command(sub, name: str, handler, summary: str) -> argparse.ArgumentParser:
+    """A command with --json only: for the verbs that look at no vhost (nodes, audit)."""
+    command = sub.add_parser(name, help=summary)
+    command.add_argument("--json", action="store_true", help="machine-readable output")
+    command.set_defaults(handler=handler)
+    return command
+
+
 def _reader(sub):
-    """A command that reads: --json, --vhost and --exchange."""
+    """A command that reads the tenants of a vhost: --json, --vhost and --exchange."""
 
     def add(name: str, handler, summary: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=summary)
-        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command = _command(sub, name, handler, summary)
         command.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
         command.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
-        command.set_defaults(handler=handler)
         return command
 
     return add

@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from dashboard.actions.audit import AuditLog
+from dashboard.actions.access import planning
+from dashboard.actions.audit import AuditLog, count
 from dashboard.actions.bind import TenantSpec, bind, bind_sentence, parse_tenant_list
 from dashboard.actions.mover import MoveResult
 from dashboard.actions.moves import Moved, MovePlan, run_move
@@ -43,7 +44,9 @@ def requeue_messages(args: argparse.Namespace) -> int:
         return _requeue_connection(args)
     only = _requeue_filter(args)
     with open_session(args) as session:
-        plan = plan_requeue(session, args.source, args.to, args.limit, only)
+        asked = {"to": args.to, "limit": args.limit, "vhost": session.vhost}
+        with _planning(args, session, "requeue", args.source, asked):
+            plan = plan_requeue(session, args.source, args.to, args.limit, only)
         would = {"would_move": plan.limit, "ready": plan.ready}
         declined = _declined_move(args, session, plan, plan.model_dump(), would)
         if declined is not None:
@@ -73,9 +76,10 @@ def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
 def _requeue_connection(args: argparse.Namespace) -> int:
     """Unacked messages go back to ready only when their consumer's connection closes."""
     with open_session(args) as session:
-        plan = plan_requeue_connection(session, args.connection)
+        with _planning(args, session, "requeue-connection", args.connection, {}):
+            plan = plan_requeue_connection(session, args.connection)
         ask = Ask(
-            "requeue-connection", plan.connection_id, plan.model_dump(), plan.sentence,
+            "requeue-connection", plan.connection, plan.model_dump(), plan.sentence,
             "changed", answer=plan.connection,
         )  # fmt: skip
         declined = _declined(args, session, ask, plan.model_dump(), {"unacked": plan.unacked})
@@ -83,7 +87,7 @@ def _requeue_connection(args: argparse.Namespace) -> int:
             return declined
         requeue_connection(session, plan, actor(session))
     record = {"dry_run": False, **plan.model_dump(), "unacked_returned": plan.unacked}
-    summary = f"Closed {plan.connection!r}: {plan.unacked:,} messages went back to ready."
+    summary = f"Closed {plan.connection!r}: {count(plan.unacked, 'message')} went back to ready."
     return report(args, record, summary)
 
 
@@ -91,9 +95,17 @@ def republish_messages(args: argparse.Namespace) -> int:
     if not 0 <= args.priority <= 255:
         raise WarrenError(f"--priority takes 0 to 255; {args.priority} is out of range.")
     with open_session(args) as session:
-        plan = plan_republish(
-            session, args.queue, args.priority, args.to, args.routing_key, args.limit
-        )
+        asked = {
+            "priority": args.priority,
+            "to": args.to,
+            "routing_key": args.routing_key,
+            "limit": args.limit,
+            "vhost": session.vhost,
+        }
+        with _planning(args, session, "republish", args.queue, asked):
+            plan = plan_republish(
+                session, args.queue, args.priority, args.to, args.routing_key, args.limit
+            )
         dry_record = plan.model_dump() | {"warnings": plan.warnings}
         declined = _declined_move(args, session, plan, dry_record, {"would_move": plan.limit})
         if declined is not None:
@@ -130,7 +142,8 @@ def _run_move(args: argparse.Namespace, session: Session, plan: MovePlan) -> Mov
 
 def purge_queue(args: argparse.Namespace) -> int:
     with open_session(args) as session:
-        plan = plan_purge(session, args.queue)
+        with _planning(args, session, "purge", args.queue, {"vhost": session.vhost}):
+            plan = plan_purge(session, args.queue)
         # Destructive: on a terminal, the queue's name must be typed back.
         ask = Ask(
             "purge", args.queue, {"vhost": session.vhost}, plan.sentence, "purged", args.queue
@@ -140,7 +153,7 @@ def purge_queue(args: argparse.Namespace) -> int:
             return declined
         purged = purge(session, plan, actor(session))
     record = {"dry_run": False, "queue": args.queue, "purged": purged}
-    return report(args, record, f"Purged {purged:,} ready messages of {args.queue!r}.")
+    return report(args, record, f"Purged {count(purged, 'ready message')} of {args.queue!r}.")
 
 
 def bind_tenants(args: argparse.Namespace) -> int:
@@ -184,7 +197,7 @@ def unbind_tenant(args: argparse.Namespace) -> int:
             return declined
         result = unbind(session, args.tenant, args.delete_queue, args.force, actor(session))
     summary = f"Unbound {args.tenant!r} from {', '.join(result.queues)}." + (
-        f" Deleted {', '.join(result.deleted)} ({result.dropped:,} messages dropped)."
+        f" Deleted {', '.join(result.deleted)} ({count(result.dropped, 'message')} dropped)."
         if result.deleted
         else ""
     )
@@ -198,6 +211,13 @@ def _tenant_file(path: str) -> list[str]:
         return parse_tenant_list(Path(path).read_text())
     except OSError as exc:
         raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def _planning(
+    args: argparse.Namespace, session: Session, action: str, target: str, parameters: dict
+):
+    """Around the plan: a plan that fails is audited as the action (see `access.planning`)."""
+    return planning(session, actor(session), action, target, parameters, args.dry_run)
 
 
 class Ask(NamedTuple):

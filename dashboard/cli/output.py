@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from dashboard.actions.audit import count
 from dashboard.reads.peek import Death, PeekedMessage
 
 
@@ -22,7 +23,8 @@ def print_json(records) -> None:
 def format_table(records: list[dict], columns: Sequence[tuple[str, str]]) -> str:
     """A plain-text table: numbers right-aligned with thousands separators, text left-aligned."""
     cells = [[cell(record[key]) for key, _ in columns] for record in records]
-    numeric = [all(isinstance(record[key], int) for record in records) for key, _ in columns]
+    # A number not known (None) is an empty cell in a column of numbers, still right-aligned.
+    numeric = [all(isinstance(record[key], int | None) for record in records) for key, _ in columns]
     widths = [
         max([len(title), *(len(row[i]) for row in cells)]) for i, (_, title) in enumerate(columns)
     ]
@@ -55,22 +57,32 @@ def _align(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-def count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+def size(number: int | None) -> str | None:
+    """Bytes in binary units, as a person reads them: `150.1 MiB`, `9.4 GiB`."""
+    if number is None:
+        return None
+    if number < 1024:
+        return count(number, "byte")
+    value, unit = number / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:,.1f} {unit}"
 
 
 def format_message(message: PeekedMessage) -> str:
     lines = [
         f"#{message.position}  exchange={cell(message.exchange) or '(default)'}  "
         f"routing key={cell(message.routing_key)}  redelivered={message.redelivered}  "
-        f"{message.size:,} bytes, {message.kind}",
+        f"{count(message.size, 'byte')}, {message.kind}",
         *(f"  {key}: {cell(str(value))}" for key, value in message.properties.items()),
         *(f"  header {cell(key)}: {cell(str(value))}" for key, value in message.headers.items()),
         *(_death_line(death) for death in message.deaths),
         *("    " + cell(line) for line in message.shown.splitlines()),
     ]
     if message.truncated:
-        lines.append(f"    ... (cut; {message.size:,} bytes in all)")
+        lines.append(f"    ... (cut; {count(message.size, 'byte')} in all)")
     return "\n".join(lines)
 
 

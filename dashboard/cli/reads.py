@@ -3,10 +3,13 @@
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from dashboard.actions.audit import AuditLog
+from dashboard.actions.audit import AuditLog, count, readable
+from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
-from dashboard.cli.output import count, format_message, format_table, print_json
+from dashboard.cli.output import cell, format_message, format_table, print_json, size
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
@@ -22,6 +25,8 @@ TENANT_COLUMNS = (
     ("total", "TOTAL"),
     ("consumers", "CONSUMERS"),
     ("queue_type", "TYPE"),
+    ("flags", "FLAGS"),
+    ("dead_letters", "DEAD LETTERS"),
 )
 CONSUMER_COLUMNS = (
     ("connection", "CONNECTION"),
@@ -32,6 +37,7 @@ CONSUMER_COLUMNS = (
     ("load", "LOAD"),
     ("ack_rate", "ACK/S"),
     ("flags", "FLAGS"),
+    ("no_ack_for", "NO ACK FOR"),
 )
 POD_COLUMNS = (
     ("connection", "POD"),
@@ -64,24 +70,36 @@ AUDIT_COLUMNS = (
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The settings, with --vhost and --exchange winning over WARREN_VHOST and the like."""
-    pairs = {"vhost": args.vhost, "tenant_exchange": args.exchange}
+    """The settings, with --vhost and --exchange (for the verbs that take them) winning over
+    WARREN_VHOST and the like."""
+    given = vars(args)
+    pairs = {"vhost": given.get("vhost"), "tenant_exchange": given.get("exchange")}
     return load_settings(**{key: value for key, value in pairs.items() if value is not None})
 
 
-def open_session(args: argparse.Namespace) -> Session:
-    return Session(settings_of(args))
+@contextmanager
+def open_session(args: argparse.Namespace) -> Iterator[Session]:
+    """The run's session in its vhost: a failure there that a missing vhost explains names it."""
+    session = Session(settings_of(args))
+    with session, naming_a_missing_vhost(session.client, session.vhost):
+        yield session
 
 
 def tenants(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         overview = fetch_overview(session)
-    flag_overview(overview, None, session.settings)
+        # No history of its own: the broker's samples prove what they can.
+        flag_overview(overview, None, session.settings, session=session)
     records = [row.model_dump(mode="json") for row in overview.rows]
     if args.json:
         print_json(records)
         return 0
+    for record in records:
+        record["flags"] = _kinds(record["flags"])
     print(format_table(records, TENANT_COLUMNS))
+    for row in overview.rows:
+        for flag in row.flags:
+            print(f"{cell(row.tenant)}: {cell(flag.reason)}")
     totals = overview.totals
     print(
         f"\n{count(totals.tenants, 'tenant')} in {count(totals.queues, 'queue')}: "
@@ -108,7 +126,7 @@ def consumers(args: argparse.Namespace) -> int:
     print(format_table(records, CONSUMER_COLUMNS))
     for load in found.loads:
         for flag in load.flags:
-            print(f"{load.connection} {load.consumer_tag}: {flag.reason}")
+            print(f"{cell(load.connection)} {cell(load.consumer_tag)}: {cell(flag.reason)}")
     return 0
 
 
@@ -134,13 +152,18 @@ def _kinds(flags: list[dict]) -> str:
 
 
 def nodes(args: argparse.Namespace) -> int:
-    with open_session(args) as session:
+    with Session(settings_of(args)) as session:
         cluster = fetch_cluster(session)
     if args.json:
         print_json(cluster.model_dump(mode="json"))
         return 0
     records = [
-        node.model_dump(mode="json") | {"partitions": ", ".join(node.partitions)}
+        node.model_dump(mode="json")
+        | {
+            "partitions": ", ".join(node.partitions),
+            "mem_used": size(node.mem_used),
+            "mem_limit": size(node.mem_limit),
+        }
         for node in cluster.nodes
     ]
     print(format_table(records, NODE_COLUMNS))
@@ -153,13 +176,13 @@ def nodes(args: argparse.Namespace) -> int:
 
 
 def peek_messages(args: argparse.Namespace) -> int:
-    if not args.json:
-        print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
     with open_session(args) as session:
         result = peek(session, args.queue, args.count, confirmed=args.yes)
     if args.json:
         print_json(result.model_dump(mode="json"))
         return 0
+    # Said once the peek succeeded, so that a failure is its one sentence.
+    print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
     if not result.messages:
         print(f"Queue {args.queue!r} has no ready message.")
     for message in result.messages:
@@ -175,6 +198,6 @@ def audit(args: argparse.Namespace) -> int:
         return 0
     for record in records:
         record["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record["started_at"]))
-        record["counts"] = ", ".join(f"{k} {v:,}" for k, v in record["counts"].items())
+        record["counts"] = readable(record["counts"])
     print(format_table(records, AUDIT_COLUMNS))
     return 0

@@ -62,8 +62,8 @@ def _interrupt(signum, frame) -> None:
 
 
 def broker_env(broker: LocalBroker) -> dict[str, str]:
-    """Every WARREN_ setting the console and workload use, pinned to the demo broker, so that
-    neither the shell nor a .env file can point one of them elsewhere."""
+    """Every WARREN_ setting, pinned to the demo broker and its folder, so that neither the shell
+    nor a .env file can point one of them elsewhere, and all the demo's state goes with it."""
     return {
         "WARREN_MANAGEMENT_URL": broker.management_url,
         "WARREN_AMQP_URL": broker.amqp_url,
@@ -74,11 +74,18 @@ def broker_env(broker: LocalBroker) -> dict[str, str]:
         "WARREN_TENANT_EXCHANGE": "tenants",
         "WARREN_REFRESH_SECONDS": "5",
         "WARREN_REQUEST_TIMEOUT": "10",
+        "WARREN_TOPOLOGY_SECONDS": "60",
         # Demo jobs take seconds, not minutes.
         "WARREN_STUCK_AFTER_SECONDS": "20",
         "WARREN_DEAD_LETTER_WINDOW_SECONDS": "60",
-        # Removed with the broker: a new demo starts with no history.
+        # Removed with the broker: a new demo starts with no history and an empty audit log.
         "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
+        "WARREN_AUDIT_DB": str(broker.base_dir / "audit.sqlite"),
+        "WARREN_HISTORY_HOURS": "24",
+        # Empty: no Prometheus of the user's draws the demo's charts.
+        "WARREN_PROMETHEUS_URL": "",
+        "WARREN_READ_ONLY": "false",
+        "WARREN_AUTH": "service",
     }
 
 

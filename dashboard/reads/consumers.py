@@ -4,12 +4,18 @@ connections (whose client-given name is the pod's), with flags an on-call engine
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from dashboard.broker.models import ChannelInfo, ConnectionInfo, ConsumerInfo, parse_all
+from dashboard.broker.models import (
+    ChannelInfo,
+    ChannelStats,
+    ConnectionInfo,
+    ConsumerInfo,
+    parse_all,
+)
 from dashboard.broker.session import Session
 from dashboard.errors import TenantExchangeMissing
-from dashboard.reads.durations import duration_text
 from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
+from dashboard.reads.silence import BROKER_SECONDS, Silence, earliest, silence_in
 
 CHANNEL_COLUMNS = (
     "name",
@@ -22,19 +28,22 @@ CHANNEL_COLUMNS = (
 
 
 class AckWatch:
-    """Remembers each channel's ack count across polls, and since when it has not changed.
+    """A poll's memory of each channel's ack count, and since when it has not changed.
 
     A channel's `idle_since` alone cannot prove a worker stuck: the queue process talks to a
     consuming channel now and then, which resets it although nothing is acked.
     """
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[int, datetime]] = {}
+        self._seen: dict[str, tuple[int, Silence]] = {}
 
-    def unchanged_since(self, channel: str, acks: int, now: datetime) -> datetime:
+    def silence(self, channel: str, acks: int, now: float) -> Silence:
         previous = self._seen.get(channel)
-        if previous is None or previous[0] != acks:
-            previous = (acks, now)
+        if previous is None:
+            # First sight: the count may have stood still for long before.
+            previous = (acks, Silence(now, at_least=True))
+        elif previous[0] != acks:
+            previous = (acks, Silence(now))
         self._seen[channel] = previous
         return previous[1]
 
@@ -42,7 +51,7 @@ class AckWatch:
         self._seen = {name: seen for name, seen in self._seen.items() if name in channels}
 
 
-CONNECTION_COLUMNS = ("name", "client_properties")
+CONNECTION_COLUMNS = ("name", "client_properties", "connected_at")
 SEES_ALL_CONNECTIONS = {"monitoring", "administrator"}
 
 
@@ -57,7 +66,9 @@ def fetch_consumers(
     """
     client, vhost = session.client, session.vhost
     consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
-    listed = client.list_channels_in(vhost, CHANNEL_COLUMNS)
+    listed = client.list_channels_in(
+        vhost, CHANNEL_COLUMNS, {"msg_rates_age": str(BROKER_SECONDS), "msg_rates_incr": "10"}
+    )
     channels = {channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")}
     listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
     connections = {
@@ -74,20 +85,28 @@ def fetch_consumers(
         by_channel[consumer.channel_details.name].append(consumer)
     tenants = _tenants_by_queue(session)
     moment = now or datetime.now(UTC)
-    loads = [
-        _load(
+    loads = []
+    for consumer in visible:
+        channel = channels[consumer.channel_details.name]
+        connection = connections.get(consumer.channel_details.connection_name)
+        load = _load(
             consumer,
-            channels[consumer.channel_details.name],
-            connections.get(consumer.channel_details.connection_name),
+            channel,
+            connection,
             tenants.get(consumer.queue.name, []),
             by_channel[consumer.channel_details.name],
         )
-        for consumer in visible
-    ]
-    for load in loads:
-        if watch is not None:
-            load.acks_unchanged_since = watch.unchanged_since(load.channel, load.acks, moment)
+        remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
+        silence = earliest(
+            _broker_silence(channel.message_stats, load.acks),
+            remembered,
+            not_before=connection.connected_at / 1000
+            if connection and connection.connected_at
+            else None,
+        )
+        _hear(load, silence, moment)
         load.flags = flags_of(load, session.settings.stuck_after_seconds, moment)
+        loads.append(load)
     if watch is not None:
         watch.keep_only({load.channel for load in loads})
     loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
@@ -146,6 +165,7 @@ def _load(
     channel_prefetch = channel.global_prefetch_count or (0 if 0 in own_limits else sum(own_limits))
     unacked = channel.messages_unacknowledged
     stats = channel.message_stats
+    acks = stats.ack if stats else 0
     return ConsumerLoad(
         connection=(connection and connection.client_name) or _peer(details),
         connection_id=details.connection_name,
@@ -160,10 +180,29 @@ def _load(
         channel_prefetch=channel_prefetch,
         load=unacked / channel_prefetch if channel_prefetch else None,
         ack_rate=stats.ack_details.rate if stats and stats.ack_details else None,
-        acks=stats.ack if stats else 0,
+        acks=acks,
         ack_required=consumer.ack_required,
         idle_since=channel.idle_since,
     )
+
+
+def _broker_silence(stats: ChannelStats | None, acks: int) -> Silence | None:
+    """What the broker's samples of the channel's acks show; a channel that never acked has none,
+    and has been silent all its life (the connection's start bounds it)."""
+    samples = stats.ack_details.by_second() if stats and stats.ack_details else {}
+    if not samples:
+        return Silence(0.0, at_least=True) if acks == 0 else None
+    return silence_in([(at, count == acks) for at, count in sorted(samples.items())])
+
+
+def _hear(load: ConsumerLoad, silence: Silence | None, now: datetime) -> None:
+    """Keep the silence on the load, as a moment and as the words every face shows (an
+    auto-ack consumer never acks: its silence means nothing)."""
+    if silence is None or not load.ack_required:
+        return
+    load.acks_unchanged_since = datetime.fromtimestamp(silence.since, UTC)
+    load.acks_unchanged_at_least = silence.at_least
+    load.no_ack_for = silence.text(now.timestamp())
 
 
 def _peer(details) -> str:
@@ -173,12 +212,9 @@ def _peer(details) -> str:
 
 
 def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag]:
-    idle_for = (now - load.idle_since).total_seconds() if load.idle_since else 0.0
-    # No activity at all proves no acks; so does an ack count that has not moved.
-    unchanged_for = (
-        (now - load.acks_unchanged_since).total_seconds() if load.acks_unchanged_since else 0.0
-    )
-    quiet_for = max(idle_for, unchanged_for)
+    silence = load.silence
+    quiet_for = silence.seconds(now.timestamp()) if silence else 0.0
+    quiet = silence.text(now.timestamp()) if silence else ""
     flags = []
     if not load.ack_required:
         flags.append(
@@ -201,13 +237,9 @@ def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag
             Flag(
                 kind="stuck",
                 reason=f"Saturated ({load.unacked:,} unacked, prefetch {limit:,}) with "
-                f"no ack for {duration_text(quiet_for)}: a stuck worker.",
+                f"no ack for {quiet}: a stuck worker.",
             )
         )
-    if load.unacked == 0 and idle_for >= stuck_after:
-        flags.append(
-            Flag(
-                kind="idle", reason=f"Holds nothing and got nothing for {duration_text(idle_for)}."
-            )
-        )
+    if load.unacked == 0 and load.ack_required and quiet_for >= stuck_after:
+        flags.append(Flag(kind="idle", reason=f"Holds nothing and got nothing for {quiet}."))
     return flags

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from dashboard.reads.silence import Silence
+
 
 class ConsumerReport(BaseModel):
     """The consumers Warren can see. A user without the `monitoring` (or `administrator`) tag
@@ -89,10 +91,19 @@ class ConsumerLoad(BaseModel):
     ack_rate: float | None
     ack_required: bool
     idle_since: datetime | None
-    # The channel's cumulative acks, and since when Warren has known them not to change.
+    # The channel's cumulative acks, and since when they have not changed (see
+    # reads/silence.py): `at_least` when the evidence goes back no further; `no_ack_for` says
+    # how long, as every face shows it. None while it acks.
     acks: int = 0
     acks_unchanged_since: datetime | None = None
+    acks_unchanged_at_least: bool = False
+    no_ack_for: str | None = None
     flags: list[Flag] = Field(default_factory=list)
+
+    @property
+    def silence(self) -> Silence | None:
+        since = self.acks_unchanged_since
+        return Silence(since.timestamp(), self.acks_unchanged_at_least) if since else None
 
 
 class PodLoad(BaseModel):

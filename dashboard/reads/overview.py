@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from dashboard.broker.management import ManagementClient
+from dashboard.broker.management import ManagementClient, naming_a_missing_vhost
 from dashboard.broker.metrics import QueueCounts
 from dashboard.broker.models import Binding, QueueInfo, parse_all
 from dashboard.broker.session import Session
@@ -43,12 +43,14 @@ DLRK = "x-dead-letter-routing-key"
 def tenant_bindings(session: Session) -> list[Binding]:
     """The tenant exchange's bindings to queues (exchange-to-exchange bindings are not tenants).
 
-    The broker answers a missing exchange with no bindings, so only then is its existence checked.
+    The broker answers a missing exchange with no bindings, so only then is its existence checked,
+    and the vhost's only when that fails: a missing vhost is named as such.
     """
     client, vhost, exchange = session.client, session.vhost, session.exchange
-    raw = client.list_bindings_from(vhost, exchange)
-    if not raw:
-        _require_exchange(client, vhost, exchange)
+    with naming_a_missing_vhost(client, vhost):
+        raw = client.list_bindings_from(vhost, exchange)
+        if not raw:
+            _require_exchange(client, vhost, exchange)
     bindings = parse_all(Binding, raw, f"the bindings of exchange {exchange!r}")
     return [binding for binding in bindings if binding.destination_type == "queue"]
 
@@ -157,14 +159,30 @@ class OverviewReader:
         self._answered = True
         if answer.counts.keys() != self._topology.queues.keys():
             return self._listed()  # a queue appeared or went: it may be a tenant's
-        return overview_of(self._topology, answer.counts)
+        return overview_of(self._topology, answer.counts | self._exact(answer.counts))
 
     def _listed(self) -> Overview:
         self._topology = fetch_topology(self.session)
         if self.metrics is not None and self._cluster is None:
             self._cluster = self.session.client.cluster_name()
         self._listed_at = time.monotonic()
-        return overview_of(self._topology)
+        overview = overview_of(self._topology, self._exact({}) or None)
+        overview.counts_from = "management"
+        return overview
+
+    def _exact(self, counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
+        """Counts over AMQP of the queues an action just changed, which the broker's statistics
+        have not caught up with yet (unacked has no AMQP count: the latest statistics')."""
+        exact = {}
+        for name in set(self.session.recently_changed()) & self._topology.queues.keys():
+            listed = self._topology.queues[name]
+            unacked = counts[name].unacked if name in counts else listed.messages_unacknowledged
+            try:
+                ready, consumers = self.session.queue_counts(name)
+            except NotFound:
+                continue
+            exact[name] = QueueCounts(ready, unacked, ready + unacked, consumers)
+        return exact
 
 
 def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:

@@ -15,6 +15,7 @@ from dashboard.broker.models import QueueInfo, parse_all
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import ServerError, WarrenError
+from dashboard.reads.models import TenantRow
 
 MAX_COUNT = 100
 # The broker cuts each payload to this many bytes before sending it (a 10 MB payload stays home).
@@ -80,8 +81,7 @@ def peek(session: Session, queue: str, count: int, confirmed: bool = False) -> P
         vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
     )
     info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
-    # A type the broker did not state is treated as quorum: the warning errs on the safe side.
-    if raw_info.get("type", "quorum") == "quorum" and not confirmed:
+    if _counts_as_quorum(raw_info) and not confirmed:
         raise ConfirmationRequired(
             f"Queue {queue!r} is a quorum queue. {QUORUM_NOTICE} "
             f"{delivery_limit_sentence(info, client.broker_version())} Confirm to peek anyway."
@@ -95,6 +95,28 @@ def peek(session: Session, queue: str, count: int, confirmed: bool = False) -> P
             "the expected shape."
         ) from None
     return PeekResult(vhost=vhost, queue=queue, queue_type=info.type, messages=messages)
+
+
+def may_need_confirmation(session: Session, row: TenantRow) -> bool:
+    """Whether peeking at the row's queue or its dead-letter queue may ask for the quorum
+    confirmation. The row knows its queue's type; the dead-letter queue's costs one small
+    request. When the broker cannot say, yes: peek checks again and asks only if it must."""
+    if row.queue_type == "quorum":
+        return True
+    if row.dead_letter_queue is None:
+        return False
+    try:
+        raw_info = session.client.get_queue(
+            session.vhost, row.dead_letter_queue, {"columns": "type"}
+        )
+    except WarrenError:
+        return True
+    return _counts_as_quorum(raw_info)
+
+
+def _counts_as_quorum(raw_info: dict) -> bool:
+    # A type the broker did not state is treated as quorum: the warning errs on the safe side.
+    return raw_info.get("type", "quorum") == "quorum"
 
 
 def delivery_limit_sentence(info: QueueInfo, version: BrokerVersion) -> str:

@@ -67,6 +67,13 @@ class SharedPoll(Generic[T]):
         self._keep_polling()
         return self._snapshot
 
+    def refresh(self) -> Snapshot[T]:
+        """A fetch now, waited for: after an action, so that what its page shows next is read
+        after it."""
+        with self._lock:
+            self._refresh()
+        return self._snapshot
+
     def _outdated(self) -> bool:
         polled = self._snapshot.fetched_at is not None or self._snapshot.error is not None
         idle = self._poller is None and time.monotonic() - self._polled_at >= self.interval
@@ -117,7 +124,7 @@ def overview_poll(session: Session, history: History | None) -> SharedPoll[Overv
 
     def read() -> Overview:
         overview = reader.read()
-        flag_overview(overview, history, session.settings)
+        flag_overview(overview, history, session.settings, session=session)
         return overview
 
     return SharedPoll(read, session.settings.refresh_seconds)

@@ -2,7 +2,8 @@
 
 - a backlog nobody consumes: ready > 0 and no consumer;
 - consumers holding messages without acking: unacked > 0 and the queue's ack count unchanged for
-  the whole window (WARREN_STUCK_AFTER_SECONDS), per the local history;
+  the whole window (WARREN_STUCK_AFTER_SECONDS), per the local history and the broker's own
+  samples (reads/silence.py: the same definition the consumers' flags use);
 - a dead-letter queue that grows: more dead letters now than at the start of the window
   (WARREN_DEAD_LETTER_WINDOW_SECONDS), or than when Warren first saw it if that is later.
 """
@@ -11,20 +12,27 @@ import logging
 import sqlite3
 import time
 
+from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
+from dashboard.reads.silence import Silence, earliest, queue_silences, silence_in
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def flag_overview(
-    overview: Overview, history: History | None, settings: Settings, now: float | None = None
+    overview: Overview,
+    history: History | None,
+    settings: Settings,
+    now: float | None = None,
+    session: Session | None = None,
 ) -> None:
     """Record the overview in the history (when there is one) and flag its stuck tenants.
 
-    Without history only the rules that need no window apply.
+    With `session`, the broker's samples prove what the history cannot (yet): a silence that
+    began before its first sample. Without either, only the rules that need no window apply.
     """
     moment = time.time() if now is None else now
     samples: dict[str, list[Sample]] = {}
@@ -37,6 +45,16 @@ def flag_overview(
             samples = history.recent(overview.vhost, oldest)
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
+    silences = {
+        row.queue: _history_silence(row, samples.get(row.queue, [])) for row in overview.rows
+    }
+    if session is not None:
+        unsure = [
+            row
+            for row in overview.rows
+            if row.unacked and (row.queue not in samples or _reaches_back(silences[row.queue]))
+        ]
+        _add_broker_evidence(session, unsure, silences)
     for row in overview.rows:
         row.flags = tenant_flags(
             row,
@@ -44,7 +62,32 @@ def flag_overview(
             moment,
             settings.stuck_after_seconds,
             settings.dead_letter_window_seconds,
+            silences[row.queue],
         )
+
+
+def _reaches_back(silence: Silence | None) -> bool:
+    return silence is not None and silence.at_least
+
+
+def _add_broker_evidence(
+    session: Session, unsure: list[TenantRow], silences: dict[str, Silence | None]
+) -> None:
+    """The broker's samples for the queues whose history shows no start of their silence (or
+    has none), the most unacked first."""
+    unsure = sorted(unsure, key=lambda row: -row.unacked)
+    heard = queue_silences(session, {row.queue: row.acks for row in unsure})
+    for queue, silence in heard.items():
+        silences[queue] = earliest(silences[queue], silence)
+
+
+def _history_silence(row: TenantRow, samples: list[Sample]) -> Silence | None:
+    """How long the queue has held unacked messages at the same ack count, per the history
+    (`samples`, oldest first, the current poll included); None when it acked just now, or the
+    history has no sample of it."""
+    if row.unacked == 0:
+        return None
+    return silence_in([(s.at, s.unacked > 0 and s.acks == row.acks) for s in samples])
 
 
 def tenant_flags(
@@ -53,17 +96,18 @@ def tenant_flags(
     now: float,
     stuck_after: float,
     dead_letter_window: float,
+    silence: Silence | None,
 ) -> list[Flag]:
-    """`samples` are the queue's history, oldest first, the current poll included."""
+    """`samples` are the queue's history, oldest first, the current poll included; `silence`,
+    how long it has held messages without an ack."""
     flags = []
     if row.ready > 0 and row.consumers == 0:
         flags.append(Flag(kind="no-consumer", reason=f"{row.ready:,} ready and no consumer."))
-    silent_for = _unacked_without_acks_for(row, samples, now)
-    if silent_for is not None and silent_for >= stuck_after:
+    if silence is not None and silence.seconds(now) >= stuck_after:
         flags.append(
             Flag(
                 kind="no-acks",
-                reason=f"{row.unacked:,} unacked and no ack for {duration_text(silent_for)}.",
+                reason=f"{row.unacked:,} unacked and no ack for {silence.text(now)}.",
             )
         )
     grown = _dead_letter_growth(row, samples, now - dead_letter_window)
@@ -77,19 +121,6 @@ def tenant_flags(
             )
         )
     return flags
-
-
-def _unacked_without_acks_for(row: TenantRow, samples: list[Sample], now: float) -> float | None:
-    """How long the queue has had unacked messages and the same ack count, back to the oldest
-    sample that agrees (a lower bound when history is short); None when it acked just now."""
-    if row.unacked == 0:
-        return None
-    since = None
-    for sample in reversed(samples):
-        if sample.unacked == 0 or sample.acks != row.acks:
-            break
-        since = sample.at
-    return None if since is None else now - since
 
 
 def _dead_letter_growth(

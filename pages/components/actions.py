@@ -64,8 +64,11 @@ def current_job(action: str, queue: str) -> Job | None:
 
 
 @st.fragment(run_every=1)
-def move_progress(job_id: str, describe: Callable[[Any], tuple[bool, str]]) -> None:
-    """A running move's progress and stop button; once it ends, its exact counts."""
+def move_progress(
+    job_id: str, describe: Callable[[Any], tuple[bool, str]], on_end: Callable[[], None]
+) -> None:
+    """A running move's progress and stop button; once it ends, its exact counts, and
+    `on_end` once (the page's numbers read again), with the page run again to show them."""
     job = JOBS[job_id]
     progress: MoveResult | None = job.progress
     moved = progress.moved if progress else 0
@@ -77,6 +80,10 @@ def move_progress(job_id: str, describe: Callable[[Any], tuple[bool, str]]) -> N
         if st.button("Stop", key=f"stop-{job_id}", icon=":material/stop_circle:"):
             job.cancel.set()
         return
+    if not st.session_state.get(f"ended-{job_id}"):
+        st.session_state[f"ended-{job_id}"] = True
+        on_end()
+        st.rerun()
     if job.error:
         st.error(literal(job.error))
         return

@@ -16,7 +16,11 @@ CONSUMER_COLUMNS = {
         "Load", min_value=0, max_value=1, format="percent", help="Unacked against prefetch."
     ),
     "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
-    "idle_since": st.column_config.DatetimeColumn("Idle since (UTC)", format="HH:mm:ss"),
+    "no_ack_for": st.column_config.TextColumn(
+        "No ack for",
+        help='Since its channel\'s ack count last moved, with messages held; "over" where '
+        "the evidence ends (the broker keeps 10 minutes of samples). Empty: it acks.",
+    ),
     "flags": st.column_config.TextColumn("Flags"),
     "channel": st.column_config.TextColumn("Channel"),
     "consumer_tag": st.column_config.TextColumn("Consumer tag"),

@@ -1,28 +1,56 @@
 """The tenant page's look at messages: the first ready ones of its queue or its dead-letter
 queue, returned to the queue as they were."""
 
-import pandas as pd
+import json
+
 import streamlit as st
 
+from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.reads.models import TenantRow
-from dashboard.reads.peek import MAX_COUNT, PEEK_NOTICE, QUORUM_NOTICE, PeekResult, peek
+from dashboard.reads.peek import (
+    MAX_COUNT,
+    PEEK_NOTICE,
+    QUORUM_NOTICE,
+    PeekResult,
+    may_need_confirmation,
+    peek,
+)
+from pages.components.blocks import table_of
 from pages.components.errors import or_error
 from pages.components.formatting import literal
+
+DEATH_COLUMNS = {
+    "reason": st.column_config.TextColumn("Reason"),
+    "count": st.column_config.NumberColumn("Count", format="localized"),
+    "queue": st.column_config.TextColumn("Queue"),
+    "exchange": st.column_config.TextColumn("Exchange"),
+    "routing_keys": st.column_config.ListColumn("Routing keys"),
+    "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+}
+FIELD_COLUMNS = {
+    "name": st.column_config.TextColumn("Name"),
+    "value": st.column_config.TextColumn("Value"),
+}
 
 
 def show_peek(session: Session, row: TenantRow) -> None:
     queues = [row.queue] + ([row.dead_letter_queue] if row.dead_letter_queue else [])
     st.caption(PEEK_NOTICE)
+    # Asked before the form: a form's widgets cannot follow the radio until it is submitted.
+    offer_confirmation = may_need_confirmation(session, row)
     with st.form(f"peek-{row.queue}"):
         # Radio labels render markdown: a queue name must stay text.
         queue = st.radio("Queue", queues, horizontal=True, format_func=literal)
-        count = st.number_input("Messages", min_value=1, max_value=MAX_COUNT, value=5)
-        # Always offered: the dead-letter queue may be a quorum queue when this one is not.
-        confirmed = st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
+        wanted = st.number_input("Messages", min_value=1, max_value=MAX_COUNT, value=5)
+        confirmed = (
+            st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
+            if offer_confirmation
+            else False
+        )
         if not st.form_submit_button("Peek", icon=":material/visibility:"):
             return
-    result = or_error(lambda: peek(session, queue, int(count), confirmed))
+    result = or_error(lambda: peek(session, queue, int(wanted), confirmed))
     if result is not None:
         show_messages(result)
 
@@ -32,7 +60,7 @@ def show_messages(result: PeekResult) -> None:
         st.info(f"Queue {literal(result.queue)} has no ready message.")
     for message in result.messages:
         title = (
-            f"#{message.position} · {message.size:,} bytes · {message.kind}"
+            f"#{message.position} · {count(message.size, 'byte')} · {message.kind}"
             f"{' · redelivered' if message.redelivered else ''}"
             f"{f' · x-delivery-count {message.delivery_count}' if message.delivery_count else ''}"
             f"{f' · died {sum(d.count for d in message.deaths)}x' if message.deaths else ''}"
@@ -42,12 +70,31 @@ def show_messages(result: PeekResult) -> None:
                 f"exchange: {message.exchange or '(default)'}  routing key: {message.routing_key}"
             )
             if message.deaths:
+                st.caption("Dead-lettered (x-death):")
+                deaths = [death.model_dump() for death in message.deaths]
                 st.dataframe(
-                    pd.DataFrame([death.model_dump() for death in message.deaths]),
+                    table_of(deaths, DEATH_COLUMNS),
+                    column_config=DEATH_COLUMNS,
                     hide_index=True,
                     width="stretch",
                 )
-            st.json({"properties": message.properties, "headers": message.headers}, expanded=False)
+            show_fields("Properties", message.properties)
+            show_fields("Headers", message.headers)
             st.code(message.shown, language="json" if message.kind == "json" else None)
             if message.truncated:
-                st.caption(f"Cut for display: {message.size:,} bytes in all.")
+                st.caption(f"Cut for display: {count(message.size, 'byte')} in all.")
+
+
+def show_fields(label: str, fields: dict) -> None:
+    """A message's properties or headers as a name/value table; nested values as JSON."""
+    if not fields:
+        st.caption(f"{label}: none.")
+        return
+    st.caption(f"{label}:")
+    rows = [
+        {"name": name, "value": value if isinstance(value, str) else json.dumps(value)}
+        for name, value in fields.items()
+    ]
+    st.dataframe(
+        table_of(rows, FIELD_COLUMNS), column_config=FIELD_COLUMNS, hide_index=True, width="stretch"
+    )

@@ -140,6 +140,20 @@ def queue_detail(session: Session, queue: str) -> QueueDetail:
     return _queue_detail(_key(session), session, queue)
 
 
+def shared_history(session: Session) -> History | None:
+    """The history store the overview poll records in, shared like it; None when its file
+    cannot be opened."""
+    return _history(_key(session), session)
+
+
+def after_action(session: Session, *queues: str) -> None:
+    """An action changed `queues`: read them exactly for a while, and poll now, so that the
+    numbers the page shows next are from after it."""
+    session.changed(*queues)
+    for poll in (shared_overview_poll(session), shared_consumers_poll(session)):
+        poll.refresh()
+
+
 def shared_overview_poll(session: Session) -> SharedPoll[Overview]:
     return _overview_poll(_key(session), session)
 

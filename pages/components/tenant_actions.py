@@ -4,6 +4,7 @@ button; every result gives exact counts."""
 
 import streamlit as st
 
+from dashboard.actions.audit import count
 from dashboard.actions.moves import Moved
 from dashboard.actions.purge import plan_purge, purge
 from dashboard.actions.republish import plan_republish
@@ -22,7 +23,7 @@ from pages.components.actions import (
 )
 from pages.components.errors import or_error
 from pages.components.formatting import literal
-from pages.components.state import shared_access
+from pages.components.state import after_action, shared_access
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
 
@@ -38,7 +39,7 @@ def show_actions(session: Session, row: TenantRow) -> None:
     )
     done = st.session_state.pop(f"purged-{row.queue}", None)
     if done is not None:
-        st.success(f"Purged {done:,} ready messages of {literal(row.queue)}.")
+        st.success(f"Purged {count(done, 'ready message')} of {literal(row.queue)}.")
     show_requeue(session, row)
     show_republish(session, row)
     if dialog_button("Purge ready messages", "purge", row.queue, ":material/delete_sweep:"):
@@ -48,24 +49,29 @@ def show_actions(session: Session, row: TenantRow) -> None:
 def show_requeue(session: Session, row: TenantRow) -> None:
     job = current_job("requeue", row.queue)
     if job is not None:
-        move_progress(job.id, requeued)
-    elif row.dead_letter_queue and row.dead_letters:
-        label = f"Requeue {row.dead_letters:,} dead letters"
+        move_progress(job.id, requeued, lambda: after_action(session, row.queue))
+    if not row.dead_letter_queue or (job is not None and not job.done):
+        return
+    # Counted now over AMQP, and the dialog acts on at most this many: what the button says is
+    # what it does.
+    dead = or_error(lambda: session.ready_count(row.dead_letter_queue))
+    if dead:
+        label = f"Requeue {count(dead, 'dead letter')}"
         if dialog_button(label, "requeue", row.queue, ":material/replay:"):
-            requeue_dialog(session, row.queue, row.dead_letter_queue)
+            requeue_dialog(session, row.queue, row.dead_letter_queue, dead)
 
 
 def requeued(moved: Moved) -> tuple[bool, str]:
     result = moved.result
     return moved.clean, (
-        f"Requeued {result.moved:,} dead letters; {result.failed + result.skipped:,} stayed in "
-        "the dead-letter queue." + stopped_words(result)
+        f"Requeued {count(result.moved, 'dead letter')}; {result.failed + result.skipped:,} "
+        "stayed in the dead-letter queue." + stopped_words(result)
     )
 
 
 @st.dialog("Requeue dead letters", on_dismiss=closer("requeue"))
-def requeue_dialog(session: Session, queue: str, dead_letter_queue: str) -> None:
-    plan = or_error(lambda: plan_requeue(session, dead_letter_queue, None, None))
+def requeue_dialog(session: Session, queue: str, dead_letter_queue: str, shown: int) -> None:
+    plan = or_error(lambda: plan_requeue(session, dead_letter_queue, None, shown))
     if plan is not None:
         confirm_move(session, queue, plan)
 
@@ -73,7 +79,7 @@ def requeue_dialog(session: Session, queue: str, dead_letter_queue: str) -> None
 def show_republish(session: Session, row: TenantRow) -> None:
     job = current_job("republish", row.queue)
     if job is not None:
-        move_progress(job.id, republished)
+        move_progress(job.id, republished, lambda: after_action(session, row.queue))
     if dialog_button("Republish with priority", "republish", row.queue, ":material/low_priority:"):
         republish_dialog(session, row)
 
@@ -87,7 +93,7 @@ def republished(moved: Moved) -> tuple[bool, str]:
         else ""
     )
     return moved.clean, (
-        f"Republished {result.moved:,} messages.{left}{held}{stopped_words(result)}"
+        f"Republished {count(result.moved, 'message')}.{left}{held}{stopped_words(result)}"
     )
 
 
@@ -129,4 +135,5 @@ def purge_dialog(session: Session, queue: str) -> None:
             return
         st.session_state[f"purged-{queue}"] = purged
         close_dialog("purge")
+        after_action(session, queue)
         st.rerun()

@@ -57,7 +57,7 @@ table = pd.DataFrame(
     ],
     columns=list(COLUMNS),
 )
-st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch")
+st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch", placeholder="")
 st.download_button(
     "Export as CSV",
     records_csv(shown),

@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.reads.consumers import own_only_sentence, pods_of
 from dashboard.reads.models import ConsumerLoad
-from pages.components.blocks import headline, table_of
+from pages.components.blocks import fitted_table, headline
 from pages.components.consumer_table import show_consumer_table
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -78,14 +78,9 @@ def show_attention(loads: list[ConsumerLoad]) -> None:
 
 def show_tables(loads: list[ConsumerLoad]) -> None:
     st.subheader("Pods")
-    st.dataframe(
-        table_of(
-            [pod.model_dump() | {"flags": flag_kinds(pod.flags)} for pod in pods_of(loads)],
-            POD_COLUMNS,
-        ),
-        column_config=POD_COLUMNS,
-        hide_index=True,
-        width="stretch",
+    fitted_table(
+        [pod.model_dump() | {"flags": flag_kinds(pod.flags)} for pod in pods_of(loads)],
+        POD_COLUMNS,
     )
     st.subheader("Consumers")
     show_consumer_table(loads)

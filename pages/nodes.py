@@ -71,7 +71,7 @@ def live_nodes() -> None:
     if not cluster.alarms:
         st.success("Every node runs, with no alarm and no partition.", icon=":material/check:")
     table = table_of([row(node) for node in cluster.nodes], COLUMNS)
-    st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch")
+    st.dataframe(table, column_config=COLUMNS, hide_index=True, width="stretch", placeholder="")
 
 
 live_nodes()

@@ -1,37 +1,68 @@
-"""Tenant overview: which tenant is backed up, live, for every viewer from one shared poll."""
+"""Tenant overview: which tenant is backed up, live, for every viewer from one shared poll, and
+each tenant's last hour from Warren's history: a line in its row, the fastest growing named."""
+
+import time
+from datetime import datetime
 
 import streamlit as st
 
-from dashboard.reads.models import Overview
-from pages.components.blocks import headline, table_of
+from dashboard.reads.durations import duration_text
+from dashboard.reads.history import History
+from dashboard.reads.models import Overview, TenantRow
+from dashboard.reads.trends import SPANS, WINDOW_SECONDS, Trends, fetch_trends
+from pages.components.blocks import fitted_table, headline
+from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
-from pages.components.navigation import attention_list, filter_box, flag_kinds, open_tenant
-from pages.components.state import current_session, shared_overview_poll
+from pages.components.navigation import (
+    TENANT_PAGE,
+    attention_list,
+    filter_box,
+    flag_kinds,
+    open_tenant,
+)
+from pages.components.state import current_session, shared_history, shared_overview_poll
 
+SPAN_MINUTES = WINDOW_SECONDS / SPANS / 60
+# What matters at 3 a.m. first, visible without scrolling sideways; the rest after it.
 COLUMNS = {
     "tenant": st.column_config.TextColumn("Tenant"),
-    "queue": st.column_config.TextColumn("Queue"),
+    "flags": None,  # sized to its longest list: flags_column
     "ready": st.column_config.NumberColumn("Ready", format="localized"),
     "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
-    "total": st.column_config.NumberColumn("Total", format="localized"),
     "consumers": st.column_config.NumberColumn("Consumers", format="localized"),
+    "dead_letters": st.column_config.NumberColumn("Dead letters", format="localized"),
+    "trend": st.column_config.LineChartColumn(
+        "Ready, last hour",
+        y_min=0,
+        help=f"Ready at the last poll of each {SPAN_MINUTES:g} minutes, from Warren's history: "
+        "minutes when nobody had the console open are left out.",
+    ),
+    "growth": st.column_config.NumberColumn(
+        "Growth (1 h)",
+        format="localized",
+        help="Ready now minus ready at the first poll of the last hour in Warren's history.",
+    ),
+    "total": st.column_config.NumberColumn("Total", format="localized"),
     "publish_rate": st.column_config.NumberColumn("Publish/s", format="%.1f"),
     "deliver_rate": st.column_config.NumberColumn("Deliver/s", format="%.1f"),
     "ack_rate": st.column_config.NumberColumn("Ack/s", format="%.1f"),
     "consumer_capacity": st.column_config.NumberColumn(
         "Capacity",
-        format="percent",
+        format="%d%%",
         help="Share of time the queue could deliver to its consumers at once (100% is best).",
     ),
     "queue_type": st.column_config.TextColumn("Type"),
     "state": st.column_config.TextColumn("State"),
-    "flags": st.column_config.TextColumn("Flags", help="Why this tenant needs a look."),
-    "dead_letters": st.column_config.NumberColumn("Dead letters", format="localized"),
+    "queue": st.column_config.TextColumn("Queue"),
     "shares_queue_with": st.column_config.ListColumn(
         "Also bound as", help="Other tenant ids routed to the same queue: counts are shared."
     ),
 }
+# Pixels per character of a flag list, and the cell's padding: the Flags column fits its
+# longest list, so that no flag is cut to "no-consume...".
+FLAG_CHAR_PIXELS = 7.5
+FLAG_PADDING_PIXELS = 24
 
 ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
 DEFAULT_ROWS = "top 1,000"
@@ -65,7 +96,62 @@ def show_attention(overview: Overview) -> None:
         attention_list(flagged)
 
 
-def show_table(overview: Overview, query: str, most: int | None) -> None:
+@st.cache_data(show_spinner=False, max_entries=16)
+def last_hour(fingerprint: str, polled_at: datetime, vhost: str, _history: History) -> Trends:
+    """Every tenant queue's last hour, read once per poll (`polled_at`) however many look."""
+    return fetch_trends(_history, vhost, time.time())
+
+
+def read_trends(overview: Overview, polled_at: datetime) -> Trends | None:
+    history = shared_history(session)
+    if history is None:
+        st.caption("No trends: the history file cannot be opened (see WARREN_HISTORY_DB).")
+        return None
+    return or_error(lambda: last_hour(settings.fingerprint(), polled_at, overview.vhost, history))
+
+
+def show_growing(overview: Overview, trends: Trends) -> None:
+    """The backlogs that grew most in the last hour, each a link to its tenant."""
+    rows: dict[str, TenantRow] = {}
+    for row in overview.rows:
+        rows.setdefault(row.queue, row)
+    growing = [rows[queue] for queue in trends.growing_fastest if queue in rows]
+    if not growing:
+        return
+    st.subheader("Growing fastest")
+    for row in growing:
+        trend = trends.by_queue[row.queue]
+        st.page_link(
+            TENANT_PAGE,
+            label=f"{literal(row.tenant)}: ready grew by {trend.growth:,} in "
+            f"{duration_text(trend.growth_seconds)} (now {row.ready:,}).",
+            icon=":material/trending_up:",
+            query_params={"tenant": row.tenant},
+        )
+
+
+def table_row(row: TenantRow, trends: Trends | None) -> dict:
+    trend = trends.by_queue.get(row.queue) if trends else None
+    capacity = row.consumer_capacity
+    return row.model_dump() | {
+        "flags": flag_kinds(row.flags),
+        "trend": (trend.known or None) if trend else None,
+        "growth": trend.growth if trend else None,
+        # A whole percent: 93%, not 92.85% beside 100%.
+        "consumer_capacity": None if capacity is None else round(capacity * 100),
+    }
+
+
+def flags_column(rows: list[dict]) -> dict:
+    longest = max((len(row["flags"]) for row in rows), default=0)
+    return st.column_config.TextColumn(
+        "Flags",
+        help="Why this tenant needs a look.",
+        width=max(80, round(longest * FLAG_CHAR_PIXELS) + FLAG_PADDING_PIXELS),
+    )
+
+
+def show_table(overview: Overview, trends: Trends | None, query: str, most: int | None) -> None:
     """The rows matching the filter, the `most` with most ready first (all when None): sorting
     by another column happens in the browser, filtering on the data already polled."""
     needle = query.casefold()
@@ -74,7 +160,7 @@ def show_table(overview: Overview, query: str, most: int | None) -> None:
         for row in overview.rows
         if needle in row.tenant.casefold() or needle in row.queue.casefold()
     ]
-    rows = [row.model_dump() | {"flags": flag_kinds(row.flags)} for row in matching[:most]]
+    rows = [table_row(row, trends) for row in matching[:most]]
     if not overview.rows:
         st.info(
             f"No queue is bound to exchange {literal(overview.exchange)} in vhost "
@@ -86,17 +172,16 @@ def show_table(overview: Overview, query: str, most: int | None) -> None:
     else:
         st.caption(
             f"{len(rows):,} of {len(matching):,} matching of {len(overview.rows):,} tenant "
-            "bindings, most ready first. Select a row to open its tenant."
+            "bindings, most ready first. Select a row to open its tenant; the table's toolbar "
+            "shows and hides columns."
         )
         # A selection refers to the rows as the viewer saw them, and a poll may have re-sorted
         # them since: keep the order shown last time to read it against.
         shown_before = st.session_state.get(SHOWN_KEY, [])
         st.session_state[SHOWN_KEY] = [row["tenant"] for row in rows]
-        picked = st.dataframe(
-            table_of(rows, COLUMNS),
-            column_config=COLUMNS,
-            hide_index=True,
-            width="stretch",
+        picked = fitted_table(
+            rows,
+            COLUMNS | {"flags": flags_column(rows)},
             on_select="rerun",
             selection_mode="single-row",
             key="tenant-table",
@@ -114,9 +199,12 @@ def live_overview() -> None:
         return
     source = "metrics endpoint" if snapshot.data.counts_from == "metrics" else "management API"
     show_freshness(snapshot, f", counts from the {source}")
+    trends = read_trends(snapshot.data, snapshot.fetched_at)
     show_headline(snapshot.data)
     show_attention(snapshot.data)
-    show_table(snapshot.data, query, ROWS[shown or DEFAULT_ROWS])
+    if trends is not None:
+        show_growing(snapshot.data, trends)
+    show_table(snapshot.data, trends, query, ROWS[shown or DEFAULT_ROWS])
 
 
 live_overview()

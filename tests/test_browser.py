@@ -82,7 +82,12 @@ def metric(page: Page, label: str):
 
 
 def open_actions(page: Page, demo: Demo, tenant: str) -> None:
-    """The tenant's Actions tab, reloading until the console's poll has seen the tenant."""
+    open_tenant(page, demo, tenant)
+    page.get_by_role("tab", name="Actions").click()
+
+
+def open_tenant(page: Page, demo: Demo, tenant: str) -> None:
+    """The tenant's page, reloading until the console's poll has seen the tenant."""
     # A loaded page does not learn of new tenants: reload until the poll has listed it. Under
     # a loaded CI machine one load can take several seconds.
     deadline = time.monotonic() + 120
@@ -93,7 +98,6 @@ def open_actions(page: Page, demo: Demo, tenant: str) -> None:
             actions.wait_for(timeout=10_000)
         except PlaywrightTimeout:
             continue
-        actions.click()
         return
     pytest.fail(f"the tenant page of {tenant} did not show its actions")
 
@@ -127,6 +131,8 @@ def test_the_overview_shows_the_demo_tenants_and_totals(page: Page, demo: Demo):
     expect(sidebar).to_contain_text("May change things")
     expect(sidebar).to_contain_text("1 of 1 nodes running")
     expect(page.get_by_text("counts from the metrics endpoint")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_text("Ready, last hour")).to_be_attached()
     shot(page, "overview")
 
 
@@ -165,14 +171,40 @@ def test_a_purge_through_its_dialog_shows_its_result(page: Page, demo: Demo):
 
     expect(page.get_by_text(f"Purged 5 ready messages of {queue}.")).to_be_visible()
     assert queue_counts(demo.settings, queue) == (0, 0)
+    # The headline above is read after the purge, not from the poll before it.
+    expect(metric(page, "Ready")).to_contain_text("0")
+    expect(page.get_by_text("5 ready and no consumer")).to_be_hidden()
+
+
+def test_the_chart_draws_no_count_before_the_queue_had_one(page: Page, demo: Demo):
+    """The broker pads its samples with zeros from before a queue existed: a queue made with 7
+    jobs has never held 0, so no 0 may be drawn."""
+    extra_tenant(demo, "chart-me", ready=7)
+    open_tenant(page, demo, "chart-me")
+    chart = page.get_by_test_id("stPlotlyChart").locator(".js-plotly-plot")
+    expect(chart).to_be_attached()
+
+    def drawn() -> list[list]:
+        return page.evaluate(
+            "el => el.data.map(trace => trace.y.filter(y => y !== null))", chart.element_handle()
+        )
+
+    deadline = time.monotonic() + 60
+    while not drawn()[0] and time.monotonic() < deadline:
+        page.reload()
+        chart.wait_for(state="attached")
+    ready, unacked = drawn()
+    assert ready and set(ready) == {7}
+    assert set(unacked) == {0}
+    shot(page, "tenant-chart")
 
 
 def test_a_requeue_shows_its_progress_then_its_counts(page: Page, demo: Demo):
     queue = extra_tenant(demo, "requeue-me", dead=60_000)
     open_actions(page, demo, "requeue-me")
 
-    # The count on the button is the last poll's; the dialog counts again, exactly.
-    page.get_by_role("button", name=re.compile(r"^Requeue [\d,]+ dead letters$")).click()
+    # The button counts over AMQP, as its dialog does: both say 60,000.
+    page.get_by_role("button", name="Requeue 60,000 dead letters").click()
     expect(page.get_by_role("dialog")).to_contain_text("Requeue moves up to 60,000")
     page.get_by_role("dialog").get_by_role("button", name="Requeue").click()
 
@@ -181,6 +213,36 @@ def test_a_requeue_shows_its_progress_then_its_counts(page: Page, demo: Demo):
     shot(page, "requeue-progress")
     expect(page.get_by_text("Requeued 60,000 dead letters")).to_be_visible(timeout=120_000)
     assert queue_counts(demo.settings, queue)[0] == 60_000
+
+
+def test_the_stuck_pod_is_freed_from_the_consumers_page(page: Page, demo: Demo):
+    """The demo's headline incident, with no CLI step: pod-hung holds its prefetch and never
+    acks; returning its messages puts them back in its queue, and the page shows it gone."""
+    queue = f"tenant.{demo.workload.hung}"
+    page.goto(f"{demo.url}/consumers")
+    button = page.get_by_role("button", name=re.compile(r"^Return pod-hung's 3 unacked messages$"))
+    # The page's pods and its buttons live in a fragment: it shows the button within a poll
+    # of the flag, without a reload.
+    expect(button).to_be_visible(timeout=90_000)  # flagged once it has held for 20 s
+    ready_before = queue_counts(demo.settings, queue)[0]
+    button.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Requeue closes connection 'pod-hung' (no ack for")
+    expect(dialog).to_contain_text("returns the 3 messages it holds unacked")
+    shot(page, "free-pod-dialog")
+    dialog.get_by_role("button", name="Requeue").click()
+
+    expect(
+        page.get_by_text(f"Closed pod-hung: 3 messages went back to ready in {queue}.")
+    ).to_be_visible()
+    expect(cells(page).filter(has_text="pod-hung")).to_have_count(0)
+    ready_after, consumers = queue_counts(demo.settings, queue)
+    assert (consumers, ready_after >= ready_before + 3) == (0, True)
+    shot(page, "free-pod-done")
+
+    page.goto(f"{demo.url}/audit")
+    expect(cells(page).filter(has_text="requeue-connection").first).to_be_attached()
+    expect(cells(page).filter(has_text="pod-hung").first).to_be_attached()
 
 
 def test_stopping_the_broker_shows_the_stale_banner_and_restarting_clears_it(

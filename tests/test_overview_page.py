@@ -47,6 +47,30 @@ def test_overview_shows_headline_and_tenants_most_ready_first(
     ]
 
 
+def test_the_table_leads_with_what_matters_at_3_am_and_leaves_unknowns_empty(
+    session_for, channel, unique, console, pod
+):
+    exchange = unique("tenants")
+    served = tenant_with_messages(channel, exchange, "served", unique("served"), 3)
+    tenant_with_messages(channel, exchange, "waiting", unique("waiting"), 5)
+    assert pod("pod-fits").hold(served, prefetch=1, expect=1) == 1
+    settled(session_for, exchange, 2 + 5, consumers=1)
+
+    app = console(WARREN_TENANT_EXCHANGE=exchange)
+
+    assert not app.exception
+    [frame] = app.dataframe
+    assert list(frame.value.columns[:8]) == [
+        "tenant", "flags", "ready", "unacked", "consumers", "dead_letters", "trend", "growth",
+    ]  # fmt: skip
+    # Streamlit writes "None" for a value not known unless told otherwise.
+    assert frame.proto.placeholder == ""
+    capacities = frame.value["consumer_capacity"].dropna().tolist()
+    # A whole percent (the broker's 0.5 is 50, not 50.0% or 0.5).
+    assert capacities and all(float(capacity).is_integer() for capacity in capacities)
+    assert frame.value.set_index("tenant").loc["waiting", "flags"] == "no-consumer"
+
+
 def test_filter_from_the_deep_link(session_for, channel, unique, console):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme-eu", unique("a"), 1)

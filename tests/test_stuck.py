@@ -72,6 +72,11 @@ def test_unacked_without_acks_over_the_window(session_for, channel, unique, pod,
     # The history begins 2,500 s ago: the silence may be longer.
     assert silent_flag.reason == "2 unacked and no ack for over 41 min 40 s."
 
+    # An hour later, beyond the window the rules read: the whole history says how long.
+    flag_overview(after, history, settings, now=now + 3600)
+    [later_flag] = next(row for row in after.rows if row.tenant == "silent").flags
+    assert later_flag.reason == "2 unacked and no ack for over 1 h 41 min."
+
 
 def test_the_broker_samples_prove_a_silence_the_history_has_not_seen(
     session_for, channel, unique, pod

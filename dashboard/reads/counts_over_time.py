@@ -1,21 +1,31 @@
 """A tenant queue's ready and unacked counts over a window, from the best source for its length:
-the broker's own samples for the last 10 minutes, then Prometheus when one is configured, else
-Warren's local history. Each series says where it came from and leaves gaps as gaps."""
+Warren's local history for the last 10 minutes (one sample per poll), Prometheus for longer
+windows when one is configured, else the local history; and wherever that source has no sample
+in the last 10 minutes (nobody had the console open), the broker's own samples. Each series says
+where each part came from and leaves gaps as gaps."""
 
 import sqlite3
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dashboard.errors import WarrenError
-from dashboard.reads.history import History, Point, with_gaps
+from dashboard.reads.history import History, Point, Sample, spaced
 from dashboard.reads.prometheus_history import PrometheusHistory
-from dashboard.reads.queue_detail import CountSample
+from dashboard.reads.queue_detail import BROKER_STEP, CountSample
 from dashboard.settings import Settings
 
 # The broker keeps per-queue samples this far back (its `basic` retention policy).
 BROKER_SECONDS = 600
 # Prometheus answers every 15 s at best; longer windows get at most this many points.
 PROMETHEUS_POINTS = 500
+# Samples further apart than this many steps of their source have a gap between them.
+GAP_STEPS = 3
+BROKER_SOURCE = (
+    f"the broker's own samples, every {BROKER_STEP} s (its zeros before a queue's first count "
+    "are not drawn: the broker pads its window with zeros before it has samples)"
+)
 
 
 class HistoryUnavailable(WarrenError):
@@ -26,6 +36,15 @@ class HistoryUnavailable(WarrenError):
 class Series:
     points: list[Point]
     # Where the points come from, for the caption under the chart.
+    source: str
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A source's samples of the window, and the step it samples at."""
+
+    samples: list[Sample]
+    step: float
     source: str
 
 
@@ -42,29 +61,93 @@ class CountsOverTime:
     def series(
         self, vhost: str, queue: str, seconds: int, broker_samples: list[CountSample]
     ) -> Series:
-        """The last `seconds` of `queue`; `broker_samples` are the broker's own (the queue
-        detail has them)."""
-        if seconds <= BROKER_SECONDS:
-            points = [Point(s.at.timestamp(), s.ready, s.unacked) for s in broker_samples]
-            return Series(points, "the broker's own samples")
+        """The last `seconds` of `queue`; `broker_samples` are the broker's own, without its
+        padding (the queue detail has them)."""
         since = time.time() - seconds
-        if self.prometheus is not None:
-            step = max(15.0, seconds / PROMETHEUS_POINTS)
-            samples = self.prometheus.series(vhost, queue, since, step)
-            return Series(with_gaps(samples, 3 * step), f"Prometheus, one point every {step:g} s")
-        return Series(
-            with_gaps(self._local(vhost, queue, since), 3 * self.refresh_seconds),
-            f"Warren's history, one sample per poll ({self.refresh_seconds:g} s)",
+        recorded = (
+            self._recent(vhost, queue, since)
+            if seconds <= BROKER_SECONDS
+            else self._longer(vhost, queue, since, seconds)
         )
+        return filled(recorded, [s for s in broker_samples if s.at.timestamp() >= since])
 
-    def _local(self, vhost: str, queue: str, since: float):
+    def _recent(self, vhost: str, queue: str, since: float) -> Recorded:
+        """The local history when it can be read; else none (the broker's samples fill in)."""
+        try:
+            return self._local(vhost, queue, since)
+        except HistoryUnavailable:
+            return Recorded([], self.refresh_seconds, "")
+
+    def _longer(self, vhost: str, queue: str, since: float, seconds: int) -> Recorded:
+        if self.prometheus is None:
+            return self._local(vhost, queue, since)
+        step = max(15.0, seconds / PROMETHEUS_POINTS)
+        samples = self.prometheus.series(vhost, queue, since, step)
+        return Recorded(samples, step, f"Prometheus, one point every {step:g} s")
+
+    def _local(self, vhost: str, queue: str, since: float) -> Recorded:
         if self.history is None:
             raise HistoryUnavailable(
                 "No local history: the history file cannot be opened (see WARREN_HISTORY_DB)."
             )
         try:
-            return self.history.series(vhost, queue, since)
+            samples = self.history.series(vhost, queue, since)
         except sqlite3.Error as exc:
             raise HistoryUnavailable(
                 f"The local history at {self.history.path} cannot be read: {exc}."
             ) from None
+        return Recorded(
+            samples,
+            self.refresh_seconds,
+            f"Warren's history, one sample per poll ({self.refresh_seconds:g} s)",
+        )
+
+
+def filled(recorded: Recorded, broker_samples: list[CountSample]) -> Series:
+    """`recorded`, with the broker's samples wherever it has none near."""
+    reach = GAP_STEPS * recorded.step
+    times = [sample.at for sample in recorded.samples]
+    fill = [
+        Sample(s.at.timestamp(), s.ready, s.unacked, None, None)
+        for s in broker_samples
+        if not _near(times, s.at.timestamp(), reach)
+    ]
+    tagged = sorted(
+        [(sample, reach) for sample in recorded.samples]
+        + [(sample, GAP_STEPS * BROKER_STEP) for sample in fill],
+        key=lambda item: item[0].at,
+    )
+    return Series(spaced(tagged), _source(recorded, fill))
+
+
+def _near(times: list[float], at: float, reach: float) -> bool:
+    """Whether a time of `times` (oldest first) lies within `reach` of `at`."""
+    index = bisect_left(times, at - reach)
+    return index < len(times) and times[index] <= at + reach
+
+
+def _source(recorded: Recorded, fill: list[Sample]) -> str:
+    if not fill:
+        return recorded.source or BROKER_SOURCE
+    if not recorded.samples:
+        return BROKER_SOURCE
+    return f"{recorded.source}; where it has none, {BROKER_SOURCE}, for {_stretches(fill)} UTC"
+
+
+def _stretches(fill: list[Sample]) -> str:
+    """The stretches of time `fill` covers, as `06:12:00-06:16:00, 06:18:10`: neighbouring
+    broker samples lie one step apart, so a longer step starts a new stretch."""
+    stretches: list[tuple[float, float]] = []
+    for sample in fill:
+        if stretches and sample.at - stretches[-1][1] <= 1.5 * BROKER_STEP:
+            stretches[-1] = (stretches[-1][0], sample.at)
+        else:
+            stretches.append((sample.at, sample.at))
+    return ", ".join(
+        _clock(first) if first == last else f"{_clock(first)}-{_clock(last)}"
+        for first, last in stretches
+    )
+
+
+def _clock(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S")

@@ -97,6 +97,52 @@ class History:
             by_queue.setdefault(queue, []).append(Sample(*values))
         return by_queue
 
+    def held_since(self, vhost: str, queue: str, acks: int) -> tuple[float, bool] | None:
+        """Since when `queue` has held unacked messages at `acks` acks, all the way back: the
+        first sample after the last one that differs, and whether that is the oldest sample
+        kept (the silence may be longer). None without such samples."""
+        key = (self.broker, vhost, queue)
+        with self._connect() as db:
+            [differed] = db.execute(
+                "SELECT MAX(at) FROM samples WHERE broker = ? AND vhost = ? AND queue = ? "
+                "AND (unacked = 0 OR acks IS NOT ?)",
+                (*key, acks),
+            ).fetchone()
+            [since] = db.execute(
+                "SELECT MIN(at) FROM samples WHERE broker = ? AND vhost = ? AND queue = ? "
+                "AND at > ?",
+                (*key, differed if differed is not None else float("-inf")),
+            ).fetchone()
+        return None if since is None else (since, differed is None)
+
+    def ready_trends(
+        self, vhost: str, since: float, until: float, buckets: int
+    ) -> dict[str, list[int | None]]:
+        """Every queue of `vhost` from `since` to `until` cut into `buckets` equal spans: its
+        ready count at each span's last poll (None where that poll did not see it)."""
+        width = (until - since) / buckets
+        with self._connect() as db:
+            # A poll records every queue at one moment: the spans' last moments are a few
+            # index look-ups, and only their rows are read, however many polls the hour holds.
+            lasts = [
+                db.execute(
+                    "SELECT MAX(at) FROM samples WHERE broker = ? AND vhost = ? AND at >= ? "
+                    "AND at < ?",
+                    (self.broker, vhost, since + span * width, since + (span + 1) * width),
+                ).fetchone()[0]
+                for span in range(buckets)
+            ]
+            span_of = {at: span for span, at in enumerate(lasts) if at is not None}
+            rows = db.execute(
+                "SELECT queue, at, ready FROM samples WHERE broker = ? AND vhost = ? AND at IN "
+                f"({', '.join('?' * len(span_of))})",
+                (self.broker, vhost, *span_of),
+            ).fetchall()
+        trends: dict[str, list[int | None]] = {}
+        for queue, at, ready in rows:
+            trends.setdefault(queue, [None] * buckets)[span_of[at]] = ready
+        return trends
+
 
 def open_history(settings: Settings) -> History | None:
     """The history store, or None (logged) when its file cannot be opened."""
@@ -119,9 +165,18 @@ class Point:
 def with_gaps(samples: list[Sample], max_gap: float) -> list[Point]:
     """The samples as points, with a gap point wherever two samples lie further apart than
     `max_gap` seconds (Warren was not polling, or the broker did not answer)."""
+    return spaced([(sample, max_gap) for sample in samples])
+
+
+def spaced(samples: list[tuple[Sample, float]]) -> list[Point]:
+    """Samples of several sources, oldest first, each with its source's `max_gap`, as points:
+    a gap point wherever two neighbours lie further apart than the larger of their two."""
     points: list[Point] = []
-    for sample in samples:
-        if points and sample.at - points[-1].at > max_gap:
-            points.append(Point(points[-1].at + max_gap / 2, None, None))
+    last_gap = 0.0
+    for sample, max_gap in samples:
+        allowed = max(max_gap, last_gap)
+        if points and sample.at - points[-1].at > allowed:
+            points.append(Point(points[-1].at + allowed / 2, None, None))
         points.append(Point(sample.at, sample.ready, sample.unacked))
+        last_gap = max_gap
     return points

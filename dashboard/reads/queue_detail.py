@@ -1,12 +1,10 @@
 """One queue in detail: the arguments that matter on call, and its counts over the last minutes
 as the broker itself sampled them."""
 
-import time
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from dashboard.broker.management import ManagementClient
 from dashboard.broker.models import QueueInfo
 from dashboard.broker.session import Session
 from dashboard.errors import ServerError
@@ -24,6 +22,10 @@ ARGUMENT_LABELS = {
     "x-delivery-limit": "Delivery limit",
     "x-single-active-consumer": "Single active consumer",
 }
+
+
+# The broker's sampling step for the charts, in seconds.
+BROKER_STEP = 10
 
 
 class CountSample(BaseModel):
@@ -65,7 +67,7 @@ class QueueDetail(BaseModel):
 
 
 def fetch_queue_detail(
-    session: Session, queue: str, seconds: int = 600, step: int = 10
+    session: Session, queue: str, seconds: int = 600, step: int = BROKER_STEP
 ) -> QueueDetail:
     """The queue's arguments and counts, with the broker's samples over the last `seconds`."""
     client = session.client
@@ -80,25 +82,26 @@ def fetch_queue_detail(
         raise ServerError(
             f"Warren could not read queue {queue!r}: the answer does not have the expected shape."
         ) from None
-    # The broker fills the window with zeros from before its node started: those are not
-    # counts anyone saw, so the chart leaves them out.
-    started_ms = _node_started_ms(client, raw.get("node"))
     samples = [
         CountSample(
             at=datetime.fromtimestamp(stamp / 1000, UTC), ready=count, unacked=unacked[stamp]
         )
         for stamp, count in sorted(ready.items())
-        if stamp in unacked and stamp >= started_ms
+        if stamp in unacked
     ]
-    return QueueDetail(info=info, samples=samples)
+    return QueueDetail(info=info, samples=without_padding(samples))
 
 
-def _node_started_ms(client: ManagementClient, node: object) -> float:
-    if not isinstance(node, str) or not node:
-        return 0
-    answer = client.get_node(node, ["uptime"])
-    uptime = answer.get("uptime") if isinstance(answer, dict) else None
-    return time.time() * 1000 - uptime if isinstance(uptime, int | float) else 0
+def without_padding(samples: list[CountSample]) -> list[CountSample]:
+    """The samples from the first that counts a message on: the broker fills its window with
+    zeros from before it sampled the queue (before the queue existed, or its node started), and
+    it cannot tell those from an empty queue, so a leading run of zeros is not counts anyone saw.
+    The newest sample is the queue's count now and stays."""
+    first = next(
+        (index for index, sample in enumerate(samples) if sample.ready or sample.unacked),
+        len(samples) - 1,
+    )
+    return samples[max(first, 0) :]
 
 
 def _samples(raw: dict, field: str) -> dict[int, int]:

@@ -48,6 +48,8 @@ def flag_overview(
     silences = {
         row.queue: _history_silence(row, samples.get(row.queue, [])) for row in overview.rows
     }
+    if history is not None:
+        _look_further_back(history, overview, silences)
     if session is not None:
         unsure = [
             row
@@ -64,6 +66,22 @@ def flag_overview(
             settings.dead_letter_window_seconds,
             silences[row.queue],
         )
+
+
+def _look_further_back(
+    history: History, overview: Overview, silences: dict[str, Silence | None]
+) -> None:
+    """A silence as old as the window read: the whole history says when it began."""
+    for row in overview.rows:
+        if not _reaches_back(silences[row.queue]):
+            continue
+        try:
+            held = history.held_since(overview.vhost, row.queue, row.acks)
+        except sqlite3.Error as exc:
+            log.warning("history at %s not available: %s", history.path, exc)
+            return
+        if held is not None:
+            silences[row.queue] = Silence(held[0], at_least=held[1])
 
 
 def _reaches_back(silence: Silence | None) -> bool:

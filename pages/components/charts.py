@@ -32,10 +32,37 @@ def counts_figure(points: list[Point], title: str) -> go.Figure:
         title=html.escape(title),
         xaxis_title="Time (UTC)",
         yaxis_title="Messages",
-        yaxis_rangemode="tozero",
-        yaxis_tickformat=",d",
+        yaxis=count_axis(max_count(points)),
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=320,
     )
     return figure
+
+
+def max_count(points: list[Point]) -> int:
+    return max(
+        (count for point in points for count in (point.ready, point.unacked) if count), default=0
+    )
+
+
+def count_axis(most: int) -> dict:
+    """A y axis of whole messages up to `most`, ticked a whole, round step apart: plotly's own
+    ticks for small maxima are fractional, and ",d" would label them "2, 2, 1, 1, 0"."""
+    return {
+        "rangemode": "tozero",
+        "tickformat": ",d",
+        "tickmode": "linear",
+        "tick0": 0,
+        "dtick": whole_step(most),
+    }
+
+
+def whole_step(most: int, ticks: int = 5) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that reaches `most` in at most `ticks` steps."""
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            if most <= factor * magnitude * ticks:
+                return factor * magnitude
+        magnitude *= 10

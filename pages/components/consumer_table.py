@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.reads.models import ConsumerLoad
-from pages.components.blocks import table_of
+from pages.components.blocks import fitted_table
 from pages.components.navigation import flag_kinds
 
 CONSUMER_COLUMNS = {
@@ -31,4 +31,4 @@ def show_consumer_table(loads: list[ConsumerLoad], fields: tuple[str, ...] | Non
     """One row per consumer, with the columns `fields` (all when None)."""
     columns = {field: CONSUMER_COLUMNS[field] for field in fields or CONSUMER_COLUMNS}
     rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
-    st.dataframe(table_of(rows, columns), column_config=columns, hide_index=True, width="stretch")
+    fitted_table(rows, columns)

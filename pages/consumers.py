@@ -111,7 +111,10 @@ def live_consumers() -> None:
     else:
         show_headline(loads)
         show_attention(loads)
-        show_pod_returns(session, pods_of(loads), "consumers")
+        # Whole pods: a return closes a connection, with all it holds on any queue.
+        shown = {load.connection_id for load in loads}
+        pods = [pod for pod in pods_of(snapshot.data.loads) if pod.connection_id in shown]
+        show_pod_returns(session, pods, "consumers")
         show_tables(loads)
 
 

@@ -90,16 +90,20 @@ def show_chart(row: TenantRow, detail: QueueDetail) -> None:
     st.caption(f"From {series.source}. Breaks in the lines are gaps in the data.")
 
 
-def show_consumers(row: TenantRow) -> None:
+@st.fragment(run_every=settings.refresh_seconds)
+def live_consumers(queue: str) -> None:
     consumers = shared_consumers_poll(session).get()
-    loads = (
-        [load for load in consumers.data.loads if load.queue == row.queue] if consumers.data else []
-    )
+    show_freshness(consumers)
+    show_returned()
+    every = consumers.data.loads if consumers.data else []
+    loads = [load for load in every if load.queue == queue]
     if not loads:
         st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
     show_consumer_table(loads, CONSUMER_FIELDS)
-    show_pod_returns(session, pods_of(loads), row.queue)
+    # Whole pods: a return closes a connection, with all it holds on any queue.
+    here = {load.connection_id for load in loads}
+    show_pod_returns(session, [pod for pod in pods_of(every) if pod.connection_id in here], queue)
 
 
 @st.fragment(run_every=settings.refresh_seconds)
@@ -125,8 +129,7 @@ def show_queue(row: TenantRow) -> None:
     if detail is not None:
         show_chart(row, detail)
     st.subheader("Consumers")
-    show_returned()
-    show_consumers(row)
+    live_consumers(row.queue)
     actions_tab, peek_tab, settings_tab = st.tabs(["Actions", "Messages", "Settings"])
     with actions_tab:
         show_actions(session, row)

@@ -102,6 +102,18 @@ def test_the_history_is_preferred_and_the_broker_fills_its_gaps():
     )
 
 
+def test_a_lone_zero_of_the_broker_beside_warrens_samples_is_not_drawn():
+    """A new queue's newest broker sample may still read 0 when Warren's poll already saw its
+    7 messages: beside a sample of Warren's own, a zero the broker cannot tell from padding
+    adds nothing."""
+    now = float(round(time.time()))
+    polls = [Sample(now - 2, 7, 0, None, None), Sample(now, 7, 0, None, None)]
+
+    series = filled(Recorded(polls, 2, "history"), [broker_sample(now - 30, 0)])
+
+    assert [(point.at - now, point.ready) for point in series.points] == [(-2, 7), (0, 7)]
+
+
 def test_an_hour_without_a_history_file_is_a_sentence(settings_for):
     with pytest.raises(HistoryUnavailable, match="No local history: the history file cannot"):
         CountsOverTime(settings_for(), None).series("/", "q", 3600, [])

@@ -4,7 +4,7 @@ set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
 import re
 import time
 
-from dashboard.reads.history import History, Sample, with_gaps
+from dashboard.reads.history import History, Sample, spaced
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.stuck import flag_overview
 from tests.support.helpers import tenant_with_messages, wait_until
@@ -131,7 +131,7 @@ def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):
 
 def test_history_gaps_break_the_line():
     samples = [Sample(at, 1, 0, 0, None) for at in (0, 10, 20, 80, 90)]
-    points = with_gaps(samples, max_gap=30)
+    points = spaced([(sample, 30) for sample in samples])
     assert [(p.at, p.ready) for p in points] == [
         (0, 1),
         (10, 1),

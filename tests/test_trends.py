@@ -23,16 +23,22 @@ SPAN = WINDOW_SECONDS / SPANS
 
 def record(history: History, at: float, ready: dict[str, int], vhost: str = "/") -> None:
     """One poll at `at` of queues with these ready counts."""
-    rows = [
+    history.record(_overview(_rows(ready, vhost), vhost), at)
+
+
+def _rows(ready: dict[str, int], vhost: str = "/") -> list[TenantRow]:
+    return [
         TenantRow(tenant=queue, vhost=vhost, queue=queue, ready=count, unacked=0, total=count,
                   consumers=0, queue_type="classic")
         for queue, count in ready.items()
     ]  # fmt: skip
+
+
+def _overview(rows: list[TenantRow], vhost: str = "/") -> Overview:
     totals = Totals(tenants=len(rows), queues=len(rows), ready=0, unacked=0, total=0, consumers=0)
-    overview = Overview(
+    return Overview(
         vhost=vhost, exchange="x", rows=rows, totals=totals, fetched_at=datetime.now(UTC)
     )
-    history.record(overview, at)
 
 
 def test_ready_per_span_is_the_last_poll_of_each_span(tmp_path):
@@ -115,3 +121,14 @@ def test_the_overview_draws_each_tenants_hour_and_names_the_fastest_growing(
     # "brief" grew as fast, but is seen in too few spans (the poll included) to be sure.
     assert growing == ["busy: ready grew by 1,500 in 58 min 0 s (now 1,500)."]
     assert "Growing fastest" in [header.value for header in app.subheader]
+
+
+def test_a_queue_the_broker_has_not_counted_yet_leaves_no_sample(tmp_path):
+    """Until its first statistics a new queue reads 0 ready: a 0 nobody saw is not recorded."""
+    history = History(tmp_path / "history.sqlite", 7200, "http://broker")
+    record(history, 100.0, {"counted": 3, "fresh": 0})
+    uncounted = [row.model_copy(update={"counted": False}) for row in _rows({"fresh": 0})]
+    history.record(_overview(uncounted), 101.0)
+
+    assert [s.at for s in history.series("/", "fresh", 0)] == [100.0]
+    assert [s.at for s in history.series("/", "counted", 0)] == [100.0]

@@ -21,8 +21,9 @@ class RequeueConnectionPlan(BaseModel):
     connection_id: str
     unacked: int
     queues: list[str]
-    # How long its longest-silent channel has gone without an ack, as the pages say it.
-    no_ack_for: str | None = None
+    # How long its longest-silent channel has gone without an ack, as the pages say it: for the
+    # sentence, not the record (it changes by the second).
+    no_ack_for: str | None = Field(default=None, exclude=True)
     # Those of `queues` that are quorum queues, each with its delivery limit in a sentence
     # (see `_quorum_queues`).
     quorum: dict[str, str] = Field(default_factory=dict)
@@ -54,7 +55,7 @@ def plan_requeue_connection(session: Session, connection: str) -> RequeueConnect
 def requeue_connection(session: Session, plan: RequeueConnectionPlan, actor: str) -> int:
     """Close the connection that holds the messages, audited under the pod's name (for callers
     that confirmed it already): the broker returns them to ready. How many it held."""
-    parameters = plan.model_dump(exclude={"no_ack_for"})
+    parameters = plan.model_dump()
     with change(session, actor, "requeue-connection", plan.connection, parameters) as entry:
         session.client.close_connection(plan.connection_id, f"Closed by Warren for {actor}")
         session.changed(*plan.queues)

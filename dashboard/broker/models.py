@@ -88,6 +88,13 @@ class QueueInfo(_ApiModel):
     )
 
     @property
+    def counted(self) -> bool:
+        """Whether the broker has counted the queue yet. A new queue reads 0 (or has no counts)
+        until the first statistics after its first messages, which bring its message stats:
+        an empty queue with none may be one (or was never used)."""
+        return "messages" in self.model_fields_set and bool(self.messages or self.message_stats)
+
+    @property
     def effective_arguments(self) -> dict:
         """Arguments with what a policy sets filled in (`dead-letter-exchange` as
         `x-dead-letter-exchange`); an argument given at declaration wins."""

@@ -45,6 +45,8 @@ class Session:
         self._amqp_lock = threading.Lock()
         self._amqp: pika.BlockingConnection | None = None
         self._amqp_used_at = 0.0
+        # Marked by actions (page or job threads), read by the polls' threads.
+        self._changed_lock = threading.Lock()
         self._changed: dict[str, float] = {}
 
     @property
@@ -109,12 +111,14 @@ class Session:
     def changed(self, *queues: str) -> None:
         """An action changed `queues`: reads count them exactly for CHANGED_SECONDS."""
         now = time.monotonic()
-        self._changed.update(dict.fromkeys(queues, now))
+        with self._changed_lock:
+            self._changed.update(dict.fromkeys(queues, now))
 
     def recently_changed(self) -> list[str]:
         now = time.monotonic()
-        self._changed = {q: at for q, at in self._changed.items() if now - at < CHANGED_SECONDS}
-        return list(self._changed)
+        with self._changed_lock:
+            self._changed = {q: at for q, at in self._changed.items() if now - at < CHANGED_SECONDS}
+            return list(self._changed)
 
     def _short_work_connection(self) -> pika.BlockingConnection:
         idle = time.monotonic() - self._amqp_used_at > AMQP_REUSE_SECONDS

@@ -15,7 +15,8 @@ from dashboard.broker.session import Session
 from dashboard.errors import TenantExchangeMissing
 from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
-from dashboard.reads.silence import BROKER_SECONDS, Silence, earliest, silence_in
+from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
+from dashboard.reads.silence import Silence, earliest, silence_in
 
 CHANNEL_COLUMNS = (
     "name",
@@ -67,7 +68,9 @@ def fetch_consumers(
     client, vhost = session.client, session.vhost
     consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
     listed = client.list_channels_in(
-        vhost, CHANNEL_COLUMNS, {"msg_rates_age": str(BROKER_SECONDS), "msg_rates_incr": "10"}
+        vhost,
+        CHANNEL_COLUMNS,
+        {"msg_rates_age": str(BROKER_SECONDS), "msg_rates_incr": str(BROKER_STEP)},
     )
     channels = {channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")}
     listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
@@ -97,12 +100,13 @@ def fetch_consumers(
             by_channel[consumer.channel_details.name],
         )
         remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
+        connected = (
+            connection.connected_at / 1000 if connection and connection.connected_at else None
+        )
         silence = earliest(
-            _broker_silence(channel.message_stats, load.acks),
+            _broker_silence(channel.message_stats, load.acks, connected),
             remembered,
-            not_before=connection.connected_at / 1000
-            if connection and connection.connected_at
-            else None,
+            not_before=connected,
         )
         _hear(load, silence, moment)
         load.flags = flags_of(load, session.settings.stuck_after_seconds, moment)
@@ -186,12 +190,14 @@ def _load(
     )
 
 
-def _broker_silence(stats: ChannelStats | None, acks: int) -> Silence | None:
+def _broker_silence(
+    stats: ChannelStats | None, acks: int, connected: float | None
+) -> Silence | None:
     """What the broker's samples of the channel's acks show; a channel that never acked has none,
-    and has been silent all its life (the connection's start bounds it)."""
+    and has been silent since its connection opened (unknown when the connection is)."""
     samples = stats.ack_details.by_second() if stats and stats.ack_details else {}
     if not samples:
-        return Silence(0.0, at_least=True) if acks == 0 else None
+        return Silence(connected) if acks == 0 and connected is not None else None
     return silence_in([(at, count == acks) for at, count in sorted(samples.items())])
 
 
@@ -202,7 +208,8 @@ def _hear(load: ConsumerLoad, silence: Silence | None, now: datetime) -> None:
         return
     load.acks_unchanged_since = datetime.fromtimestamp(silence.since, UTC)
     load.acks_unchanged_at_least = silence.at_least
-    load.no_ack_for = silence.text(now.timestamp())
+    if load.unacked:
+        load.no_ack_for = silence.text(now.timestamp())
 
 
 def _peer(details) -> str:

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from dashboard.errors import WarrenError
 from dashboard.reads.history import History, Point, Sample, spaced
 from dashboard.reads.prometheus_history import PrometheusHistory
-from dashboard.reads.queue_detail import BROKER_STEP, CountSample
+from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP, CountSample
 from dashboard.settings import Settings
 
-# The broker keeps per-queue samples this far back (its `basic` retention policy).
-BROKER_SECONDS = 600
 # Prometheus answers every 15 s at best; longer windows get at most this many points.
 PROMETHEUS_POINTS = 500
 # Samples further apart than this many steps of their source have a gap between them.
@@ -104,7 +102,11 @@ class CountsOverTime:
 
 
 def filled(recorded: Recorded, broker_samples: list[CountSample]) -> Series:
-    """`recorded`, with the broker's samples wherever it has none near."""
+    """`recorded`, with the broker's samples wherever it has none near. Samples that count
+    nothing at all may be the broker's padding (its newest lags behind a new queue's first
+    messages): beside samples of Warren's own they add nothing."""
+    if recorded.samples and not any(s.ready or s.unacked for s in broker_samples):
+        broker_samples = []
     reach = GAP_STEPS * recorded.step
     times = [sample.at for sample in recorded.samples]
     fill = [

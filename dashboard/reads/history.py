@@ -63,7 +63,8 @@ class History:
         """One sample per tenant queue (a queue under two tenant ids is recorded once)."""
         moment = time.time() if at is None else at
         seen: dict[str, tuple] = {}
-        for row in overview.rows:
+        # A queue the broker has not counted yet reads 0: no sample, rather than a false one.
+        for row in (row for row in overview.rows if row.counted):
             seen[row.queue] = (
                 moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,
                 row.dead_letters,
@@ -160,12 +161,6 @@ class Point:
     at: float
     ready: int | None
     unacked: int | None
-
-
-def with_gaps(samples: list[Sample], max_gap: float) -> list[Point]:
-    """The samples as points, with a gap point wherever two samples lie further apart than
-    `max_gap` seconds (Warren was not polling, or the broker did not answer)."""
-    return spaced([(sample, max_gap) for sample in samples])
 
 
 def spaced(samples: list[tuple[Sample, float]]) -> list[Point]:

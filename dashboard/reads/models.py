@@ -46,6 +46,9 @@ class TenantRow(BaseModel):
     dead_letters: int | None = None
     # Cumulative acks of the queue, for telling "no acks over a window" from history.
     acks: int = 0
+    # False while the broker may not have counted a new queue yet (see QueueInfo.counted): its
+    # 0s are not recorded as history.
+    counted: bool = True
     flags: list[Flag] = Field(default_factory=list)
 
 
@@ -93,7 +96,7 @@ class ConsumerLoad(BaseModel):
     idle_since: datetime | None
     # The channel's cumulative acks, and since when they have not changed (see
     # reads/silence.py): `at_least` when the evidence goes back no further; `no_ack_for` says
-    # how long, as every face shows it. None while it acks.
+    # how long, as every face shows it, while it holds messages. None while it acks.
     acks: int = 0
     acks_unchanged_since: datetime | None = None
     acks_unchanged_at_least: bool = False

@@ -262,6 +262,7 @@ def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
         state=queue.state,
         shares_queue_with=others,
         acks=stats.ack if stats else 0,
+        counted=queue.counted,
     )
 
 

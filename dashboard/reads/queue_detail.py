@@ -26,6 +26,8 @@ ARGUMENT_LABELS = {
 
 # The broker's sampling step for the charts, in seconds.
 BROKER_STEP = 10
+# ... over this far back (its `basic` retention policy).
+BROKER_SECONDS = 600
 
 
 class CountSample(BaseModel):
@@ -89,17 +91,20 @@ def fetch_queue_detail(
         for stamp, count in sorted(ready.items())
         if stamp in unacked
     ]
-    return QueueDetail(info=info, samples=without_padding(samples))
+    # Before its first statistics a new queue has no counts, and its samples are all padding.
+    empty_now = info.counted and info.messages == 0
+    return QueueDetail(info=info, samples=without_padding(samples, empty_now))
 
 
-def without_padding(samples: list[CountSample]) -> list[CountSample]:
+def without_padding(samples: list[CountSample], empty_now: bool) -> list[CountSample]:
     """The samples from the first that counts a message on: the broker fills its window with
     zeros from before it sampled the queue (before the queue existed, or its node started), and
     it cannot tell those from an empty queue, so a leading run of zeros is not counts anyone saw.
-    The newest sample is the queue's count now and stays."""
+    When every sample is 0, the newest stays only if the queue is empty now (`empty_now`):
+    else the samples lag behind a new queue's first messages."""
     first = next(
         (index for index, sample in enumerate(samples) if sample.ready or sample.unacked),
-        len(samples) - 1,
+        len(samples) - 1 if empty_now else len(samples),
     )
     return samples[max(first, 0) :]
 

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from dashboard.broker.models import QueueSamples, parse_all
 from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
+from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
 
-# How far back the broker's samples reach (its `basic` retention), and their spacing.
-BROKER_SECONDS = 600
-BROKER_STEP = 10
 # A poll asks the broker's samples of at most this many queues, the most unacked first.
 MOST_QUEUES_SAMPLED = 20
 

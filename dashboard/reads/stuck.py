@@ -16,6 +16,7 @@ from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
+from dashboard.reads.queue_detail import BROKER_SECONDS
 from dashboard.reads.silence import Silence, earliest, queue_silences, silence_in
 from dashboard.settings import Settings
 
@@ -51,10 +52,16 @@ def flag_overview(
     if history is not None:
         _look_further_back(history, overview, silences)
     if session is not None:
+        # The broker's samples reach back 10 minutes: a silence known longer gains nothing.
+        reach = moment - BROKER_SECONDS
         unsure = [
             row
             for row in overview.rows
-            if row.unacked and (row.queue not in samples or _reaches_back(silences[row.queue]))
+            if row.unacked
+            and (
+                row.queue not in samples
+                or (_reaches_back(silences[row.queue]) and silences[row.queue].since > reach)
+            )
         ]
         _add_broker_evidence(session, unsure, silences)
     for row in overview.rows:

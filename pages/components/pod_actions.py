@@ -1,6 +1,8 @@
 """Return a pod's unacked messages to ready, from the page where the pod shows: the same plan,
 confirmation and audit record as `warren requeue --connection`."""
 
+import time
+
 import streamlit as st
 
 from dashboard.actions.audit import count
@@ -14,19 +16,27 @@ from pages.components.state import after_action, shared_access
 
 DIALOG = "requeue-connection"
 DONE = "requeue-connection-done"
+# The result stays this long: the pages that show it rerun on every poll.
+SHOWN_SECONDS = 60
 
 
 def show_returned() -> None:
-    """The last return's result, once: the page shows it where it shows the pods, which may be
-    gone now."""
-    done = st.session_state.pop(DONE, None)
-    if done is not None:
-        st.success(done)
+    """The last return's result, for SHOWN_SECONDS: the page shows it where it shows the pods,
+    which may be gone now."""
+    done = st.session_state.get(DONE)
+    if done is None:
+        return
+    sentence, at = done
+    if time.monotonic() - at > SHOWN_SECONDS:
+        st.session_state.pop(DONE)
+    else:
+        st.success(sentence)
 
 
 def show_pod_returns(session: Session, pods: list[PodLoad], where: str) -> None:
     """A button for each stuck pod, and a picker for any other that holds messages (`where`
-    tells one page's pickers apart)."""
+    tells one page's widgets apart). `pods` are whole: a return closes the connection, and
+    the broker returns all it holds, from every queue."""
     holding = [pod for pod in pods if pod.unacked]
     if not holding:
         return
@@ -40,6 +50,7 @@ def show_pod_returns(session: Session, pods: list[PodLoad], where: str) -> None:
             session,
             pod,
             f"Return {literal(pod.connection)}'s {count(pod.unacked, 'unacked message')}",
+            where,
         )
     others = [pod for pod in holding if pod not in stuck]
     if others:
@@ -54,11 +65,11 @@ def show_pod_returns(session: Session, pods: list[PodLoad], where: str) -> None:
                 key=f"return-pick-{where}",
             )
             pod = by_id[picked]
-            _return_button(session, pod, f"Return {count(pod.unacked, 'unacked message')}")
+            _return_button(session, pod, f"Return {count(pod.unacked, 'unacked message')}", where)
 
 
-def _return_button(session: Session, pod: PodLoad, label: str) -> None:
-    if dialog_button(label, DIALOG, pod.connection_id, ":material/undo:"):
+def _return_button(session: Session, pod: PodLoad, label: str, where: str) -> None:
+    if dialog_button(label, DIALOG, f"{where}:{pod.connection_id}", ":material/undo:"):
         return_dialog(session, pod.connection_id, pod.unacked)
 
 
@@ -70,14 +81,24 @@ def return_dialog(session: Session, connection_id: str, shown: int) -> None:
     st.markdown(literal(plan.sentence))
     if plan.unacked != shown:
         st.caption(f"The page showed {shown:,} when it last polled: the broker holds these now.")
-    if st.button("Requeue", type="primary", key=f"{DIALOG}-go-{connection_id}"):
+    # As the CLI asks at a terminal: the pod's name typed back.
+    typed = st.text_input(
+        f"Type {literal(plan.connection)} to confirm", key=f"{DIALOG}-confirm-{connection_id}"
+    )
+    if st.button(
+        "Requeue",
+        type="primary",
+        disabled=typed != plan.connection,
+        key=f"{DIALOG}-go-{connection_id}",
+    ):
         returned = or_error(lambda: requeue_connection(session, plan, console_actor(session)))
         if returned is None:
             return
-        st.session_state[DONE] = (
+        sentence = (
             f"Closed {literal(plan.connection)}: {count(returned, 'message')} went back to "
             f"ready in {literal(', '.join(plan.queues))}."
         )
+        st.session_state[DONE] = (sentence, time.monotonic())
         close_dialog(DIALOG)
         after_action(session, *plan.queues)
         st.rerun()

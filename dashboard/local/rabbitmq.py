@@ -185,21 +185,32 @@ class LocalBroker:
         self.ready = True
 
     def wait_answering(self, timeout: float = 90) -> None:
-        """Until the management API answers (after a start, or a `start_app`)."""
+        """Until the management API answers and the AMQP port takes connections (after a start,
+        or a `start_app`): the broker opens its client listeners last, after its plugins."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise LocalBrokerError(f"rabbitmq-server exited early:\n{self.log_tail()}")
-            try:
-                answer = requests.get(
-                    self.management_url + api_path("overview"), auth=("guest", "guest"), timeout=2
-                )
-                if answer.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if self._management_answers() and self._amqp_listens():
+                return
             time.sleep(0.25)
         raise LocalBrokerError(f"rabbitmq-server did not answer within {timeout:.0f} s")
+
+    def _management_answers(self) -> bool:
+        try:
+            answer = requests.get(
+                self.management_url + api_path("overview"), auth=("guest", "guest"), timeout=2
+            )
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200
+
+    def _amqp_listens(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.amqp_port), timeout=2).close()
+        except OSError:
+            return False
+        return True
 
     def log_tail(self, lines: int = 20) -> str:
         text = (self.base_dir / "server.out").read_text(errors="replace")

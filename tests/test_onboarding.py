@@ -131,7 +131,7 @@ def test_unbind_refuses_a_non_empty_queue_unless_forced(
 
     assert refused.returncode == 1
     assert refused.stderr == (
-        f"warren: Queue 'tenant.{tenant}' holds 1 ready messages: nothing was changed. Force "
+        f"warren: Queue 'tenant.{tenant}' holds 1 ready message: nothing was changed. Force "
         "the deletion (--force) to drop them with the queue.\n"
     )
     assert forced.returncode == 0, forced.stderr

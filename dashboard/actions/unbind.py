@@ -4,6 +4,7 @@ its queue deleted, refused while it holds messages unless forced. Dead-letter qu
 from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
+from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.errors import NotFound, WarrenError
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
@@ -75,6 +76,6 @@ def _check_deletable(channel, queues, bound, tenant: str, force: bool) -> None:
         held = method.message_count
         if held and not force:
             raise WarrenError(
-                f"Queue {queue!r} holds {held:,} ready messages: nothing was changed. Force "
+                f"Queue {queue!r} holds {count(held, 'ready message')}: nothing was changed. Force "
                 "the deletion (--force) to drop them with the queue."
             )

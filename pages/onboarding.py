@@ -14,7 +14,7 @@ from dashboard.actions.bind import (
 )
 from dashboard.actions.unbind import unbind, unbind_sentence
 from pages.components.actions import close_dialog, closer, console_actor, dialog_button
-from pages.components.blocks import table_of
+from pages.components.blocks import fitted_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.state import current_session, shared_access, shared_overview_poll
@@ -97,12 +97,7 @@ def show_bind_results() -> None:
     rows = [
         r.model_dump() | {"created": ", ".join(r.created), "error": r.error or ""} for r in results
     ]
-    st.dataframe(
-        table_of(rows, RESULT_COLUMNS),
-        column_config=RESULT_COLUMNS,
-        hide_index=True,
-        width="stretch",
-    )
+    fitted_table(rows, RESULT_COLUMNS)
 
 
 @st.dialog("Offboard a tenant", on_dismiss=closer("unbind"))

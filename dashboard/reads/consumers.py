@@ -103,13 +103,18 @@ def fetch_consumers(
         connected = (
             connection.connected_at / 1000 if connection and connection.connected_at else None
         )
-        silence = earliest(
-            _broker_silence(channel.message_stats, load.acks, connected),
-            remembered,
-            not_before=connected,
+        # An auto-ack consumer never acks: its silence means nothing.
+        silence = (
+            earliest(
+                _broker_silence(channel.message_stats, load.acks, connected),
+                remembered,
+                not_before=connected,
+            )
+            if load.ack_required
+            else None
         )
         _hear(load, silence, moment)
-        load.flags = flags_of(load, session.settings.stuck_after_seconds, moment)
+        load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
     if watch is not None:
         watch.keep_only({load.channel for load in loads})
@@ -202,9 +207,8 @@ def _broker_silence(
 
 
 def _hear(load: ConsumerLoad, silence: Silence | None, now: datetime) -> None:
-    """Keep the silence on the load, as a moment and as the words every face shows (an
-    auto-ack consumer never acks: its silence means nothing)."""
-    if silence is None or not load.ack_required:
+    """Keep the silence on the load, as a moment and as the words every face shows."""
+    if silence is None:
         return
     load.acks_unchanged_since = datetime.fromtimestamp(silence.since, UTC)
     load.acks_unchanged_at_least = silence.at_least
@@ -218,8 +222,9 @@ def _peer(details) -> str:
     )
 
 
-def flags_of(load: ConsumerLoad, stuck_after: float, now: datetime) -> list[Flag]:
-    silence = load.silence
+def flags_of(
+    load: ConsumerLoad, silence: Silence | None, stuck_after: float, now: datetime
+) -> list[Flag]:
     quiet_for = silence.seconds(now.timestamp()) if silence else 0.0
     quiet = silence.text(now.timestamp()) if silence else ""
     flags = []

@@ -64,7 +64,9 @@ class History:
         moment = time.time() if at is None else at
         seen: dict[str, tuple] = {}
         # A queue the broker has not counted yet reads 0: no sample, rather than a false one.
-        for row in (row for row in overview.rows if row.counted):
+        for row in overview.rows:
+            if not row.counted:
+                continue
             seen[row.queue] = (
                 moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,
                 row.dead_letters,

@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from dashboard.reads.silence import Silence
-
 
 class ConsumerReport(BaseModel):
     """The consumers Warren can see. A user without the `monitoring` (or `administrator`) tag
@@ -102,11 +100,6 @@ class ConsumerLoad(BaseModel):
     acks_unchanged_at_least: bool = False
     no_ack_for: str | None = None
     flags: list[Flag] = Field(default_factory=list)
-
-    @property
-    def silence(self) -> Silence | None:
-        since = self.acks_unchanged_since
-        return Silence(since.timestamp(), self.acks_unchanged_at_least) if since else None
 
 
 class PodLoad(BaseModel):

@@ -121,10 +121,11 @@ class SharedPoll(Generic[T]):
 def overview_poll(session: Session, history: History | None) -> SharedPoll[Overview]:
     """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
     reader = OverviewReader(session)
+    heard: dict = {}
 
     def read() -> Overview:
         overview = reader.read()
-        flag_overview(overview, history, session.settings, session=session)
+        flag_overview(overview, history, session.settings, session=session, heard=heard)
         return overview
 
     return SharedPoll(read, session.settings.refresh_seconds)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from dashboard.broker.models import QueueInfo
+from dashboard.broker.models import QueueInfo, Rate
 from dashboard.broker.session import Session
 from dashboard.errors import ServerError
 
@@ -78,18 +78,16 @@ def fetch_queue_detail(
     )
     try:
         info = QueueInfo.model_validate(raw)
-        ready = _samples(raw, "messages_ready_details")
-        unacked = _samples(raw, "messages_unacknowledged_details")
-    except (ValueError, TypeError, KeyError):
+        ready = Rate.model_validate(raw.get("messages_ready_details", {})).by_second()
+        unacked = Rate.model_validate(raw.get("messages_unacknowledged_details", {})).by_second()
+    except ValueError:
         raise ServerError(
             f"Warren could not read queue {queue!r}: the answer does not have the expected shape."
         ) from None
     samples = [
-        CountSample(
-            at=datetime.fromtimestamp(stamp / 1000, UTC), ready=count, unacked=unacked[stamp]
-        )
-        for stamp, count in sorted(ready.items())
-        if stamp in unacked
+        CountSample(at=datetime.fromtimestamp(at, UTC), ready=count, unacked=unacked[at])
+        for at, count in sorted(ready.items())
+        if at in unacked
     ]
     # Before its first statistics a new queue has no counts, and its samples are all padding.
     empty_now = info.counted and info.messages == 0
@@ -107,9 +105,3 @@ def without_padding(samples: list[CountSample], empty_now: bool) -> list[CountSa
         len(samples) - 1 if empty_now else len(samples),
     )
     return samples[max(first, 0) :]
-
-
-def _samples(raw: dict, field: str) -> dict[int, int]:
-    return {
-        item["timestamp"]: int(item["sample"]) for item in raw.get(field, {}).get("samples", [])
-    }

@@ -29,11 +29,14 @@ def flag_overview(
     settings: Settings,
     now: float | None = None,
     session: Session | None = None,
+    heard: dict[str, tuple[int, Silence]] | None = None,
 ) -> None:
     """Record the overview in the history (when there is one) and flag its stuck tenants.
 
     With `session`, the broker's samples prove what the history cannot (yet): a silence that
-    began before its first sample. Without either, only the rules that need no window apply.
+    began before its first sample; `heard` (a poll's memory of them, by queue with its ack
+    count) spares asking again while the count stands. Without either, only the rules that
+    need no window apply.
     """
     moment = time.time() if now is None else now
     samples: dict[str, list[Sample]] = {}
@@ -63,7 +66,7 @@ def flag_overview(
                 or (_reaches_back(silences[row.queue]) and silences[row.queue].since > reach)
             )
         ]
-        _add_broker_evidence(session, unsure, silences)
+        _add_broker_evidence(session, unsure, silences, {} if heard is None else heard)
     for row in overview.rows:
         row.flags = tenant_flags(
             row,
@@ -96,13 +99,21 @@ def _reaches_back(silence: Silence | None) -> bool:
 
 
 def _add_broker_evidence(
-    session: Session, unsure: list[TenantRow], silences: dict[str, Silence | None]
+    session: Session,
+    unsure: list[TenantRow],
+    silences: dict[str, Silence | None],
+    heard: dict[str, tuple[int, Silence]],
 ) -> None:
     """The broker's samples for the queues whose history shows no start of their silence (or
-    has none), the most unacked first."""
-    unsure = sorted(unsure, key=lambda row: -row.unacked)
-    heard = queue_silences(session, {row.queue: row.acks for row in unsure})
-    for queue, silence in heard.items():
+    has none), the most unacked first; asked once while a queue's ack count stands (a silence
+    found cannot begin later), and forgotten once the history knows."""
+    current = {row.queue: row.acks for row in unsure}
+    for queue in [queue for queue, (acks, _) in heard.items() if current.get(queue) != acks]:
+        del heard[queue]
+    unheard = sorted((row for row in unsure if row.queue not in heard), key=lambda r: -r.unacked)
+    found = queue_silences(session, {row.queue: row.acks for row in unheard})
+    heard.update({queue: (current[queue], silence) for queue, silence in found.items()})
+    for queue, (_, silence) in heard.items():
         silences[queue] = earliest(silences[queue], silence)
 
 

@@ -16,7 +16,7 @@ from dashboard.reads.peek import (
     may_need_confirmation,
     peek,
 )
-from pages.components.blocks import table_of
+from pages.components.blocks import fitted_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 
@@ -72,12 +72,7 @@ def show_messages(result: PeekResult) -> None:
             if message.deaths:
                 st.caption("Dead-lettered (x-death):")
                 deaths = [death.model_dump() for death in message.deaths]
-                st.dataframe(
-                    table_of(deaths, DEATH_COLUMNS),
-                    column_config=DEATH_COLUMNS,
-                    hide_index=True,
-                    width="stretch",
-                )
+                fitted_table(deaths, DEATH_COLUMNS)
             show_fields("Properties", message.properties)
             show_fields("Headers", message.headers)
             st.code(message.shown, language="json" if message.kind == "json" else None)
@@ -95,6 +90,4 @@ def show_fields(label: str, fields: dict) -> None:
         {"name": name, "value": value if isinstance(value, str) else json.dumps(value)}
         for name, value in fields.items()
     ]
-    st.dataframe(
-        table_of(rows, FIELD_COLUMNS), column_config=FIELD_COLUMNS, hide_index=True, width="stretch"
-    )
+    fitted_table(rows, FIELD_COLUMNS)

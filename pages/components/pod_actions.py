@@ -100,5 +100,5 @@ def return_dialog(session: Session, connection_id: str, shown: int) -> None:
         )
         st.session_state[DONE] = (sentence, time.monotonic())
         close_dialog(DIALOG)
-        after_action(session, *plan.queues)
+        after_action(session)
         st.rerun()

@@ -147,8 +147,9 @@ def shared_history(session: Session) -> History | None:
 
 
 def after_action(session: Session, *queues: str) -> None:
-    """An action changed `queues`: read them exactly for a while, and poll now, so that the
-    numbers the page shows next are from after it."""
+    """An action ended: poll now, so that the numbers the page shows next are from after it.
+    The actions mark the queues they name as changed; `queues` are those only the page knows
+    (where a requeue sent dead letters back by their x-death)."""
     session.changed(*queues)
     for poll in (shared_overview_poll(session), shared_consumers_poll(session)):
         poll.refresh()

@@ -79,7 +79,7 @@ def requeue_dialog(session: Session, queue: str, dead_letter_queue: str, shown: 
 def show_republish(session: Session, row: TenantRow) -> None:
     job = current_job("republish", row.queue)
     if job is not None:
-        move_progress(job.id, republished, lambda: after_action(session, row.queue))
+        move_progress(job.id, republished, lambda: after_action(session))
     if dialog_button("Republish with priority", "republish", row.queue, ":material/low_priority:"):
         republish_dialog(session, row)
 
@@ -135,5 +135,5 @@ def purge_dialog(session: Session, queue: str) -> None:
             return
         st.session_state[f"purged-{queue}"] = purged
         close_dialog("purge")
-        after_action(session, queue)
+        after_action(session)
         st.rerun()

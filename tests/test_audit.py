@@ -80,3 +80,13 @@ def test_warren_audit_prints_the_same_words(broker, tmp_path):
     header, *rows = done.stdout.splitlines()
     counts_at = header.index("COUNTS")
     assert [row[counts_at:].split("  ")[0] for row in rows] == [f"moved 1{THIN}200, failed 0", ""]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_no_cell_of_the_csv_export_is_a_formula(tmp_path, start):
+    hostile = f'{start}HYPERLINK("https://evil.example","click")'
+    log = AuditLog(tmp_path / "audit.sqlite")
+    with log.action(hostile, "purge", hostile, {}, False):
+        pass
+    row = next(csv.DictReader(io.StringIO(records_csv(log.records()))))
+    assert (row["actor"], row["target"]) == (f"'{hostile}", f"'{hostile}")

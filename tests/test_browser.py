@@ -4,7 +4,9 @@ leaves a screenshot in test-artifacts/screenshots (or $WARREN_SCREENSHOTS)."""
 
 import os
 import re
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pika
 import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from dashboard.local.demo import broker_env, start_console, stop_console
 from dashboard.local.rabbitmq import LocalBroker, free_port
@@ -272,3 +275,66 @@ def test_stopping_the_broker_shows_the_stale_banner_and_restarting_clears_it(
         demo.broker.ctl("start_app")
 
     expect(banner).to_be_hidden(timeout=90_000)
+
+
+def test_a_deep_link_with_a_url_for_a_tenant_shows_text_not_a_link(page: Page, demo: Demo):
+    page.goto(f"{demo.url}/tenant?tenant=https://evil.example/x")
+
+    expect(page.get_by_text("No queue is bound")).to_be_visible()
+    expect(page.get_by_text("https://evil.example/x").first).to_be_visible()
+    assert page.locator("a[href*='evil.example']").count() == 0
+
+
+@pytest.mark.parametrize(("host", "answer"), [("127.0.0.1", 101), ("evil.example", 403)])
+def test_the_websocket_answers_only_the_console_s_own_host_names(demo: Demo, host, answer):
+    port = int(demo.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(
+            (
+                "GET /_stcore/stream HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\n"
+                f"Origin: http://{host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                "Sec-WebSocket-Protocol: streamlit\r\n\r\n"
+            ).encode()
+        )
+        status_line = conn.recv(4096).split(b"\r\n", 1)[0]
+    assert int(status_line.split()[1]) == answer
+
+
+def streamlit_session_id(page: Page, url: str) -> str:
+    """The id Streamlit gave this browser session, read from its first messages."""
+    found: list[str] = []
+
+    def read(frame) -> None:
+        message = ForwardMsg()
+        if isinstance(frame, bytes) and not found:
+            message.ParseFromString(frame)
+            if message.WhichOneof("type") == "new_session":
+                found.append(message.new_session.initialize.session_id)
+
+    page.on("websocket", lambda socket: socket.on("framereceived", read))
+    page.goto(url)
+    deadline = time.monotonic() + 30
+    while not found and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return found[0]
+
+
+@pytest.mark.parametrize(("size", "answer"), [(900_000, 204), (1_200_000, 413)])
+def test_an_upload_larger_than_the_onboarding_list_needs_is_refused(
+    page: Page, demo: Demo, size, answer
+):
+    session_id = streamlit_session_id(page, f"{demo.url}/onboarding")
+    token = {c["name"]: c["value"] for c in page.context.cookies()}["_streamlit_xsrf"]
+
+    sent = page.request.put(
+        f"{demo.url}/_stcore/upload_file/{session_id}/{uuid.uuid4().hex}",
+        headers={"X-Xsrftoken": token},
+        multipart={
+            "file": {"name": "ids.csv", "mimeType": "text/csv", "buffer": b"a\n" * (size // 2)}
+        },
+    )
+
+    assert sent.status == answer

@@ -16,7 +16,8 @@ from dashboard.broker.management import api_path
 from dashboard.cli.output import cell
 from dashboard.errors import WarrenError
 from dashboard.reads.peek import SHOW_CHARS, decode_message, render_payload
-from pages.components.formatting import literal
+from dashboard.visible import visible
+from pages.components.formatting import literal, typed_back
 from tests.support.helpers import run_cli, tenant_with_messages
 
 PUNCTUATION = set(string.punctuation)
@@ -37,22 +38,55 @@ def test_every_name_is_one_path_segment(name):
     assert not set(segment) & set("/?# ")
 
 
-@given(st.text())
-def test_literal_leaves_nothing_for_markdown_to_act_on(text):
-    shown = literal(text)
-    plain, escaped = [], False
-    for char in shown:
-        if escaped:
-            assert char in PUNCTUATION
-            plain.append(char)
-            escaped = False
+HIDDEN = r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+LINK_LIKE = re.compile(r"https?://|www\.|[-.\w+]@[-\w]+\.[-\w]")
+NAMES = st.text() | st.builds(
+    "".join,
+    st.lists(
+        st.sampled_from(["https://", "www.", "a@b.co", "`", "\u202e", "\u200b", "x", " ", "\\"])
+    ),
+)
+
+
+def markdown_pieces(shown: str) -> list[tuple[str, bool]]:
+    """`shown` read back as markdown would, in order: (text, whether it is a code span), plain
+    text with its escapes resolved, and every unescaped character checked to be inert."""
+    pieces, plain, at = [], [], 0
+    while at < len(shown):
+        char = shown[at]
+        if char == "`":
+            pieces.append(("".join(plain), False))
+            plain = []
+            fence = re.match("`+", shown[at:]).group()
+            end = shown.index(fence, at + len(fence))
+            inner = shown[at + len(fence) : end]
+            padded = inner.startswith(" ") and inner.endswith(" ") and inner.strip(" ")
+            pieces.append((inner[1:-1] if padded else inner, True))
+            at = end + len(fence)
         elif char == "\\":
-            escaped = True
+            assert shown[at + 1] in PUNCTUATION
+            plain.append(shown[at + 1])
+            at += 2
         else:
-            assert char not in PUNCTUATION and ord(char) >= 32 and char != "\x7f"
+            assert char not in PUNCTUATION
             plain.append(char)
-    assert not escaped
-    assert "".join(plain) == re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+            at += 1
+    return [*pieces, ("".join(plain), False)]
+
+
+@given(NAMES)
+def test_literal_shows_the_text_as_itself_and_never_as_a_link(text):
+    shown = literal(text)
+    assert not re.search(HIDDEN, shown)
+    pieces = markdown_pieces(shown)
+    assert "".join(piece for piece, _ in pieces) == visible(text)
+    assert not [piece for piece, code in pieces if not code and LINK_LIKE.search(piece)]
+
+
+def test_look_alike_names_show_what_they_hold():
+    assert visible("tenant.\u202egnp.exe") == "tenant.\\u202egnp.exe"
+    assert visible("acme\u200b") == "acme\\u200b"
+    assert typed_back("acme\\u200b", "acme\u200b") and not typed_back("acme", "acme\u200b")
 
 
 @given(st.text(max_size=300))
@@ -95,7 +129,7 @@ def test_any_headers_and_x_death_decode(headers, deaths, payload):
 @given(st.text())
 def test_a_table_cell_prints_no_control_character(value):
     printed = cell(value)
-    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", printed)
+    assert not re.search(HIDDEN, printed)
 
 
 def test_deeply_nested_json_is_shown_as_text():

@@ -169,13 +169,23 @@ def count(number: int, noun: str) -> str:
 
 
 def records_csv(records: list[AuditRecord]) -> str:
-    """The records as CSV, parameters and counts as JSON in their columns."""
+    """The records as CSV, parameters and counts as JSON in their columns, no cell a formula."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(list(AuditRecord.model_fields))
     for record in records:
         row = record.model_dump()
         writer.writerow(
-            json.dumps(value) if isinstance(value, dict) else value for value in row.values()
+            _inert(json.dumps(value) if isinstance(value, dict) else value)
+            for value in row.values()
         )
     return out.getvalue()
+
+
+# A spreadsheet runs a cell that begins with one of these as a formula (`=HYPERLINK(...)`).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value):
+    """A cell a spreadsheet shows as text: a leading quote before what would start a formula."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value

@@ -3,11 +3,11 @@ result. Broker-supplied text never reaches the terminal as control characters.""
 
 import argparse
 import json
-import re
 from collections.abc import Sequence
 
 from dashboard.actions.audit import count
 from dashboard.reads.peek import Death, PeekedMessage
+from dashboard.visible import visible
 
 
 def report(args: argparse.Namespace, record: dict, sentence: str) -> int:
@@ -40,17 +40,7 @@ def cell(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    return "" if value is None else _CONTROL.sub(_escaped, str(value))
-
-
-# Broker names and payloads may hold terminal escape sequences (C0 and C1 controls) or text
-# direction overrides: shown as \x1b or \u202e, never sent to the terminal as they are.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(match: re.Match) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return "" if value is None else visible(str(value))
 
 
 def _align(text: str, width: int, right: bool) -> str:

@@ -3,6 +3,8 @@
 import pandas as pd
 import streamlit as st
 
+from dashboard.visible import visible
+
 NUMERIC = frozenset({"number", "progress"})
 # Streamlit's rows and header are this tall; a table taller than MOST_PIXELS scrolls inside.
 ROW_PIXELS = 35
@@ -12,12 +14,18 @@ MOST_PIXELS = 700
 def table_of(rows: list[dict], columns: dict) -> pd.DataFrame:
     """The rows with `columns` (name -> column config), in that order. A number column stays
     numeric even when no row has a value (a rate before the broker's first sample): its cells
-    are then empty, not "None"."""
+    are then empty, not "None". Text shows its invisible characters as their escapes."""
     table = pd.DataFrame(rows, columns=list(columns))
     for name, config in columns.items():
         if config["type_config"]["type"] in NUMERIC:
             table[name] = pd.to_numeric(table[name])
+        else:
+            table[name] = table[name].map(_shown)
     return table
+
+
+def _shown(value):
+    return visible(value) if isinstance(value, str) else value
 
 
 def table_height(rows: int) -> int:

@@ -11,7 +11,7 @@ from dashboard.broker.session import Session
 from dashboard.reads.models import PodLoad
 from pages.components.actions import close_dialog, closer, console_actor, dialog_button
 from pages.components.errors import or_error
-from pages.components.formatting import literal
+from pages.components.formatting import literal, typed_back
 from pages.components.state import after_action, shared_access
 
 DIALOG = "requeue-connection"
@@ -88,7 +88,7 @@ def return_dialog(session: Session, connection_id: str, shown: int) -> None:
     if st.button(
         "Requeue",
         type="primary",
-        disabled=typed != plan.connection,
+        disabled=not typed_back(typed, plan.connection),
         key=f"{DIALOG}-go-{connection_id}",
     ):
         returned = or_error(lambda: requeue_connection(session, plan, console_actor(session)))

@@ -22,7 +22,7 @@ from pages.components.actions import (
     stopped_words,
 )
 from pages.components.errors import or_error
-from pages.components.formatting import literal
+from pages.components.formatting import literal, typed_back
 from pages.components.state import after_action, shared_access
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
@@ -129,7 +129,9 @@ def purge_dialog(session: Session, queue: str) -> None:
         return
     st.markdown(literal(plan.sentence))
     typed = st.text_input(f"Type {literal(queue)} to confirm", key=f"purge-confirm-{queue}")
-    if st.button("Purge", type="primary", disabled=typed != queue, key=f"purge-go-{queue}"):
+    if st.button(
+        "Purge", type="primary", disabled=not typed_back(typed, queue), key=f"purge-go-{queue}"
+    ):
         purged = or_error(lambda: purge(session, plan, console_actor(session)))
         if purged is None:
             return

@@ -149,3 +149,32 @@ def test_an_administrator_who_logs_in_gets_the_actions(channel, unique, console)
     assert not app.exception
     assert f"purge-{queue}" in [button.key for button in app.button]
     assert "recorded in the audit log as guest (console)" in shown_text(app).replace("\\", "")
+
+
+def test_a_user_without_the_vhost_hears_the_broker_s_refusal_and_it_is_audited(
+    broker, settings_for, channel, unique, broker_user, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    channel.basic_publish("", f"{queue}.dlq", b"dead", mandatory=True)
+    user, password = broker_user("administrator", permissions=None)
+    audit = tmp_path / "audit.sqlite"
+    env = {"WARREN_USERNAME": user, "WARREN_PASSWORD": password, "WARREN_TENANT_EXCHANGE": exchange}
+    writes = [
+        ("purge", ["--queue", queue]),
+        ("requeue", ["--from", f"{queue}.dlq", "--to", queue]),
+        ("republish", ["--queue", queue, "--priority", "5"]),
+    ]
+
+    for action, args in writes:
+        done = run_cli(broker, audit, action, *args, "--yes", **env)
+        assert done.returncode == 1, done.stderr
+        assert "refused access to vhost '/'" in done.stderr, done.stderr
+        assert f"access to vhost '/' refused for user '{user}'" in done.stderr, done.stderr
+
+    records = AuditLog(audit).records()
+    assert [(r.action, r.outcome) for r in reversed(records)] == [
+        (action, "failed") for action, _ in writes
+    ]
+    assert queue_counts(settings_for(), queue) == (2, 0)
+    assert queue_counts(settings_for(), f"{queue}.dlq") == (1, 0)

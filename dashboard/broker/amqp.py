@@ -2,6 +2,7 @@
 as sentences."""
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,12 +44,26 @@ def connect(settings: Settings, name: str) -> pika.BlockingConnection:
         return pika.BlockingConnection(connection_parameters(settings, name))
     except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
         raise Unauthorized(f"The broker at {shown} refused the AMQP login.") from None
-    except pika.exceptions.ProbableAccessDeniedError:
+    except (
+        pika.exceptions.ProbableAccessDeniedError,
+        pika.exceptions.ConnectionClosedByBroker,
+    ) as exc:
+        if isinstance(exc, pika.exceptions.ConnectionClosedByBroker) and exc.reply_code != 530:
+            raise BrokerError(
+                f"The broker at {shown} closed the AMQP connection: {exc.reply_text}."
+            ) from None
         raise Forbidden(
-            f"The broker at {shown} refused access to vhost {settings.vhost!r} (AMQP)."
+            f"The broker at {shown} refused access to vhost {settings.vhost!r} (AMQP)"
+            f"{_in_its_words(exc)}."
         ) from None
     except pika.exceptions.AMQPConnectionError:
         raise BrokerUnreachable(f"Cannot open an AMQP connection to {shown}.") from None
+
+
+def _in_its_words(exc: Exception) -> str:
+    # pika keeps the broker's reason only inside the text of the error it wraps.
+    words = re.search(r"NOT_ALLOWED - ([^\"]+)", " ".join(map(str, exc.args)))
+    return f": {words.group(1)}" if words else ""
 
 
 def close_quietly(connection) -> None:

@@ -3,10 +3,12 @@
 import streamlit as st
 
 from pages.components.cluster import show_alarms
+from pages.components.server_guards import guard_server
 from pages.components.sidebar import render_sidebar
 from pages.components.state import logged_in_session
 
 st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
+guard_server()
 page = st.navigation(
     [
         st.Page("pages/overview.py", title="Tenants", icon=":material/view_list:", default=True),

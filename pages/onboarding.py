@@ -17,6 +17,7 @@ from pages.components.actions import close_dialog, closer, console_actor, dialog
 from pages.components.blocks import fitted_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
+from pages.components.server_guards import accept_uploads
 from pages.components.state import current_session, shared_access, shared_overview_poll
 
 RESULTS = "onboarding-results"
@@ -44,6 +45,7 @@ def wanted_ids() -> list[str]:
         "Tenant ids", placeholder="one per line, or CSV with the id in the first column",
         key="bind-ids",
     )  # fmt: skip
+    accept_uploads()
     uploaded = st.file_uploader("or a CSV file", type=["csv", "txt"], key="bind-file")
     text = pasted + "\n" + (uploaded.getvalue().decode(errors="replace") if uploaded else "")
     return parse_tenant_list(text)

@@ -322,19 +322,38 @@ def streamlit_session_id(page: Page, url: str) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize(("size", "answer"), [(900_000, 204), (1_200_000, 413)])
-def test_an_upload_larger_than_the_onboarding_list_needs_is_refused(
-    page: Page, demo: Demo, size, answer
-):
-    session_id = streamlit_session_id(page, f"{demo.url}/onboarding")
+def upload(page: Page, url: str, session_id: str, size: int) -> int:
+    """The status of an upload of `size` bytes for the browser session `session_id`."""
     token = {c["name"]: c["value"] for c in page.context.cookies()}["_streamlit_xsrf"]
-
     sent = page.request.put(
-        f"{demo.url}/_stcore/upload_file/{session_id}/{uuid.uuid4().hex}",
+        f"{url}/_stcore/upload_file/{session_id}/{uuid.uuid4().hex}",
         headers={"X-Xsrftoken": token},
         multipart={
             "file": {"name": "ids.csv", "mimeType": "text/csv", "buffer": b"a\n" * (size // 2)}
         },
     )
+    return sent.status
 
-    assert sent.status == answer
+
+@pytest.mark.parametrize(("size", "answer"), [(900_000, 204), (1_200_000, 413)])
+def test_an_upload_larger_than_the_onboarding_list_needs_is_refused(
+    page: Page, demo: Demo, size, answer
+):
+    session_id = streamlit_session_id(page, f"{demo.url}/onboarding")
+
+    assert upload(page, demo.url, session_id, size) == answer
+
+
+def test_a_session_on_the_login_form_cannot_upload(page: Page, demo: Demo):
+    env = broker_env(demo.broker) | {"WARREN_AUTH": "login"}
+    outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
+    port = free_port()
+    console = start_console(outside | env, port, quiet=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        session_id = streamlit_session_id(page, f"{url}/onboarding")
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+        assert upload(page, url, session_id, 100_000) == 403
+    finally:
+        stop_console(console)

@@ -44,14 +44,7 @@ def connect(settings: Settings, name: str) -> pika.BlockingConnection:
         return pika.BlockingConnection(connection_parameters(settings, name))
     except (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError):
         raise Unauthorized(f"The broker at {shown} refused the AMQP login.") from None
-    except (
-        pika.exceptions.ProbableAccessDeniedError,
-        pika.exceptions.ConnectionClosedByBroker,
-    ) as exc:
-        if isinstance(exc, pika.exceptions.ConnectionClosedByBroker) and exc.reply_code != 530:
-            raise BrokerError(
-                f"The broker at {shown} closed the AMQP connection: {exc.reply_text}."
-            ) from None
+    except pika.exceptions.ProbableAccessDeniedError as exc:
         raise Forbidden(
             f"The broker at {shown} refused access to vhost {settings.vhost!r} (AMQP)"
             f"{_in_its_words(exc)}."

@@ -37,11 +37,9 @@ def _escaped(text: str) -> str:
 def _code(text: str) -> str:
     """`text` as a code span, fenced by more backticks than any run of them inside it."""
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    return (
-        f"{fence} {text} {fence}"
-        if text.startswith("`") or text.endswith("`")
-        else (f"{fence}{text}{fence}")
-    )
+    # A span that begins or ends with a backtick needs a space before its fence.
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def age_text(when: datetime, now: datetime | None = None) -> str:

@@ -25,6 +25,10 @@ class Forbidden(BrokerError):
     """401/403 for a known user: it lacks the user tag or the vhost permission."""
 
 
+class ConfirmationRequired(WarrenError):
+    """The action is allowed but has a cost the user must accept first."""
+
+
 class ReadOnly(WarrenError):
     """Warren's rule (or WARREN_READ_ONLY) does not let this user change anything."""
 

@@ -340,6 +340,8 @@ def test_an_upload_larger_than_the_onboarding_list_needs_is_refused(
     page: Page, demo: Demo, size, answer
 ):
     session_id = streamlit_session_id(page, f"{demo.url}/onboarding")
+    # The page accepts uploads once its script reached the uploader, not when the session opens.
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible()
 
     assert upload(page, demo.url, session_id, size) == answer
 

@@ -1,6 +1,7 @@
 """Peek on a real broker: x-death from real dead-lettering, awkward payloads shown safely,
 every message still in the queue afterwards, and quorum queues only when confirmed (the console
-offers the confirmation only where a quorum queue is to be peeked)."""
+offers the confirmation only where a quorum queue is to be peeked) by a user who may act, audited,
+with what the delivery limit took."""
 
 import json
 import subprocess
@@ -9,13 +10,20 @@ import sys
 import pika
 import pytest
 
+from dashboard.actions.audit import AuditLog
+from dashboard.actions.peek import peek, peek_sentence
+from dashboard.errors import ConfirmationRequired, ReadOnly
 from dashboard.local.workload import declare_tenant
 from dashboard.reads.overview import fetch_overview
-from dashboard.reads.peek import SHOW_CHARS, ConfirmationRequired, may_need_confirmation, peek
+from dashboard.reads.peek import SHOW_CHARS, PeekResult, may_need_confirmation, plan_peek
 from pages.components.formatting import literal
-from tests.support.helpers import ready_and_consumers, tenant_with_messages
+from tests.support.helpers import fill, ready_and_consumers, run_cli, tenant_with_messages
 
 QUORUM_CONSENT = "I accept the cost on quorum queues"
+
+
+def peeked(session, queue: str, count: int, confirmed: bool = False) -> PeekResult:
+    return peek(session, plan_peek(session, queue), count, "guest (test)", confirmed)
 
 
 def put(channel, queue: str, body: bytes, **properties) -> None:
@@ -41,7 +49,7 @@ def test_x_death_from_reject_and_from_ttl_expiry(session_for, channel, unique, p
     dead_letters = f"{queue}.dlq"
     _wait_for_ready(channel, dead_letters, 2)
 
-    result = peek(session_for(), dead_letters, 5)
+    result = peeked(session_for(), dead_letters, 5)
 
     rejected, expired = result.messages
     [death] = rejected.deaths
@@ -92,8 +100,8 @@ def test_awkward_payloads_are_shown_as_plain_data(session_for, channel, unique):
         put(channel, queue, body, message_id=name)
 
     session = session_for()
-    first = peek(session, queue, len(PAYLOADS))
-    result = peek(session, queue, len(PAYLOADS))
+    first = peeked(session, queue, len(PAYLOADS))
+    result = peeked(session, queue, len(PAYLOADS))
 
     assert {message.redelivered for message in first.messages} == {False}
     assert {message.redelivered for message in result.messages} == {True}
@@ -120,7 +128,7 @@ def test_ten_megabyte_payload_is_cut_not_fetched_whole(session_for, channel, uni
     channel.queue_declare(queue)
     put(channel, queue, b"x" * 10_485_760)
 
-    [message] = peek(session_for(), queue, 1).messages
+    [message] = peeked(session_for(), queue, 1).messages
 
     assert (message.size, message.kind, message.truncated) == (10_485_760, "text", True)
     assert message.shown == "x" * SHOW_CHARS
@@ -135,12 +143,12 @@ def test_quorum_queue_needs_confirmation(session_for, channel, unique):
     put(channel, queue, b"job")
     session = session_for()
     with pytest.raises(ConfirmationRequired) as caught:
-        peek(session, queue, 1)
+        peeked(session, queue, 1)
     assert "Its delivery limit is 5." in str(caught.value)
     assert ready_and_consumers(channel, queue) == (1, 0)
 
-    [first] = peek(session, queue, 1, confirmed=True).messages
-    [second] = peek(session, queue, 1, confirmed=True).messages
+    [first] = peeked(session, queue, 1, confirmed=True).messages
+    [second] = peeked(session, queue, 1, confirmed=True).messages
 
     # Each peek returned the message to the queue, and each return counted as a delivery
     # (RabbitMQ 3.10 sends the count from 0; 4.0 leaves it out until it is 1).
@@ -173,28 +181,27 @@ def test_publisher_set_x_death_junk_does_not_break_peek(session_for, channel, un
     put(channel, queue, b"a", headers={"x-death": "not a list"})
     put(channel, queue, b"b", headers={"x-death": [{"count": "many", "reason": "rejected"}]})
 
-    result = peek(session_for(), queue, 2)
+    result = peeked(session_for(), queue, 2)
 
     assert [(m.shown, m.deaths) for m in result.messages] == [("a", []), ("b", [])]
 
 
-def test_peek_cli_refuses_a_quorum_queue_without_yes(broker, channel, unique):
+def test_peek_cli_refuses_a_quorum_queue_without_yes(broker, channel, unique, tmp_path):
     queue = unique("quorum-cli")
     channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
     put(channel, queue, b"job")
-    command = [sys.executable, "-m", "dashboard", "peek", "--queue", queue, "--json"]
-    environment = {"WARREN_MANAGEMENT_URL": broker.management_url, "PATH": "/usr/bin:/bin"}
+    audit = tmp_path / "audit.sqlite"
 
-    refused = subprocess.run(command, env=environment, capture_output=True, text=True)
+    refused = run_cli(broker, audit, "peek", "--queue", queue, "--json")
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"warren: Queue {queue!r} is a quorum queue.")
     assert refused.stderr.strip().endswith("Confirm to peek anyway.")
     _wait_for_ready(channel, queue, 1)
 
-    confirmed = subprocess.run(
-        [*command, "--yes"], env=environment, capture_output=True, text=True, check=True
-    )
+    confirmed = run_cli(broker, audit, "peek", "--queue", queue, "--json", "--yes")
+    assert confirmed.returncode == 0, confirmed.stderr
     assert [m["shown"] for m in json.loads(confirmed.stdout)["messages"]] == ["job"]
+    assert [(r.action, r.outcome) for r in AuditLog(audit).records()] == [("peek", "ok")]
 
 
 def test_a_quorum_queue_without_a_limit_has_the_limit_of_its_version(
@@ -209,7 +216,7 @@ def test_a_quorum_queue_without_a_limit_has_the_limit_of_its_version(
     }[broker_version.major]
 
     with pytest.raises(ConfirmationRequired) as caught:
-        peek(session_for(), queue, 1)
+        peeked(session_for(), queue, 1)
 
     assert expected in str(caught.value)
 
@@ -267,3 +274,86 @@ def test_the_tenant_page_offers_the_confirmation_for_a_quorum_dead_letter_queue(
     app.radio[0].set_value(queue)
     app.button(key=submit).click().run()
     assert [expander.label for expander in app.expander] == ["#1 · 1 byte · text"]
+
+
+def quorum_with_limit(channel, queue: str, limit: int, messages: int, **arguments) -> None:
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": limit} | arguments
+    channel.queue_declare(queue, durable=True, arguments=arguments)
+    fill(channel, queue, messages)
+
+
+def test_a_read_only_user_may_not_peek_a_quorum_queue_and_the_attempt_is_audited(
+    session_for, channel, unique, broker_user, tmp_path
+):
+    queue = unique("quorum-limited")
+    quorum_with_limit(channel, queue, 2, 5)
+    user, password = broker_user("monitoring")
+    audit = tmp_path / "audit.sqlite"
+    session = session_for(username=user, password=password, audit_db=audit)
+
+    for confirmed in (False, True, True, True):
+        with pytest.raises(ReadOnly, match=f"^User {user!r} \\(tags: monitoring\\) may only"):
+            peeked(session, queue, 5, confirmed)
+
+    assert ready_and_consumers(channel, queue) == (5, 0)
+    records = AuditLog(audit).records()
+    assert [(r.action, r.target, r.outcome) for r in records] == [("peek", queue, "refused")] * 4
+
+
+@pytest.mark.parametrize("dead_letters", [False, True])
+def test_a_quorum_peek_says_what_the_delivery_limit_took(
+    session_for, channel, unique, tmp_path, dead_letters
+):
+    queue, dlx = unique("quorum-peeked"), unique("dlx")
+    extra = {}
+    if dead_letters:
+        channel.exchange_declare(dlx, "fanout", durable=True)
+        channel.queue_declare(f"{queue}.dlq", durable=True)
+        channel.queue_bind(f"{queue}.dlq", dlx)
+        extra = {"x-dead-letter-exchange": dlx}
+    quorum_with_limit(channel, queue, 2, 5, **extra)
+    audit = tmp_path / "audit.sqlite"
+    session = session_for(audit_db=audit)
+    plan = plan_peek(session, queue)
+
+    first, second, third = (peeked(session, queue, 5, confirmed=True) for _ in range(3))
+
+    assert [(r.past_limit, r.at_limit, r.ready_after) for r in (first, second, third)] == [
+        (0, 0, 5),
+        (0, 5, 5),
+        (5, 0, 0),
+    ]
+    fate = f"dead-lettered through exchange {dlx!r}" if dead_letters else "dropped for good"
+    assert fate in plan.sentence
+    assert peek_sentence(plan, third) == (
+        "Each of the 5 messages shown counted one delivery. 5 messages had reached the delivery "
+        f"limit of 2 and went past it when put back: {plan.over_limit_fate}. The queue holds 0 "
+        "ready now."
+    )
+    assert ready_and_consumers(channel, queue) == (0, 0)
+    if dead_letters:
+        _wait_for_ready(channel, f"{queue}.dlq", 5)
+    latest = AuditLog(audit).records()[0]
+    assert (latest.action, latest.outcome) == ("peek", "ok")
+    assert latest.counts == {"peeked": 5, "past_limit": 5, "ready_after": 0}
+
+
+def test_peek_cli_refuses_a_read_only_user_a_quorum_queue_and_leaves_classic_ones_open(
+    broker, channel, unique, broker_user, tmp_path
+):
+    quorum, classic = unique("quorum-cli-ro"), unique("classic-cli-ro")
+    quorum_with_limit(channel, quorum, 2, 3)
+    channel.queue_declare(classic)
+    fill(channel, classic, 1)
+    user, password = broker_user("monitoring")
+    env = {"WARREN_USERNAME": user, "WARREN_PASSWORD": password}
+
+    refused = run_cli(broker, tmp_path / "a", "peek", "--queue", quorum, "--yes", **env)
+    looked = run_cli(broker, tmp_path / "a", "peek", "--queue", classic, "--json", **env)
+
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"warren: User {user!r} (tags: monitoring) may only look")
+    assert refused.stderr.endswith("nothing was changed.\n")
+    assert looked.returncode == 0, looked.stderr
+    assert len(json.loads(looked.stdout)["messages"]) == 1
+    assert ready_and_consumers(channel, quorum) == (3, 0)

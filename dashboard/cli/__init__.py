@@ -53,10 +53,14 @@ def _looks(sub, read) -> None:
         "--by-pod", action="store_true", help="one row per pod: its consumers, unacked, prefetch"
     )
     _command(sub, "nodes", reads.nodes, "the cluster's nodes: running, alarms, memory, disk")
-    peek = read("peek", reads.peek_messages, "show the first ready messages of a queue (requeued)")
+    peek = read(
+        "peek", changes.peek_messages, "show the first ready messages of a queue (requeued)"
+    )
     peek.add_argument("--queue", required=True, help="queue name, exactly")
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
-    peek.add_argument("--yes", action="store_true", help="confirm peeking a quorum queue")
+    peek.add_argument(
+        "--yes", action="store_true", help="confirm peeking a quorum queue (a change)"
+    )
 
 
 def _moves(change) -> None:

@@ -15,15 +15,17 @@ from dashboard.actions.audit import AuditLog, count
 from dashboard.actions.bind import TenantSpec, bind, bind_sentence, parse_tenant_list
 from dashboard.actions.mover import MoveResult
 from dashboard.actions.moves import Moved, MovePlan, run_move
+from dashboard.actions.peek import peek, peek_sentence
 from dashboard.actions.purge import plan_purge, purge
 from dashboard.actions.republish import plan_republish
 from dashboard.actions.requeue import RequeueFilter, plan_requeue
 from dashboard.actions.requeue_connection import plan_requeue_connection, requeue_connection
 from dashboard.actions.unbind import unbind, unbind_sentence
 from dashboard.broker.session import Session
-from dashboard.cli.output import format_table, print_json, report
+from dashboard.cli.output import format_message, format_table, print_json, report
 from dashboard.cli.reads import open_session
 from dashboard.errors import WarrenError
+from dashboard.reads.peek import PEEK_NOTICE, plan_peek
 
 BIND_COLUMNS = (
     ("tenant", "TENANT"),
@@ -138,6 +140,26 @@ def _run_move(args: argparse.Namespace, session: Session, plan: MovePlan) -> Mov
     if not args.json:
         print(file=sys.stderr)
     return moved
+
+
+def peek_messages(args: argparse.Namespace) -> int:
+    """A read on a classic queue; on a quorum queue a change (see actions/peek.py)."""
+    with open_session(args) as session:
+        plan = plan_peek(session, args.queue)
+        result = peek(session, plan, args.count, actor(session), confirmed=args.yes)
+    if args.json:
+        print_json(result.model_dump(mode="json"))
+        return 0
+    # Said once the peek succeeded, so that a failure is its one sentence.
+    print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
+    if not result.messages:
+        print(f"Queue {args.queue!r} has no ready message.")
+    for message in result.messages:
+        print(format_message(message))
+    cost = peek_sentence(plan, result)
+    if cost is not None:
+        print(f"warren: {cost}", file=sys.stderr)
+    return 0
 
 
 def purge_queue(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The CLI's verbs that only look: tenants, consumers, nodes, peek, audit."""
+"""The CLI's verbs that only look: tenants, consumers, nodes, audit."""
 
 import argparse
 import sys
@@ -9,11 +9,10 @@ from contextlib import contextmanager
 from dashboard.actions.audit import AuditLog, count, readable
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
-from dashboard.cli.output import cell, format_message, format_table, print_json, size
+from dashboard.cli.output import cell, format_table, print_json, size
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
-from dashboard.reads.peek import PEEK_NOTICE, peek
 from dashboard.reads.stuck import flag_overview
 from dashboard.settings import Settings, load_settings
 
@@ -172,21 +171,6 @@ def nodes(args: argparse.Namespace) -> int:
     )
     for sentence in cluster.alarms:
         print(sentence)
-    return 0
-
-
-def peek_messages(args: argparse.Namespace) -> int:
-    with open_session(args) as session:
-        result = peek(session, args.queue, args.count, confirmed=args.yes)
-    if args.json:
-        print_json(result.model_dump(mode="json"))
-        return 0
-    # Said once the peek succeeded, so that a failure is its one sentence.
-    print(f"warren: {PEEK_NOTICE}", file=sys.stderr)
-    if not result.messages:
-        print(f"Queue {args.queue!r} has no ready message.")
-    for message in result.messages:
-        print(format_message(message))
     return 0
 
 

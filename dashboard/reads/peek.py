@@ -1,4 +1,5 @@
 """Peek: look at the first ready messages of a queue, decoded for a person, and put them back.
+What a peek costs is planned here; on a quorum queue it is a change, which actions/peek.py makes.
 
 Payloads are shown as pretty JSON, as text, or as hex when binary, cut to a few kilobytes, and
 always as plain text: a payload is data to read, never markup to render.
@@ -30,12 +31,47 @@ PEEK_NOTICE = (
 QUORUM_NOTICE = (
     "On a quorum queue each peek also counts as a delivery: it raises the message's "
     "x-delivery-count toward the queue's delivery limit, past which the broker dead-letters or "
-    "drops it."
+    "drops it. So a peek there is a change: only users who may act can do it, and it is audited."
 )
 
 
-class ConfirmationRequired(WarrenError):
-    """The action is allowed but has a cost the user must accept first."""
+class PeekPlan(BaseModel):
+    """What peeking a queue costs, known before any message is touched."""
+
+    vhost: str
+    queue: str
+    queue_type: str
+    # The limit in force on a quorum queue (argument, policy, or the version's default).
+    delivery_limit: int | None
+    limit_sentence: str
+    # Where a message past its limit goes: the queue's dead-letter exchange ("" is the default
+    # exchange), or None when the broker drops it.
+    dead_letter_exchange: str | None
+
+    @property
+    def counts_deliveries(self) -> bool:
+        return self.queue_type == "quorum"
+
+    @property
+    def over_limit_fate(self) -> str:
+        if self.dead_letter_exchange is None:
+            return "dropped for good (the queue has no dead-letter exchange)"
+        return f"dead-lettered through exchange {self.dead_letter_exchange or '(default)'!r}"
+
+    @property
+    def sentence(self) -> str:
+        if not self.counts_deliveries:
+            return PEEK_NOTICE
+        cost = (
+            f" A message already delivered {self.delivery_limit} times is "
+            f"{self.over_limit_fate} when the peek puts it back; how many are that close shows "
+            "only once they are delivered, and the result says."
+            if self.delivery_limit is not None
+            else ""
+        )
+        return (
+            f"Queue {self.queue!r} is a quorum queue. {QUORUM_NOTICE} {self.limit_sentence}{cost}"
+        )
 
 
 class Death(BaseModel):
@@ -70,37 +106,56 @@ class PeekResult(BaseModel):
     queue: str
     queue_type: str
     messages: list[PeekedMessage]
+    # Quorum queues with a delivery limit: the messages this peek put back past it (gone to
+    # their fate), those it left one delivery short of it, and the ready count afterwards.
+    past_limit: int = 0
+    at_limit: int = 0
+    ready_after: int | None = None
 
 
-def peek(session: Session, queue: str, count: int, confirmed: bool = False) -> PeekResult:
-    """Up to `count` ready messages of `queue`, requeued. A quorum queue needs `confirmed`."""
-    client, vhost = session.client, session.vhost
-    if not 1 <= count <= MAX_COUNT:
-        raise WarrenError(f"Peek shows 1 to {MAX_COUNT} messages; {count} is out of range.")
+def plan_peek(session: Session, queue: str) -> PeekPlan:
+    """The cost of peeking `queue`, from its type, arguments and policy."""
+    client = session.client
     raw_info = client.get_queue(
-        vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+        session.vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
     )
     info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
-    if _counts_as_quorum(raw_info) and not confirmed:
-        raise ConfirmationRequired(
-            f"Queue {queue!r} is a quorum queue. {QUORUM_NOTICE} "
-            f"{delivery_limit_sentence(info, client.broker_version())} Confirm to peek anyway."
-        )
-    raw = client.get_messages(vhost, queue, count, FETCH_BYTES)
+    version = client.broker_version()
+    arguments = info.effective_arguments
+    dead_letter_exchange = arguments.get("x-dead-letter-exchange")
+    return PeekPlan(
+        vhost=session.vhost,
+        queue=queue,
+        # A type the broker did not state is taken as quorum: the cost errs on the safe side.
+        queue_type=raw_info.get("type", "quorum"),
+        delivery_limit=_delivery_limit(info, version),
+        limit_sentence=delivery_limit_sentence(info, version),
+        dead_letter_exchange=None if dead_letter_exchange is None else str(dead_letter_exchange),
+    )
+
+
+def fetch_messages(session: Session, plan: PeekPlan, count: int) -> PeekResult:
+    """Up to `count` ready messages of the plan's queue, requeued (the caller decided that the
+    cost is accepted)."""
+    if not 1 <= count <= MAX_COUNT:
+        raise WarrenError(f"Peek shows 1 to {MAX_COUNT} messages; {count} is out of range.")
+    raw = session.client.get_messages(session.vhost, plan.queue, count, FETCH_BYTES)
     try:
         messages = [decode_message(position, item) for position, item in enumerate(raw, start=1)]
     except (KeyError, TypeError, ValueError):
         raise ServerError(
-            f"Warren could not read the messages of queue {queue!r}: the answer does not have "
-            "the expected shape."
+            f"Warren could not read the messages of queue {plan.queue!r}: the answer does not "
+            "have the expected shape."
         ) from None
-    return PeekResult(vhost=vhost, queue=queue, queue_type=info.type, messages=messages)
+    return PeekResult(
+        vhost=plan.vhost, queue=plan.queue, queue_type=plan.queue_type, messages=messages
+    )
 
 
 def may_need_confirmation(session: Session, row: TenantRow) -> bool:
-    """Whether peeking at the row's queue or its dead-letter queue may ask for the quorum
-    confirmation. The row knows its queue's type; the dead-letter queue's costs one small
-    request. When the broker cannot say, yes: peek checks again and asks only if it must."""
+    """Whether peeking at the row's queue or its dead-letter queue may cost deliveries. The row
+    knows its queue's type; the dead-letter queue's costs one small request. When the broker
+    cannot say, yes: the peek plans again and asks only if it must."""
     if row.queue_type == "quorum":
         return True
     if row.dead_letter_queue is None:
@@ -111,12 +166,16 @@ def may_need_confirmation(session: Session, row: TenantRow) -> bool:
         )
     except WarrenError:
         return True
-    return _counts_as_quorum(raw_info)
-
-
-def _counts_as_quorum(raw_info: dict) -> bool:
-    # A type the broker did not state is treated as quorum: the warning errs on the safe side.
     return raw_info.get("type", "quorum") == "quorum"
+
+
+def _delivery_limit(info: QueueInfo, version: BrokerVersion) -> int | None:
+    if info.type != "quorum":
+        return None
+    limit = info.effective_arguments.get("x-delivery-limit")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        return limit
+    return version.quorum_delivery_limit
 
 
 def delivery_limit_sentence(info: QueueInfo, version: BrokerVersion) -> str:

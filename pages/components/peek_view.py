@@ -1,24 +1,28 @@
 """The tenant page's look at messages: the first ready ones of its queue or its dead-letter
-queue, returned to the queue as they were."""
+queue, returned to the queue as they were (on a quorum queue, a change: see actions/peek.py)."""
 
 import json
 
 import streamlit as st
 
 from dashboard.actions.audit import count
+from dashboard.actions.peek import peek, peek_sentence
 from dashboard.broker.session import Session
 from dashboard.reads.models import TenantRow
 from dashboard.reads.peek import (
     MAX_COUNT,
     PEEK_NOTICE,
     QUORUM_NOTICE,
+    PeekPlan,
     PeekResult,
     may_need_confirmation,
-    peek,
+    plan_peek,
 )
+from pages.components.actions import console_actor
 from pages.components.blocks import fitted_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
+from pages.components.state import shared_access
 
 DEATH_COLUMNS = {
     "reason": st.column_config.TextColumn("Reason"),
@@ -38,7 +42,14 @@ def show_peek(session: Session, row: TenantRow) -> None:
     queues = [row.queue] + ([row.dead_letter_queue] if row.dead_letter_queue else [])
     st.caption(PEEK_NOTICE)
     # Asked before the form: a form's widgets cannot follow the radio until it is submitted.
-    offer_confirmation = may_need_confirmation(session, row)
+    costly = may_need_confirmation(session, row)
+    access = shared_access(session)
+    offer_confirmation = costly and access.may_act
+    if costly and not access.may_act:
+        st.caption(
+            f"A quorum queue here can be peeked only by a user who may act: "
+            f"{literal(access.refusal or '')}."
+        )
     with st.form(f"peek-{row.queue}"):
         # Radio labels render markdown: a queue name must stay text.
         queue = st.radio("Queue", queues, horizontal=True, format_func=literal)
@@ -50,9 +61,24 @@ def show_peek(session: Session, row: TenantRow) -> None:
         )
         if not st.form_submit_button("Peek", icon=":material/visibility:"):
             return
-    result = or_error(lambda: peek(session, queue, int(wanted), confirmed))
+    plan = or_error(lambda: plan_peek(session, queue))
+    if plan is None:
+        return
+    actor = console_actor(session)
+    result = or_error(lambda: peek(session, plan, int(wanted), actor, confirmed))
     if result is not None:
+        show_cost(plan, result)
         show_messages(result)
+
+
+def show_cost(plan: PeekPlan, result: PeekResult) -> None:
+    cost = peek_sentence(plan, result)
+    if cost is None:
+        return
+    if result.past_limit:
+        st.warning(literal(cost), icon=":material/warning:")
+    else:
+        st.caption(literal(cost))
 
 
 def show_messages(result: PeekResult) -> None:

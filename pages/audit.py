@@ -5,7 +5,10 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.actions.audit import AuditLog, readable, records_csv
+from dashboard.actions.access import audit_view
+from dashboard.actions.audit import readable, records_csv
+from pages.components.errors import or_error
+from pages.components.formatting import literal
 from pages.components.state import current_session
 
 COLUMNS = {
@@ -21,9 +24,17 @@ COLUMNS = {
 }
 
 session = current_session()
-settings = session.settings
 st.title("Audit")
-records = AuditLog(settings.audit_db).records(limit=5000)
+view = or_error(lambda: audit_view(session, limit=5000))
+if view is None:
+    st.stop()
+records = view.records
+if view.vhosts is not None:
+    named = ", ".join(view.vhosts) or "none"
+    st.caption(
+        f"The actions in the vhosts {literal(session.username)} may read ({literal(named)}); "
+        "administrators see every vhost's."
+    )
 if not records:
     st.info(
         "No admin action has been recorded yet. Purges, requeues, republishes and tenant "

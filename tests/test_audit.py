@@ -4,9 +4,11 @@ in `warren audit`, the CSV export still JSON for machines."""
 import csv
 import io
 import json
+import sqlite3
 
 import pytest
 
+from dashboard.actions.access import audit_view
 from dashboard.actions.audit import AuditLog, readable, records_csv
 from tests.support.helpers import run_cli
 
@@ -90,3 +92,55 @@ def test_no_cell_of_the_csv_export_is_a_formula(tmp_path, start):
         pass
     row = next(csv.DictReader(io.StringIO(records_csv(log.records()))))
     assert (row["actor"], row["target"]) == (f"'{hostile}", f"'{hostile}")
+
+
+OLD_SCHEMA = """
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+    parameters TEXT NOT NULL, dry_run INTEGER NOT NULL, started_at REAL NOT NULL, ended_at REAL,
+    outcome TEXT, counts TEXT, error TEXT
+);
+"""
+
+
+def audit_across_vhosts(path, hidden_vhost: str) -> None:
+    """An audit log begun before records kept their vhost (one naming it in its parameters, one
+    not), then one record in vhost `/` and one in `hidden_vhost`."""
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        for target, parameters in (("old-named", {"vhost": "/"}), ("old-unnamed", {})):
+            db.execute(
+                "INSERT INTO actions (actor, action, target, parameters, dry_run, started_at)"
+                " VALUES ('guest (test)', 'purge', ?, ?, 0, 1)",
+                (target, json.dumps(parameters)),
+            )
+    log = AuditLog(path)
+    for target, vhost in (("in-root", "/"), ("in-hidden", hidden_vhost)):
+        with log.action("guest (test)", "purge", target, {}, False, vhost):
+            pass
+
+
+def test_each_user_sees_the_records_of_the_vhosts_it_may_read(
+    session_for, broker_user, unique, tmp_path, console
+):
+    audit = tmp_path / "audit.sqlite"
+    audit_across_vhosts(audit, unique("hidden"))
+    user, password = broker_user("management")
+
+    mine = audit_view(session_for(username=user, password=password, audit_db=audit), 50)
+    admins = audit_view(session_for(audit_db=audit), 50)
+
+    assert (mine.vhosts, [r.target for r in mine.records]) == (["/"], ["in-root", "old-named"])
+    assert admins.vhosts is None
+    assert [r.target for r in admins.records] == [
+        "in-hidden",
+        "in-root",
+        "old-unnamed",
+        "old-named",
+    ]
+    app = console(page="pages/audit.py", WARREN_AUTH="login", WARREN_AUDIT_DB=str(audit))
+    app.text_input(key="login-user").set_value(user)
+    app.text_input(key="login-password").set_value(password)
+    app.button(key="FormSubmitter:login-Log in").click().run()
+    [table] = app.dataframe
+    assert list(table.value["target"]) == ["in-root", "old-named"]

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel
 
-from dashboard.actions.audit import AuditLog, Entry
+from dashboard.actions.audit import AuditLog, AuditRecord, Entry
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.errors import ReadOnly, Unauthorized, WarrenError
@@ -60,7 +60,7 @@ def change(
     """The one way into a change: recorded in the audit log before and after it, and refused
     (recorded as refused, nothing changed) unless the user may act."""
     audit = AuditLog(session.settings.audit_db)
-    with audit.action(actor, action, target, parameters, False) as entry:
+    with audit.action(actor, action, target, parameters, False, session.vhost) as entry:
         access = access_of(session)
         if not access.may_act:
             raise ReadOnly(f"{access.refusal}: nothing was changed.")
@@ -81,12 +81,31 @@ def planning(
             yield
     except WarrenError:
         recorded = (
-            AuditLog(session.settings.audit_db).action(actor, action, target, parameters, True)
+            AuditLog(session.settings.audit_db).action(
+                actor, action, target, parameters, True, session.vhost
+            )
             if dry_run
             else change(session, actor, action, target, parameters)
         )
         with recorded:
             raise
+
+
+class AuditView(BaseModel):
+    records: list[AuditRecord]
+    # The vhosts whose records are shown; None: all records (an administrator's view).
+    vhosts: list[str] | None
+
+
+def audit_view(session: Session, limit: int) -> AuditView:
+    """The audit records the session's user may read: an administrator all of them, anyone
+    else those of the vhosts the broker lets it see (records that name no vhost, from before
+    the audit log kept one, only administrators)."""
+    log = AuditLog(session.settings.audit_db)
+    if "administrator" in _tags(session.whoami().get("tags")):
+        return AuditView(records=log.records(limit), vhosts=None)
+    vhosts = sorted(str(vhost["name"]) for vhost in session.client.list_vhosts())
+    return AuditView(records=log.records(limit, set(vhosts)), vhosts=vhosts)
 
 
 def _tags(value) -> list[str]:

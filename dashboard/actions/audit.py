@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 CREATE INDEX IF NOT EXISTS actions_by_time ON actions (started_at);
 """
+# Added after the first release: the vhost an action acted in, so that each user sees the
+# records of the vhosts it may read. Older records get it from their parameters where they named
+# it; those that did not keep none, and only administrators see them.
+ADD_VHOST = (
+    "ALTER TABLE actions ADD COLUMN vhost TEXT",
+    "UPDATE actions SET vhost = json_extract(parameters, '$.vhost') WHERE vhost IS NULL",
+)
 
 
 class AuditRecord(BaseModel):
@@ -44,6 +51,7 @@ class AuditRecord(BaseModel):
     target: str
     parameters: dict
     dry_run: bool
+    vhost: str | None
     started_at: float
     ended_at: float | None
     outcome: str | None
@@ -68,19 +76,32 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=5)
         db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
+        if "vhost" not in columns:
+            with db:
+                for statement in ADD_VHOST:
+                    db.execute(statement)
         return db
 
     @contextmanager
     def action(
-        self, actor: str, action: str, target: str, parameters: dict, dry_run: bool
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        parameters: dict,
+        dry_run: bool,
+        vhost: str | None = None,
     ) -> Iterator[Entry]:
-        """Record `action` before it runs and its outcome after; a failure is recorded too."""
+        """Record `action` (in `vhost`) before it runs and its outcome after; a failure is
+        recorded too."""
+        values = (actor, action, target, json.dumps(parameters), int(dry_run), vhost, time.time())
         try:
             with self._connect() as db:
                 row_id = db.execute(
-                    "INSERT INTO actions (actor, action, target, parameters, dry_run, started_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (actor, action, target, json.dumps(parameters), int(dry_run), time.time()),
+                    "INSERT INTO actions (actor, action, target, parameters, dry_run, vhost,"
+                    " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    values,
                 ).lastrowid
         except (OSError, sqlite3.Error) as exc:
             raise WarrenError(
@@ -110,13 +131,17 @@ class AuditLog:
                 (time.time(), entry.outcome, json.dumps(entry.counts), entry.error, row_id),
             )
 
-    def records(self, limit: int = 500) -> list[AuditRecord]:
-        """The latest actions, newest first."""
+    def records(self, limit: int = 500, vhosts: set[str] | None = None) -> list[AuditRecord]:
+        """The latest actions, newest first: all of them, or those in `vhosts`."""
+        where, values = "", [limit]
+        if vhosts is not None:
+            where = f"WHERE vhost IN ({', '.join('?' * len(vhosts))})"
+            values = [*sorted(vhosts), limit]
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, actor, action, target, parameters, dry_run, started_at, ended_at,"
-                " outcome, counts, error FROM actions ORDER BY id DESC LIMIT ?",
-                (limit,),
+                "SELECT id, actor, action, target, parameters, dry_run, vhost, started_at,"
+                f" ended_at, outcome, counts, error FROM actions {where} ORDER BY id DESC LIMIT ?",
+                values,
             ).fetchall()
         return [
             AuditRecord(
@@ -126,11 +151,12 @@ class AuditLog:
                 target=row[3],
                 parameters=json.loads(row[4]),
                 dry_run=bool(row[5]),
-                started_at=row[6],
-                ended_at=row[7],
-                outcome=row[8],
-                counts=json.loads(row[9]) if row[9] else {},
-                error=row[10],
+                vhost=row[6],
+                started_at=row[7],
+                ended_at=row[8],
+                outcome=row[9],
+                counts=json.loads(row[10]) if row[10] else {},
+                error=row[11],
             )
             for row in rows
         ]

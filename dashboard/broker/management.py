@@ -187,6 +187,11 @@ class ManagementClient:
         """One virtual host's name. Read-only; NotFound when it does not exist."""
         return self.get(("vhosts", vhost), f"vhost {vhost!r}", {"columns": "name"})
 
+    def list_vhosts(self) -> list[dict]:
+        """The virtual hosts this user may see: those it has permissions on, or all of them
+        for `administrator` and `monitoring` users. Any user tag; read-only."""
+        return self.get(("vhosts",), "the virtual hosts", {"columns": "name"})
+
     def get_exchange(self, vhost: str, exchange: str) -> dict:
         """One exchange's definition. Read-only; NotFound when it does not exist."""
         return self.get(("exchanges", vhost, exchange), f"exchange {exchange!r} in vhost {vhost!r}")

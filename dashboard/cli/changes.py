@@ -261,7 +261,9 @@ def _declined(
     if not args.dry_run and _confirmed(args, ask.sentence, ask.answer):
         return None
     log = AuditLog(session.settings.audit_db)
-    with log.action(actor(session), ask.action, ask.target, ask.parameters, args.dry_run) as entry:
+    with log.action(
+        actor(session), ask.action, ask.target, ask.parameters, args.dry_run, session.vhost
+    ) as entry:
         if args.dry_run:
             entry.counts = dry_counts
         else:

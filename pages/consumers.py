@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from dashboard.reads.consumers import own_only_sentence, pods_of
+from dashboard.reads.consumers import pods_of
 from dashboard.reads.models import ConsumerLoad
 from pages.components.blocks import fitted_table, headline
-from pages.components.consumer_table import show_consumer_table
+from pages.components.consumer_table import show_consumer_table, shown_in_part
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import attention_list, filter_box, flag_kinds
@@ -97,15 +97,15 @@ def live_consumers() -> None:
     show_returned()
     if snapshot.data is None:
         return
-    if snapshot.data.own_only:
-        st.warning(literal(own_only_sentence(settings.username)), icon=":material/visibility_off:")
+    in_part = shown_in_part(snapshot.data, settings.username)
     needle = query.casefold()
     loads = [load for load in snapshot.data.loads if matches(load, needle)]
     if not snapshot.data.loads:
-        st.info(
-            f"No consumer is connected to vhost {literal(settings.vhost)}. Worker pods appear "
-            "here once they consume a queue."
-        )
+        if not in_part:
+            st.info(
+                f"No consumer is connected to vhost {literal(settings.vhost)}. Worker pods "
+                "appear here once they consume a queue."
+            )
     elif not loads:
         st.info("No pod, queue or tenant matches the filter. Clear it to see all consumers.")
     else:

@@ -6,6 +6,8 @@ import streamlit as st
 
 from dashboard.broker.models import NodeInfo
 from pages.components.blocks import table_of
+from pages.components.cluster import nodes_hidden
+from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.state import current_session, shared_cluster_poll
 
@@ -60,6 +62,14 @@ def _gigabytes(count: int | None) -> float | None:
 @st.fragment(run_every=settings.refresh_seconds)
 def live_nodes() -> None:
     snapshot = poll.get()
+    if nodes_hidden(snapshot):
+        st.info(
+            f"User {literal(repr(session.username))} may not read the cluster's nodes: the broker "
+            "shows them only to users tagged monitoring or administrator. Memory and disk "
+            "alarms are not shown to it either.",
+            icon=":material/visibility_off:",
+        )
+        return
     show_freshness(snapshot)
     if snapshot.data is None:
         return

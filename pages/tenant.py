@@ -9,7 +9,7 @@ from dashboard.reads.consumers import pods_of
 from dashboard.reads.models import TenantRow
 from dashboard.reads.queue_detail import QueueDetail
 from pages.components.charts import counts_figure
-from pages.components.consumer_table import show_consumer_table
+from pages.components.consumer_table import show_consumer_table, shown_in_part
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -95,10 +95,14 @@ def live_consumers(queue: str) -> None:
     consumers = shared_consumers_poll(session).get()
     show_freshness(consumers)
     show_returned()
-    every = consumers.data.loads if consumers.data else []
+    if consumers.data is None:
+        return
+    in_part = shown_in_part(consumers.data, settings.username)
+    every = consumers.data.loads
     loads = [load for load in every if load.queue == queue]
     if not loads:
-        st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
+        if not in_part:
+            st.info("No consumer on this queue. Its messages wait until a worker pod consumes it.")
         return
     show_consumer_table(loads, CONSUMER_FIELDS)
     # Whole pods: a return closes a connection, with all it holds on any queue.

@@ -178,3 +178,31 @@ def test_a_user_without_the_vhost_hears_the_broker_s_refusal_and_it_is_audited(
     ]
     assert queue_counts(settings_for(), queue) == (2, 0)
     assert queue_counts(settings_for(), f"{queue}.dlq") == (1, 0)
+
+
+@pytest.mark.parametrize("tags", ["policymaker", "management"])
+def test_a_user_without_monitoring_gets_every_panel_it_may_read_and_hears_what_is_hidden(
+    channel, unique, broker_user, console, pod, tags
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    pod(unique("pod")).hold(queue, 1, 1)
+    user, password = broker_user(tags)
+    app = console(
+        {"tenant": "acme"}, page="pages/tenant.py", WARREN_AUTH="login",
+        WARREN_TENANT_EXCHANGE=exchange,
+    )  # fmt: skip
+
+    tenant = log_in(app, user, password)
+
+    assert not tenant.exception and not tenant.error
+    hidden = f"User {user!r} has no monitoring tag, so the broker shows it only the consumers"
+    assert any(hidden in warning.value.replace("\\", "") for warning in tenant.warning)
+    assert "No consumer on this queue" not in shown_text(tenant)
+    assert tenant.dataframe[0].value.iloc[0]["Value"] == "classic"  # the Settings tab
+    nodes = app.switch_page("pages/nodes.py").run()
+    assert not nodes.exception and not nodes.error
+    assert [i.value.replace("\\", "") for i in nodes.info] == [
+        f"User {user!r} may not read the cluster's nodes: the broker shows them only to users "
+        "tagged monitoring or administrator. Memory and disk alarms are not shown to it either."
+    ]

@@ -4,7 +4,9 @@ reads from."""
 import streamlit as st
 
 from dashboard.broker.session import Session
-from dashboard.errors import Forbidden, Unauthorized
+from dashboard.errors import Forbidden
+from dashboard.reads.nodes import Cluster
+from dashboard.reads.poll import Snapshot
 from pages.components.formatting import literal
 from pages.components.state import shared_cluster_poll
 
@@ -22,13 +24,19 @@ def _alarms(session: Session) -> None:
         st.error(literal(sentence), icon=":material/warning:")
 
 
+def nodes_hidden(snapshot: Snapshot[Cluster]) -> bool:
+    """The broker knows the user but will not show it the nodes (it lacks the tag): not a broker
+    in trouble, so no outage banner."""
+    return isinstance(snapshot.error, Forbidden)
+
+
 def show_reading_from(session: Session) -> None:
     st.fragment(run_every=session.settings.refresh_seconds)(_reading_from)(session)
 
 
 def _reading_from(session: Session) -> None:
     snapshot = shared_cluster_poll(session).get()
-    if isinstance(snapshot.error, Forbidden | Unauthorized):
+    if nodes_hidden(snapshot):
         st.caption("The cluster's nodes are hidden: they need the `monitoring` tag.")
         return
     if snapshot.data is None:

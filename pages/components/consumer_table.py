@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from dashboard.reads.models import ConsumerLoad
+from dashboard.reads.consumers import own_only_sentence
+from dashboard.reads.models import ConsumerLoad, ConsumerReport
 from pages.components.blocks import fitted_table
+from pages.components.formatting import literal
 from pages.components.navigation import flag_kinds
 
 CONSUMER_COLUMNS = {
@@ -32,3 +34,11 @@ def show_consumer_table(loads: list[ConsumerLoad], fields: tuple[str, ...] | Non
     columns = {field: CONSUMER_COLUMNS[field] for field in fields or CONSUMER_COLUMNS}
     rows = [load.model_dump() | {"flags": flag_kinds(load.flags)} for load in loads]
     fitted_table(rows, columns)
+
+
+def shown_in_part(report: ConsumerReport, username: str) -> bool:
+    """Says so when the broker shows this user only its own connections' consumers (it has no
+    monitoring tag): then an empty table does not mean that no pod consumes."""
+    if report.own_only:
+        st.warning(literal(own_only_sentence(username)), icon=":material/visibility_off:")
+    return report.own_only

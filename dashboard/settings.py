@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":
     # each browser session logs in as its own broker user, so the broker's permissions apply.
     auth: Literal["service", "login"] = "service"
+    # With "login": a login survives reloads and deep links for this long (0: each reload asks).
+    login_keep_seconds: float = Field(default=8 * 3600, ge=0, le=7 * 24 * 3600)
 
     @field_validator("management_url")
     @classmethod

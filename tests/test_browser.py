@@ -7,11 +7,14 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pika
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -303,6 +306,15 @@ def test_the_websocket_answers_only_the_console_s_own_host_names(demo: Demo, hos
     assert int(status_line.split()[1]) == answer
 
 
+def test_streamlit_s_metrics_tell_nobody_about_sessions_or_caches(page: Page, demo: Demo):
+    page.goto(demo.url)
+    expect(page.get_by_role("heading", name="Tenants")).to_be_visible()
+
+    answer = requests.get(f"{demo.url}/_stcore/metrics", timeout=10)
+
+    assert (answer.status_code, answer.text.strip()) == (200, "# EOF")
+
+
 def streamlit_session_id(page: Page, url: str) -> str:
     """The id Streamlit gave this browser session, read from its first messages."""
     found: list[str] = []
@@ -346,16 +358,54 @@ def test_an_upload_larger_than_the_onboarding_list_needs_is_refused(
     assert upload(page, demo.url, session_id, size) == answer
 
 
-def test_a_session_on_the_login_form_cannot_upload(page: Page, demo: Demo):
+@contextmanager
+def login_console(demo: Demo) -> Iterator[str]:
+    """A second console on the demo's broker, in WARREN_AUTH=login; its URL."""
     env = broker_env(demo.broker) | {"WARREN_AUTH": "login"}
     outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
     port = free_port()
     console = start_console(outside | env, port, quiet=True)
     try:
-        url = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_console(console)
+
+
+def test_a_session_on_the_login_form_cannot_upload(page: Page, demo: Demo):
+    with login_console(demo) as url:
         session_id = streamlit_session_id(page, f"{url}/onboarding")
         expect(page.get_by_role("button", name="Log in")).to_be_visible()
 
         assert upload(page, url, session_id, 100_000) == 403
-    finally:
-        stop_console(console)
+
+
+def login_cookies(page: Page) -> list[dict]:
+    return [cookie for cookie in page.context.cookies() if cookie["name"] == "warren_login"]
+
+
+def test_a_login_outlives_reloads_and_deep_links_until_logout(page: Page, demo: Demo):
+    tenant = demo_tenants(6)[0]
+    log_out = page.get_by_role("button", name="Log out")
+    log_in = page.get_by_role("button", name="Log in")
+    with login_console(demo) as url:
+        page.goto(f"{url}/tenant?tenant={tenant}")
+        page.get_by_role("textbox", name="User").fill("guest")
+        page.get_by_role("textbox", name="Password").fill("guest")
+        log_in.click()
+        expect(log_out).to_be_visible()
+        [kept] = login_cookies(page)
+        assert "guest" not in kept["value"] and kept["sameSite"] == "Strict"
+
+        page.reload()
+        expect(log_out).to_be_visible()
+        page.goto(f"{url}/consumers")
+        expect(log_out).to_be_visible()
+        expect(log_in).to_have_count(0)
+        log_out.click()
+        expect(log_in).to_be_visible()
+        assert login_cookies(page) == []
+        # The token is dead on the server too: a copy of the cookie logs nobody in.
+        page.context.add_cookies([kept])
+        page.reload()
+        expect(log_in).to_be_visible()
+        shot(page, "login-kept-then-logged-out")

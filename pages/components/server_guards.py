@@ -1,7 +1,8 @@
 """What Streamlit's server accepts from any browser session, closed where the console is shared:
-uploads only from sessions shown an uploader, and no session clearing every user's caches.
+uploads only from sessions shown an uploader, no session clearing every user's caches, and no
+session counts for anyone who asks.
 
-Both wrap private parts of Streamlit's runtime (pyproject.toml pins Streamlit to 1.67.x), since
+All three wrap private parts of Streamlit's runtime (pyproject.toml pins Streamlit to 1.67.x), since
 Streamlit has no setting for either.
 
 Uploads. Streamlit accepts a file for any live browser session at
@@ -14,6 +15,10 @@ to refuse, with 403, a file for a session that no logged-in page has shown an up
 Caches. Any session may send Streamlit's "clear caches" message (its menu hides the item, the
 server still obeys: 34,769 in 60 s were), and the caches hold every user's sessions and polls.
 It clears only the sender's own session state (which logs it out) and is logged.
+
+Metrics. `/_stcore/metrics` answers anyone, logged in or not, how many sessions are open and how
+big each cache is. Nothing of Warren's reads it: its stats manager reports no family, so the
+endpoint answers an empty document.
 """
 
 import logging
@@ -32,9 +37,11 @@ _LOCK = threading.Lock()
 
 
 def guard_server() -> None:
-    """Both guards, installed once per server process (the entry script, every run)."""
+    """The guards, installed once per server process (the entry script, every run)."""
     AppSession._handle_clear_cache_request = _clear_own_state_only
-    _guard_uploads()
+    if Runtime.exists():  # Streamlit's AppTest runs scripts without a server
+        _guard_uploads(Runtime.instance())
+        _silence_metrics(Runtime.instance())
 
 
 def _clear_own_state_only(session: AppSession) -> None:
@@ -42,10 +49,13 @@ def _clear_own_state_only(session: AppSession) -> None:
     session._session_state.clear()
 
 
-def _guard_uploads() -> None:
-    if not Runtime.exists():  # Streamlit's AppTest runs scripts without a server
-        return
-    manager = Runtime.instance().uploaded_file_mgr
+def _silence_metrics(runtime: Runtime) -> None:
+    runtime.stats_mgr.registered_families = list
+    runtime.stats_mgr.get_stats = lambda family_names=None: {}
+
+
+def _guard_uploads(runtime: Runtime) -> None:
+    manager = runtime.uploaded_file_mgr
     if getattr(manager, GUARDED, False):
         return
     add_file = manager.add_file

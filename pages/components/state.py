@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.actions.access import Access, access_of, log_in
 from dashboard.broker.session import Session
 from dashboard.errors import SettingsError, WarrenError
+from dashboard.logins import Credentials, KeptLogins
 from dashboard.reads.counts_over_time import CountsOverTime
 from dashboard.reads.history import History, open_history
 from dashboard.reads.models import ConsumerReport, Overview
@@ -19,6 +20,11 @@ from pages.components.errors import or_error
 from pages.components.formatting import literal
 
 LOGIN = "warren-login"
+# The browser's cookie holds the token of a kept login; the session state, the token it set and
+# the cookie the page must still write (an empty one clears it).
+COOKIE = "warren_login"
+TOKEN = "warren-login-token"
+COOKIE_TO_WRITE = "warren-login-cookie"
 
 
 def current_session() -> Session:
@@ -26,6 +32,7 @@ def current_session() -> Session:
     login form and nothing else). A bad setting is a one-line error and nothing else."""
     behind_the_entry_script()
     session = logged_in_session()
+    _write_cookie()
     if session is None:
         show_login(_loaded_settings())
         st.stop()
@@ -37,8 +44,54 @@ def logged_in_session() -> Session | None:
     settings = _loaded_settings()
     if settings.auth == "service":
         return _shared_session(settings)
-    login = st.session_state.get(LOGIN)
+    login = st.session_state.get(LOGIN) or _kept_login(settings)
     return _shared_session(settings.as_user(*login)) if login else None
+
+
+@st.cache_resource(show_spinner=False)
+def _kept_logins(seconds: float) -> KeptLogins:
+    return KeptLogins(seconds)
+
+
+def _kept_login(settings: Settings) -> Credentials | None:
+    """The login this browser kept from before a reload, checked with the broker again like a
+    login through the form; None (and the form) when there is none or it no longer holds."""
+    token = st.context.cookies.get(COOKIE)
+    kept = _kept_logins(settings.login_keep_seconds)
+    credentials = kept.redeem(token) if token else None
+    if credentials is None:
+        return None
+    try:
+        verified = log_in(settings, *credentials)
+    except WarrenError:
+        kept.forget(token)
+        return None
+    _shared_session(verified.settings, verified)
+    st.session_state[LOGIN] = credentials
+    st.session_state[TOKEN] = token
+    return credentials
+
+
+def _keep_login(settings: Settings, credentials: Credentials) -> None:
+    if settings.login_keep_seconds:
+        token = _kept_logins(settings.login_keep_seconds).keep(credentials)
+        st.session_state[TOKEN] = token
+        st.session_state[COOKIE_TO_WRITE] = token
+
+
+def _write_cookie() -> None:
+    """Sets (or clears) the login cookie in the browser: only a script can, in Streamlit. The
+    token is URL-safe base64, so it goes into the script as it is."""
+    token = st.session_state.pop(COOKIE_TO_WRITE, None)
+    if token is None:
+        return
+    seconds = int(_loaded_settings().login_keep_seconds) if token else 0
+    script = (
+        f'document.cookie = "{COOKIE}={token}; Path=/; Max-Age={seconds}; SameSite=Strict" '
+        '+ (location.protocol === "https:" ? "; Secure" : "");'
+    )
+    with st.sidebar:
+        st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
 
 
 def _loaded_settings() -> Settings:
@@ -80,12 +133,18 @@ def show_login(settings: Settings) -> None:
     if verified is None:
         return
     _shared_session(verified.settings, verified)
-    st.session_state[LOGIN] = (username, password)
+    credentials = Credentials(username, password)
+    st.session_state[LOGIN] = credentials
+    _keep_login(settings, credentials)
     st.rerun()
 
 
 def log_out() -> None:
     st.session_state.pop(LOGIN, None)
+    token = st.session_state.pop(TOKEN, None)
+    if token:
+        _kept_logins(_loaded_settings().login_keep_seconds).forget(token)
+        st.session_state[COOKIE_TO_WRITE] = ""
 
 
 def shared_access(session: Session) -> Access:

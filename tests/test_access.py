@@ -200,6 +200,9 @@ def test_a_user_without_monitoring_gets_every_panel_it_may_read_and_hears_what_i
     assert any(hidden in warning.value.replace("\\", "") for warning in tenant.warning)
     assert "No consumer on this queue" not in shown_text(tenant)
     assert tenant.dataframe[0].value.iloc[0]["Value"] == "classic"  # the Settings tab
+    next(button for button in tenant.button if button.label == "Peek").click().run()
+    assert not tenant.exception and not tenant.error
+    assert len(tenant.expander) == 2  # the two ready messages; the pod holds the third
     nodes = app.switch_page("pages/nodes.py").run()
     assert not nodes.exception and not nodes.error
     assert [i.value.replace("\\", "") for i in nodes.info] == [

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":
     # each browser session logs in as its own broker user, so the broker's permissions apply.
     auth: Literal["service", "login"] = "service"
+    # `warren watch`: where it serves /metrics and /healthz (loopback unless said otherwise),
+    # the console's address for the links in its alerts, and a receiver to post alerts to.
+    watch_address: str = "127.0.0.1"
+    watch_port: int = Field(default=9438, ge=1, le=65535)
+    console_url: str = "http://localhost:8501"
+    webhook_url: str | None = None
     # With "login": a login survives reloads and deep links for this long (0: each reload asks).
     login_keep_seconds: float = Field(default=8 * 3600, ge=0, le=7 * 24 * 3600)
 
@@ -61,6 +67,16 @@ class Settings(BaseSettings):
     @classmethod
     def _metrics_url(cls, value: str) -> str:
         return value if value in ("auto", "off") else _shown_http_url(value)
+
+    @field_validator("console_url")
+    @classmethod
+    def _console_url(cls, value: str) -> str:
+        return _shown_http_url(value)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return _checked_url(value, ("http", "https")) if value else None
 
     @field_validator("prometheus_url")
     @classmethod

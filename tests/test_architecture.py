@@ -14,8 +14,9 @@ MAY_IMPORT = {
     "broker": {"broker"},
     "reads": {"broker", "reads"},
     "actions": {"broker", "reads", "actions"},
-    "cli": {"broker", "reads", "actions", "cli", "local"},
-    "local": {"broker", "reads", "actions", "local"},
+    "watch": {"broker", "reads", "watch"},
+    "cli": {"broker", "reads", "actions", "watch", "cli", "local"},
+    "local": {"broker", "reads", "actions", "watch", "local"},
 }
 SPEAKING = ("requests", "pika", "sqlite3", "urllib3", "psycopg")
 

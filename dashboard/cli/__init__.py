@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dashboard.cli import changes, reads
+from dashboard.cli import changes, reads, watch
 from dashboard.errors import WarrenError
 
 
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     audit_cmd.add_argument(
         "--limit", type=int, default=50, help="how many actions, newest first (default 50)"
     )
+    _watch(sub)
     demo = sub.add_parser("demo", help="a disposable local broker with tenants, and the console")
     demo.add_argument("--port", type=int, default=8501, help="console port (default 8501)")
     demo.add_argument("--tenants", type=int, default=12, help="how many demo tenants")
@@ -60,6 +61,24 @@ def _looks(sub, read) -> None:
     peek.add_argument("--count", type=int, default=5, help="how many messages (default 5)")
     peek.add_argument(
         "--yes", action="store_true", help="confirm peeking a quorum queue (a change)"
+    )
+
+
+def _watch(sub) -> None:
+    command = sub.add_parser(
+        "watch", help="poll on, serve Prometheus metrics, post alerts (until stopped)"
+    )
+    command.set_defaults(handler=watch.watch)
+    command.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
+    command.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
+    command.add_argument(
+        "--address", help="address to serve /metrics on (default: WARREN_WATCH_ADDRESS, 127.0.0.1)"
+    )
+    command.add_argument(
+        "--port", type=int, help="port to serve /metrics on (default: WARREN_WATCH_PORT, 9438)"
+    )
+    command.add_argument(
+        "--webhook", help="post alerts here as Alertmanager would (default: WARREN_WEBHOOK_URL)"
     )
 
 

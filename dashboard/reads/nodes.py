@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from dashboard.broker.models import NodeInfo, parse_all
 from dashboard.broker.session import Session
+from dashboard.reads.models import Flag
 
 COLUMNS = [*NodeInfo.model_fields]
 
@@ -26,7 +27,7 @@ class Cluster(BaseModel):
 
     @property
     def alarms(self) -> list[str]:
-        return [sentence for node in self.nodes for sentence in alarms_of(node)]
+        return [flag.reason for node in self.nodes for flag in node_flags(node)]
 
 
 def fetch_cluster(session: Session) -> Cluster:
@@ -42,26 +43,38 @@ def fetch_cluster(session: Session) -> Cluster:
     )
 
 
-def alarms_of(node: NodeInfo) -> list[str]:
-    """What is wrong with `node`, as sentences for the person on call."""
+def node_flags(node: NodeInfo) -> list[Flag]:
+    """What is wrong with `node`, each with its sentence for the person on call."""
     if not node.running:
-        return [f"Node {node.name} is not running: its queues' leaders moved or are unavailable."]
-    sentences = []
+        reason = f"Node {node.name} is not running: its queues' leaders moved or are unavailable."
+        return [Flag(kind="down", reason=reason)]
+    flags = []
     if node.mem_alarm:
-        sentences.append(
-            f"Memory alarm on {node.name}: it uses {_size(node.mem_used)} of its "
-            f"{_size(node.mem_limit)} watermark, and publishers on the whole cluster are blocked."
+        flags.append(
+            Flag(
+                kind="memory",
+                reason=f"Memory alarm on {node.name}: it uses {_size(node.mem_used)} of its "
+                f"{_size(node.mem_limit)} watermark, and publishers on the whole cluster are "
+                "blocked.",
+            )
         )
     if node.disk_free_alarm:
-        sentences.append(
-            f"Disk alarm on {node.name}: {_size(node.disk_free)} free, under its limit of "
-            f"{_size(node.disk_free_limit)}; publishers on the whole cluster are blocked."
+        flags.append(
+            Flag(
+                kind="disk",
+                reason=f"Disk alarm on {node.name}: {_size(node.disk_free)} free, under its "
+                f"limit of {_size(node.disk_free_limit)}; publishers on the whole cluster are "
+                "blocked.",
+            )
         )
     if node.partitions:
-        sentences.append(
-            f"Network partition: {node.name} cannot reach {', '.join(node.partitions)}."
+        flags.append(
+            Flag(
+                kind="partition",
+                reason=f"Network partition: {node.name} cannot reach {', '.join(node.partitions)}.",
+            )
         )
-    return sentences
+    return flags
 
 
 def _size(count: int | None) -> str:

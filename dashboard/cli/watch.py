@@ -1,0 +1,44 @@
+"""`warren watch`: the long-running watcher, until SIGTERM or Ctrl-C."""
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+from dashboard.broker.session import Session
+from dashboard.cli.reads import settings_of
+from dashboard.errors import WarrenError
+from dashboard.reads.history import open_history
+from dashboard.watch.watcher import Watcher, serve
+from dashboard.watch.webhook import Webhook
+
+
+def watch(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    address = args.address or settings.watch_address
+    port = settings.watch_port if args.port is None else args.port
+    webhook_url = args.webhook or settings.webhook_url
+    webhook = Webhook(webhook_url, settings.console_url) if webhook_url else None
+    with Session(settings) as session:
+        watcher = Watcher(session, open_history(settings), webhook)
+        try:
+            server = serve(watcher, address, port)
+        except OSError as exc:
+            problem = f"Cannot serve metrics on {address}:{port}: {exc.strerror}."
+            raise WarrenError(problem) from None
+        print(
+            f"warren watch: metrics at http://{address}:{server.server_port}/metrics, polling "
+            f"{settings.management_url} every {settings.refresh_seconds:g} s"
+            + (f", alerts posted to {webhook_url}" if webhook_url else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            watcher.run(stop)
+        server.shutdown()
+        if webhook is not None:
+            webhook.flush(5)
+    return 0

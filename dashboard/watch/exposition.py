@@ -1,0 +1,120 @@
+"""The watcher's findings and counts in Prometheus' text format, rendered once per poll.
+
+The metric names and labels are an interface alerts and boards are built on: extend, don't
+rename. A flag is a series of value 1 while it holds, gone when it clears. Its reason changes
+with every poll, so it is no label of the flag (that would end the alert and start another):
+`*_reason` series carry it, with the console link, for the rules' annotations to look up.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from dashboard.reads.models import Overview
+from dashboard.watch.findings import Finding
+
+TENANT_LABELS = ["vhost", "tenant", "queue"]
+# Per finding scope: the flag's metric, and its labels but `kind`.
+FLAG_SERIES = {
+    "tenant": ("warren_tenant_flag", TENANT_LABELS),
+    "consumer": ("warren_consumer_flag", ["vhost", "pod", "queue"]),
+    "node": ("warren_node_alarm", ["node"]),
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one round of polls left: the latest good overview, every finding, and whether the
+    broker answered the latest poll."""
+
+    overview: Overview | None
+    findings: list[Finding]
+    broker_up: bool
+    last_success: datetime | None
+    console_url: str
+
+
+def render(reading: Reading) -> bytes:
+    return generate_latest(_Families(reading))
+
+
+class _Families:
+    """What `generate_latest` asks of a registry: the families, freshly built."""
+
+    def __init__(self, reading: Reading):
+        self.reading = reading
+
+    def collect(self) -> Iterator[Metric]:
+        reading = self.reading
+        yield from _tenant_counts(reading.overview)
+        for scope in FLAG_SERIES:
+            yield from _flags(scope, [f for f in reading.findings if f.scope == scope])
+        console = GaugeMetricFamily(
+            "warren_console_info", "The console the alerts link to.", labels=["url"]
+        )
+        console.add_metric([reading.console_url], 1)
+        yield console
+        up = GaugeMetricFamily(
+            "warren_broker_up", "1 when the latest poll of the broker succeeded, else 0."
+        )
+        up.add_metric([], 1 if reading.broker_up else 0)
+        yield up
+        if reading.last_success is not None:
+            yield GaugeMetricFamily(
+                "warren_last_success_timestamp_seconds",
+                "When a poll of the broker last succeeded (Unix time).",
+                value=reading.last_success.timestamp(),
+            )
+
+
+def _tenant_counts(overview: Overview | None) -> Iterator[Metric]:
+    families = {
+        "ready": GaugeMetricFamily(
+            "warren_tenant_ready_messages", "Ready messages in the tenant's queue.",
+            labels=TENANT_LABELS,
+        ),
+        "unacked": GaugeMetricFamily(
+            "warren_tenant_unacked_messages",
+            "Messages delivered from the tenant's queue and not yet acked.", labels=TENANT_LABELS,
+        ),
+        "consumers": GaugeMetricFamily(
+            "warren_tenant_consumers", "Consumers on the tenant's queue.", labels=TENANT_LABELS
+        ),
+        "dead_letters": GaugeMetricFamily(
+            "warren_tenant_dead_letter_messages",
+            "Messages in the tenant's dead-letter queue (no series without one).",
+            labels=TENANT_LABELS,
+        ),
+    }  # fmt: skip
+    seen = set()
+    for row in overview.rows if overview else []:
+        labels = [row.vhost, row.tenant, row.queue]
+        if tuple(labels) in seen:
+            continue
+        seen.add(tuple(labels))
+        for field, family in families.items():
+            value = getattr(row, field)
+            if value is not None:
+                family.add_metric(labels, value)
+    yield from families.values()
+
+
+def _flags(scope: str, findings: list[Finding]) -> Iterator[Metric]:
+    name, labels = FLAG_SERIES[scope]
+    flag = GaugeMetricFamily(
+        name, f"1 while the {scope}'s flag of this kind holds.", labels=[*labels, "kind"]
+    )
+    reason = GaugeMetricFamily(
+        f"{name}_reason",
+        f"The one-line reason of each {scope} flag, and the console link that opens on it.",
+        labels=[*labels, "kind", "reason", "link"],
+    )
+    for finding in findings:
+        values = [finding.labels[label] for label in labels]
+        flag.add_metric([*values, finding.kind], 1)
+        reason.add_metric([*values, finding.kind, finding.reason, finding.link], 1)
+    yield flag
+    yield reason

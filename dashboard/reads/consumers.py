@@ -16,7 +16,7 @@ from dashboard.errors import TenantExchangeMissing
 from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
 from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
-from dashboard.reads.silence import Silence, earliest, silence_in
+from dashboard.reads.silence import HOUR_SECONDS, HOUR_STEP, Silence, earliest, silence_in
 
 CHANNEL_COLUMNS = (
     "name",
@@ -47,6 +47,13 @@ class AckWatch:
             previous = (acks, Silence(now))
         self._seen[channel] = previous
         return previous[1]
+
+    def learn(self, channel: str, acks: int, silence: Silence) -> None:
+        """What the broker's samples showed of the channel's silence, kept while the count
+        stands, so that they are asked once."""
+        seen = self._seen.get(channel)
+        if seen is not None and seen[0] == acks and silence.since < seen[1].since:
+            self._seen[channel] = (acks, silence)
 
     def keep_only(self, channels: set[str]) -> None:
         self._seen = {name: seen for name, seen in self._seen.items() if name in channels}
@@ -88,7 +95,7 @@ def fetch_consumers(
         by_channel[consumer.channel_details.name].append(consumer)
     tenants = _tenants_by_queue(session)
     moment = now or datetime.now(UTC)
-    loads = []
+    held = []
     for consumer in visible:
         channel = channels[consumer.channel_details.name]
         connection = connections.get(consumer.channel_details.connection_name)
@@ -99,10 +106,10 @@ def fetch_consumers(
             tenants.get(consumer.queue.name, []),
             by_channel[consumer.channel_details.name],
         )
-        remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
         connected = (
             connection.connected_at / 1000 if connection and connection.connected_at else None
         )
+        remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
         # An auto-ack consumer never acks: its silence means nothing.
         silence = (
             earliest(
@@ -113,6 +120,16 @@ def fetch_consumers(
             if load.ack_required
             else None
         )
+        held.append((load, silence, connected))
+    hour = _hour_of_samples(session, [(load, silence) for load, silence, _ in held], moment)
+    loads = []
+    for load, silence, connected in held:
+        if load.channel in hour:
+            silence = earliest(
+                silence, _broker_silence(hour[load.channel], load.acks, None), not_before=connected
+            )
+        if watch is not None and silence is not None:
+            watch.learn(load.channel, load.acks, silence)
         _hear(load, silence, moment)
         load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
@@ -193,6 +210,30 @@ def _load(
         ack_required=consumer.ack_required,
         idle_since=channel.idle_since,
     )
+
+
+def _hour_of_samples(
+    session: Session, silences: list[tuple[ConsumerLoad, Silence | None]], now: datetime
+) -> dict[str, ChannelStats]:
+    """The broker's hour of ack samples (a minute apart) of the channels whose silence reaches
+    back past its last 10 minutes: one more listing, asked only while some channel holding
+    messages needs it (the poll's AckWatch keeps what it showed)."""
+    hour_ago = now.timestamp() - HOUR_SECONDS + HOUR_STEP
+    if not any(
+        silence and silence.at_least and silence.since > hour_ago and load.unacked
+        for load, silence in silences
+    ):
+        return {}
+    listed = session.client.list_channels_in(
+        session.vhost,
+        ("name", "message_stats.ack"),
+        {"msg_rates_age": str(HOUR_SECONDS), "msg_rates_incr": str(HOUR_STEP)},
+    )
+    return {
+        channel.name: channel.message_stats
+        for channel in parse_all(ChannelInfo, listed, "the channels")
+        if channel.message_stats
+    }
 
 
 def _broker_silence(

@@ -2,6 +2,7 @@
 reaching a receiver through a real Prometheus and Alertmanager, or straight from the watcher."""
 
 import re
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -234,3 +235,35 @@ def test_the_watcher_posts_firing_then_resolved_itself_and_retries_a_failing_rec
         assert watch.stop() == 0
     finally:
         receiver.close()
+
+
+def test_two_watchers_share_one_store_and_a_restart_goes_on_from_it(
+    channel, unique, watcher_for, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    store = tmp_path / "history.sqlite"
+
+    def of_queue(what: str):
+        with sqlite3.connect(store) as db:
+            return db.execute(f"SELECT {what} FROM samples WHERE queue = ?", (queue,)).fetchone()[0]
+
+    def samples() -> int:
+        return of_queue("count(*)")
+
+    def oldest() -> float:
+        return of_queue("min(at)")
+
+    first = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
+    second = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
+    wait_until(lambda: samples() >= 10)
+    assert first.stop() == 0
+    kept, since = samples(), oldest()
+    again = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
+    wait_until(lambda: samples() >= kept + 5)
+    assert oldest() == since
+
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for watch in (first, second, again):
+        assert "Traceback" not in watch.log.read_text() and "locked" not in watch.log.read_text()

@@ -11,6 +11,7 @@ from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.cli.output import cell, format_table, print_json, size
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
+from dashboard.reads.history import open_history
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.stuck import flag_overview
@@ -87,8 +88,9 @@ def open_session(args: argparse.Namespace) -> Iterator[Session]:
 def tenants(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         overview = fetch_overview(session)
-        # No history of its own: the broker's samples prove what they can.
-        flag_overview(overview, None, session.settings, session=session)
+        # The history the console and the watcher keep, and the broker's samples.
+        history = open_history(session.settings)
+        flag_overview(overview, history, session.settings, session=session)
     records = [row.model_dump(mode="json") for row in overview.rows]
     if args.json:
         print_json(records)

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from dashboard.errors import WarrenError
-from dashboard.local.rabbitmq import LocalBroker
+from dashboard.local.rabbitmq import LocalBroker, free_port
 from dashboard.local.workload import Workload, demo_tenants
 from dashboard.settings import ENV_PREFIX, load_settings
 
@@ -27,11 +27,11 @@ def run_demo(port: int, tenants: int) -> int:
     for number in STOP_SIGNALS:
         signal.signal(number, _interrupt)
     broker = LocalBroker.create(default_ports=True)
-    workload = None
+    workload = watcher = None
     try:
         print("Starting a disposable RabbitMQ node (a few seconds)...", flush=True)
         broker.start()
-        demo_env = broker_env(broker)
+        demo_env = broker_env(broker, port)
         settings = load_settings(
             **{key.removeprefix(ENV_PREFIX).lower(): value for key, value in demo_env.items()}
         )
@@ -41,8 +41,12 @@ def run_demo(port: int, tenants: int) -> int:
         print(
             f"Broker: management {broker.management_url} (guest/guest), AMQP port "
             f"{broker.amqp_port}\nWarren: http://localhost:{port}\nCtrl-C stops the console, "
-            "the workload and the broker.",
+            "the watcher, the workload and the broker.",
             flush=True,
+        )
+        # It prints where its metrics are.
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "dashboard", "watch"], env={**os.environ, **demo_env}
         )
         return _serve({**os.environ, **demo_env}, port)
     except KeyboardInterrupt:
@@ -51,7 +55,9 @@ def run_demo(port: int, tenants: int) -> int:
         # A second Ctrl-C must not abandon the clean-up half way.
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
-        print("Stopping the workload and the broker...", flush=True)
+        print("Stopping the watcher, the workload and the broker...", flush=True)
+        if watcher:
+            stop_console(watcher)
         if workload:
             workload.stop()
         broker.stop()
@@ -61,7 +67,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def broker_env(broker: LocalBroker) -> dict[str, str]:
+def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
     """Every WARREN_ setting, pinned to the demo broker and its folder, so that neither the shell
     nor a .env file can point one of them elsewhere, and all the demo's state goes with it."""
     return {
@@ -86,6 +92,12 @@ def broker_env(broker: LocalBroker) -> dict[str, str]:
         "WARREN_PROMETHEUS_URL": "",
         "WARREN_READ_ONLY": "false",
         "WARREN_AUTH": "service",
+        "WARREN_LOGIN_KEEP_SECONDS": "28800",
+        # The watcher beside the console: its alerts link to this console.
+        "WARREN_WATCH_ADDRESS": "127.0.0.1",
+        "WARREN_WATCH_PORT": str(free_port(9438)),
+        "WARREN_CONSOLE_URL": f"http://localhost:{console_port}",
+        "WARREN_WEBHOOK_URL": "",
     }
 
 
@@ -129,6 +141,7 @@ def _wait_until_serving(console: subprocess.Popen, port: int) -> None:
 
 
 def stop_console(console: subprocess.Popen) -> None:
+    """Stops the console (or the watcher): SIGTERM, then SIGKILL after 15 s."""
     console.terminate()
     try:
         console.wait(timeout=15)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pika
 import pytest
@@ -177,6 +178,7 @@ def cli_environment(broker, audit_db=None, **env: str) -> dict[str, str]:
     }
     if audit_db is not None:
         environment["WARREN_AUDIT_DB"] = str(audit_db)
+        environment["WARREN_HISTORY_DB"] = str(Path(audit_db).with_name("history.sqlite"))
     return environment | env
 
 

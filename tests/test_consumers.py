@@ -167,6 +167,16 @@ def test_ack_watch_remembers_since_when_acks_stood_still():
     assert watch.silence("ch-1", 6, 1800.0) == Silence(1800.0, at_least=True)
 
 
+def test_ack_watch_keeps_what_the_broker_s_hour_showed_while_the_count_stands():
+    watch = AckWatch()
+    watch.silence("ch-1", 5, 4000.0)
+    watch.learn("ch-1", 5, Silence(1500.0))
+    watch.learn("ch-1", 5, Silence(3000.0))  # later evidence does not shorten it
+    assert watch.silence("ch-1", 5, 4100.0) == Silence(1500.0)
+    watch.learn("ch-1", 4, Silence(100.0))  # of another count: not this silence
+    assert watch.silence("ch-1", 6, 4200.0) == Silence(4200.0)
+
+
 def test_consumers_sharing_a_channel_share_its_limit(session_for, channel, unique, pod):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from dashboard.reads.models import Overview
 from dashboard.watch.findings import Finding
@@ -35,6 +35,7 @@ class Reading:
     broker_up: bool
     last_success: datetime | None
     console_url: str
+    polls: int = 0
 
 
 def render(reading: Reading) -> bytes:
@@ -57,6 +58,9 @@ class _Families:
         )
         console.add_metric([reading.console_url], 1)
         yield console
+        yield CounterMetricFamily(
+            "warren_watch_polls", "Rounds of polls the watcher made.", value=reading.polls
+        )
         up = GaugeMetricFamily(
             "warren_broker_up", "1 when the latest poll of the broker succeeded, else 0."
         )

@@ -69,13 +69,7 @@ def findings_of(
     return list(unique.values())
 
 
-def _finding(scope: Scope, labels: dict[str, str], flag: Flag, link: str) -> Finding:
-    return Finding(scope=scope, labels=labels, kind=flag.kind, reason=flag.reason, link=link)
-
-
 def _tenant_findings(overview: Overview | None, console_url: str) -> list[Finding]:
-    if overview is None:
-        return []
     return [
         _finding(
             "tenant",
@@ -83,14 +77,12 @@ def _tenant_findings(overview: Overview | None, console_url: str) -> list[Findin
             flag,
             f"{console_url}/tenant?{urlencode({'tenant': row.tenant})}",
         )
-        for row in overview.rows
+        for row in (overview.rows if overview else [])
         for flag in row.flags
     ]
 
 
 def _consumer_findings(report: ConsumerReport | None, console_url: str) -> list[Finding]:
-    if report is None:
-        return []
     return [
         _finding(
             "consumer",
@@ -98,16 +90,18 @@ def _consumer_findings(report: ConsumerReport | None, console_url: str) -> list[
             flag,
             f"{console_url}/consumers?{urlencode({'q': load.connection})}",
         )
-        for load in report.loads
+        for load in (report.loads if report else [])
         for flag in load.flags
     ]
 
 
 def _node_findings(cluster: Cluster | None, console_url: str) -> list[Finding]:
-    if cluster is None:
-        return []
     return [
         _finding("node", {"node": node.name}, flag, f"{console_url}/nodes")
-        for node in cluster.nodes
+        for node in (cluster.nodes if cluster else [])
         for flag in node_flags(node)
     ]
+
+
+def _finding(scope: Scope, labels: dict[str, str], flag: Flag, link: str) -> Finding:
+    return Finding(scope=scope, labels=labels, kind=flag.kind, reason=flag.reason, link=link)

@@ -50,7 +50,12 @@ class Watcher:
         console_url = self.session.settings.console_url
         findings = findings_of(overview.data, consumers.data, cluster.data, console_url)
         reading = Reading(
-            overview.data, findings, not overview.stale, overview.fetched_at, console_url
+            overview.data,
+            findings,
+            not overview.stale,
+            overview.fetched_at,
+            console_url,
+            polls=self.rounds + 1,
         )
         text = render(reading)
         with self._lock:

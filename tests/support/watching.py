@@ -197,12 +197,3 @@ scrape_configs:
         f"{url}/-/ready",
     )
     return process, url
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

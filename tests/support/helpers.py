@@ -5,6 +5,7 @@ messages unacked, and the CLI run as a real process."""
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -176,9 +177,11 @@ def cli_environment(broker, audit_db=None, **env: str) -> dict[str, str]:
         "WARREN_MANAGEMENT_URL": broker.management_url,
         "WARREN_AMQP_URL": broker.amqp_url,
     }
+    # Never the home directory's files; without an audit log, a history of this run alone.
+    history = Path(audit_db).parent if audit_db else Path(tempfile.mkdtemp(prefix="warren-cli-"))
+    environment["WARREN_HISTORY_DB"] = str(history / "history.sqlite")
     if audit_db is not None:
         environment["WARREN_AUDIT_DB"] = str(audit_db)
-        environment["WARREN_HISTORY_DB"] = str(Path(audit_db).with_name("history.sqlite"))
     return environment | env
 
 

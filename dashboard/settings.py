@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dashboard.errors import SettingsError
 
 ENV_PREFIX = "WARREN_"
+# The broker's `consumer_timeout` when rabbitmq.conf does not set it: 30 minutes on every version
+# Warren supports (3.10 to 4.x). The management API does not show the value in force.
+BROKER_CONSUMER_TIMEOUT = 1800
 
 
 class Settings(BaseSettings):
@@ -29,9 +32,11 @@ class Settings(BaseSettings):
     tenant_exchange: str = Field(default="tenants", min_length=1)
     refresh_seconds: float = Field(default=10, ge=1, le=3600)
     request_timeout: float = Field(default=10, gt=0, le=300)
-    # A worker saturated at its prefetch with no ack for this long is stuck: set it above the
-    # longest legitimate job (the seed platform's jobs take up to 30 minutes).
-    stuck_after_seconds: float = Field(default=2400, gt=0)
+    # A worker saturated at its prefetch with no ack for this long is stuck. Below the broker's
+    # consumer timeout, or the broker closes the channel first and the flag never fires.
+    stuck_after_seconds: float = Field(default=1500, gt=0)
+    # The broker's consumer_timeout, as set in its rabbitmq.conf; unset: the broker's default.
+    consumer_timeout_seconds: float | None = Field(default=None, gt=0)
     dead_letter_window_seconds: float = Field(default=900, gt=0)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
@@ -88,6 +93,22 @@ class Settings(BaseSettings):
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
         urls = _listed(value.get_secret_value())
         return SecretStr(",".join(_checked_url(url, ("amqp", "amqps")) for url in urls))
+
+    @property
+    def consumer_timeout(self) -> float:
+        """The broker-wide consumer timeout, in seconds (from 3.12 a queue may set its own)."""
+        return self.consumer_timeout_seconds or BROKER_CONSUMER_TIMEOUT
+
+    @model_validator(mode="after")
+    def _stuck_before_the_broker_acts(self) -> "Settings":
+        if self.stuck_after_seconds >= self.consumer_timeout:
+            raise ValueError(
+                f"WARREN_STUCK_AFTER_SECONDS ({self.stuck_after_seconds:g}) must be below the "
+                f"broker's consumer timeout ({self.consumer_timeout:g} s, "
+                "WARREN_CONSUMER_TIMEOUT_SECONDS): the broker closes a channel that holds a "
+                "delivery that long, so a stuck worker would never be flagged"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_user_per_session(self) -> "Settings":

@@ -6,8 +6,10 @@ import streamlit as st
 
 from dashboard.actions.audit import count
 from dashboard.reads.consumers import pods_of
+from dashboard.reads.durations import duration_text
 from dashboard.reads.models import TenantRow
 from dashboard.reads.queue_detail import QueueDetail
+from dashboard.reads.timeouts import queue_timeout
 from pages.components.charts import counts_figure
 from pages.components.consumer_table import show_consumer_table, shown_in_part
 from pages.components.errors import or_error
@@ -62,7 +64,11 @@ def show_headline(row: TenantRow) -> None:
 
 def show_settings(row: TenantRow, detail: QueueDetail) -> None:
     """The queue's arguments, and where its dead letters go."""
-    table = pd.DataFrame(detail.settings, columns=["Setting", "Value"])
+    timeout = or_error(lambda: queue_timeout(session, detail.info))
+    rows = detail.settings
+    if timeout is not None:
+        rows = [*rows, ("Consumer timeout", f"{duration_text(timeout.seconds)} ({timeout.source})")]
+    table = pd.DataFrame(rows, columns=["Setting", "Value"])
     st.dataframe(table, hide_index=True, width="stretch")
     if row.dead_letter_queue:
         st.caption(

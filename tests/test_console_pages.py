@@ -14,7 +14,7 @@ from tests.support.helpers import queue_counts, tenant_with_messages, wait_until
 
 
 def settled(session_for, exchange: str, condition) -> None:
-    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=1700)
     wait_until(
         lambda: condition(fetch_overview(session), fetch_consumers(session).loads),
         what="the broker stats to settle",
@@ -139,6 +139,7 @@ def test_tenant_page_deep_link_settings_consumers_and_peek(
     settings_table = dict(app.dataframe[0].value.values.tolist())
     assert settings_table["Max priority"] == "10"
     assert settings_table["Dead-letter exchange"] == f"{exchange}.dlx"
+    assert settings_table["Consumer timeout"].startswith("30 min 0 s (the broker's default for ")
     captions = [caption.value.replace("\\", "") for caption in app.caption]
     assert f"Dead letters go to queue {queue}.dlq (1 message)." in captions
 

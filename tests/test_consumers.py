@@ -43,7 +43,7 @@ def test_three_consumers_over_two_connections_match_amqp(session_for, channel, u
     assert ready_and_consumers(channel, queue) == (10, 3)
 
     loads = consumers_when(
-        session_for(tenant_exchange=exchange, stuck_after_seconds=3600),
+        session_for(tenant_exchange=exchange, stuck_after_seconds=1700),
         queue,
         [("pod-a", 2, 2), ("pod-a", 5, 5), ("pod-b", 3, 3)],
     )
@@ -65,7 +65,7 @@ def test_connection_without_a_client_name_shows_its_peer(broker, session_for, ch
         anonymous.process_data_events(time_limit=0.5)
         local_port = anonymous._impl._transport._sock.getsockname()[1]
 
-        session = session_for(stuck_after_seconds=3600)
+        session = session_for(stuck_after_seconds=1700)
         consumers_when(session, queue, [(f"127.0.0.1:{local_port}", 1, 1)])
     finally:
         anonymous.close()
@@ -77,7 +77,7 @@ def flags_by_tag(loads) -> dict[str, list[str]]:
 
 def test_flags_raised_and_not_raised(session_for, channel, unique, pod):
     exchange = unique("tenants")
-    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=1700)
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
     publish(channel, exchange, "acme", 4)
     empty = tenant_with_messages(channel, exchange, "calm", unique("calm"), 0)
@@ -116,7 +116,11 @@ def _all_idle(session, session_for, *queues: str):
 
     def at(stuck_after: float, seconds_later: float):
         now = datetime.now(UTC) + timedelta(seconds=seconds_later)
-        later = session_for(tenant_exchange=session.exchange, stuck_after_seconds=stuck_after)
+        later = session_for(
+            tenant_exchange=session.exchange,
+            stuck_after_seconds=stuck_after,
+            consumer_timeout_seconds=2 * stuck_after,  # far from it, an hour later too
+        )
         return [load for load in fetch_consumers(later, now=now).loads if load.queue in queues]
 
     return at
@@ -196,7 +200,8 @@ def test_consumers_sharing_a_channel_share_its_limit(session_for, channel, uniqu
         (2, 4, 0.75),
         (2, 4, 0.75),
     ]
-    assert [flag.kind for load in loads for flag in load.flags] == []
+    # 3 of the channel's 4: not saturated, so not stuck; held a day, it is past the timeout.
+    assert [flag.kind for load in loads for flag in load.flags] == ["near-consumer-timeout"] * 2
 
 
 def test_a_user_without_the_monitoring_tag_is_told_what_it_cannot_see(
@@ -209,9 +214,9 @@ def test_a_user_without_the_monitoring_tag_is_told_what_it_cannot_see(
     try:
         queue = tenant_with_messages(channel, unique("tenants"), "acme", unique("acme"), 1)
         assert pod("pod-other-user").hold(queue, prefetch=1, expect=1) == 1
-        manager = session_for(username=name, password="pw-of-test", stuck_after_seconds=3600)
+        manager = session_for(username=name, password="pw-of-test", stuck_after_seconds=1700)
         report = fetch_consumers(manager)
-        full = fetch_consumers(session_for(stuck_after_seconds=3600))
+        full = fetch_consumers(session_for(stuck_after_seconds=1700))
     finally:
         broker.ctl("delete_user", name)
     assert (report.own_only, full.own_only) == (True, False)
@@ -289,7 +294,7 @@ def test_an_ack_ends_the_silence(session_for, channel, unique, pod):
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
     worker = pod(unique("pod"))
     worker.hold(queue, prefetch=2, expect=2)
-    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3600)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=1700)
     [before] = consumers_when(session, queue, [(worker.name, 2, 2)])
     worker.ack_one(queue)
 
@@ -301,3 +306,41 @@ def test_an_ack_ends_the_silence(session_for, channel, unique, pod):
     assert after.acks_unchanged_since is None or (
         after.acks_unchanged_since > before.acks_unchanged_since
     )
+
+
+def test_a_pod_near_its_queue_s_consumer_timeout_is_flagged(session_for, channel, unique, pod):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
+    name = unique("pod-long-job")
+    pod(name).hold(queue, 2, 1)  # one long job, under its prefetch: not stuck
+    session = session_for(stuck_after_seconds=3, consumer_timeout_seconds=5)
+
+    def near():
+        loads = [load for load in fetch_consumers(session).loads if load.queue == queue]
+        flagged = [
+            load for load in loads if "near-consumer-timeout" in [f.kind for f in load.flags]
+        ]
+        return flagged[0] if flagged else None
+
+    load = wait_until(near, timeout=30)
+    assert load.timeout_seconds == 5
+    [flag] = load.flags
+    assert flag.reason.endswith(
+        "of the broker's 5 s consumer timeout: past it the broker closes the channel (a 406) "
+        "and its messages go back to ready, for the next pod to take and time out on again."
+    )
+
+
+def test_a_queue_s_own_consumer_timeout_counts_from_3_12(
+    session_for, channel, unique, pod, broker_version
+):
+    queue = unique("own-timeout")
+    channel.queue_declare(queue, durable=True, arguments={"x-consumer-timeout": 4000})
+    channel.basic_publish("", queue, b"job")
+    load_name = unique("pod")
+    pod(load_name).hold(queue, 1, 1)
+    session = session_for(stuck_after_seconds=3)
+
+    [load] = consumers_when(session, queue, [(load_name, 1, 1)])
+
+    assert load.timeout_seconds == (4 if broker_version.per_queue_consumer_timeout else 1800)

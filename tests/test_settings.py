@@ -70,6 +70,19 @@ def test_bad_value_is_one_line_naming_the_variable(clean_env, name, value, messa
     assert str(caught.value) == message
 
 
+def test_a_stuck_threshold_past_the_broker_s_consumer_timeout_is_refused(clean_env):
+    clean_env.setenv("WARREN_STUCK_AFTER_SECONDS", "2400")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "Invalid settings: WARREN_STUCK_AFTER_SECONDS (2400) must be below the broker's consumer "
+        "timeout (1800 s, WARREN_CONSUMER_TIMEOUT_SECONDS): the broker closes a channel that "
+        "holds a delivery that long, so a stuck worker would never be flagged."
+    )
+    clean_env.setenv("WARREN_CONSUMER_TIMEOUT_SECONDS", "3600")
+    assert load_settings().stuck_after_seconds == 2400
+
+
 def test_passwords_are_never_shown(clean_env):
     clean_env.setenv("WARREN_PASSWORD", "hunter2-secret")
     clean_env.setenv("WARREN_AMQP_URL", "amqp://admin:amqp-secret@broker:5672/%2F")

@@ -45,7 +45,9 @@ def test_backlog_without_consumer(session_for, channel, unique, pod):
 
 def test_unacked_without_acks_over_the_window(session_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
-    session = session_for(tenant_exchange=exchange, stuck_after_seconds=2400)
+    session = session_for(
+        tenant_exchange=exchange, stuck_after_seconds=2400, consumer_timeout_seconds=3600
+    )
     settings = session.settings
     history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
     silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from dashboard.local.demo import stop_console as stop
 from dashboard.watch.findings import KINDS, alert_name
 from tests.support.helpers import cli_environment, tenant_with_messages, wait_until
 from tests.support.tcpproxy import TcpProxy
@@ -19,7 +20,6 @@ from tests.support.watching import (
     WatchProcess,
     start_alertmanager,
     start_prometheus,
-    stop,
 )
 
 CONSOLE = "http://warren.example:8501"

@@ -17,6 +17,7 @@ import pika.exceptions
 from dashboard.broker.amqp import close_quietly, connect, connection_parameters, on_new_channel
 from dashboard.broker.management import ManagementClient
 from dashboard.broker.metrics import QueueMetrics, metrics_url
+from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import BrokerUnreachable
 from dashboard.settings import Settings
 
@@ -25,6 +26,7 @@ T = TypeVar("T")
 # An action's access check right after the page asked needs no second question; a tag taken
 # away takes effect within this time.
 WHOAMI_SECONDS = 30.0
+VERSION_SECONDS = 300.0
 # The short-work connection is reused while it was used this recently. Idle longer, nothing has
 # pumped its heartbeats (a blocking connection does so only while in use): a fresh one is safer.
 AMQP_REUSE_SECONDS = 20.0
@@ -41,6 +43,8 @@ class Session:
         self.metrics = QueueMetrics(url, settings.request_timeout) if url else None
         self._whoami: dict | None = None
         self._whoami_at = 0.0
+        self._version: BrokerVersion | None = None
+        self._version_at = 0.0
         # A blocking connection is not thread-safe: one user of it at a time.
         self._amqp_lock = threading.Lock()
         self._amqp: pika.BlockingConnection | None = None
@@ -68,6 +72,13 @@ class Session:
             self._whoami = self.client.whoami()
             self._whoami_at = time.monotonic()
         return self._whoami
+
+    def broker_version(self) -> BrokerVersion:
+        """The answering node's version, asked again after VERSION_SECONDS (an upgrade)."""
+        if self._version is None or time.monotonic() - self._version_at > VERSION_SECONDS:
+            self._version = self.client.broker_version()
+            self._version_at = time.monotonic()
+        return self._version
 
     def amqp_parameters(self, name: str) -> list[pika.URLParameters]:
         """For a connection of its own (a move drives one with its own I/O loop)."""

@@ -33,3 +33,9 @@ class BrokerVersion(NamedTuple):
         if self.major >= 4:
             return "two levels: priorities 5 and above go before those below 5"
         return "none: it ignores priorities"
+
+    @property
+    def per_queue_consumer_timeout(self) -> bool:
+        """Whether a queue's `x-consumer-timeout` argument or `consumer-timeout` policy key
+        counts: from 3.12; before, only the broker-wide setting does."""
+        return (self.major, self.minor) >= (3, 12)

@@ -83,6 +83,8 @@ def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
         "WARREN_TOPOLOGY_SECONDS": "60",
         # Demo jobs take seconds, not minutes.
         "WARREN_STUCK_AFTER_SECONDS": "20",
+        # The demo node's, which is the broker's default.
+        "WARREN_CONSUMER_TIMEOUT_SECONDS": "1800",
         "WARREN_DEAD_LETTER_WINDOW_SECONDS": "60",
         # Removed with the broker: a new demo starts with no history and an empty audit log.
         "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),

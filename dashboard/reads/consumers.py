@@ -13,11 +13,15 @@ from dashboard.broker.models import (
 )
 from dashboard.broker.session import Session
 from dashboard.errors import TenantExchangeMissing
+from dashboard.reads.durations import duration_text
 from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
 from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
 from dashboard.reads.silence import HOUR_SECONDS, HOUR_STEP, Silence, earliest, silence_in
+from dashboard.reads.timeouts import held_queue_timeouts
 
+# A consumer is flagged from this share of its queue's consumer timeout.
+NEAR_TIMEOUT = 0.8
 CHANNEL_COLUMNS = (
     "name",
     "messages_unacknowledged",
@@ -122,6 +126,9 @@ def fetch_consumers(
         )
         held.append((load, silence, connected))
     hour = _hour_of_samples(session, [(load, silence) for load, silence, _ in held], moment)
+    timeouts = held_queue_timeouts(
+        session, sorted({load.queue for load, _, _ in held if load.unacked})
+    )
     loads = []
     for load, silence, connected in held:
         if load.channel in hour:
@@ -131,6 +138,8 @@ def fetch_consumers(
         if watch is not None and silence is not None:
             watch.learn(load.channel, load.acks, silence)
         _hear(load, silence, moment)
+        if load.unacked and load.ack_required:
+            load.timeout_seconds = timeouts.get(load.queue, session.settings.consumer_timeout)
         load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
     if watch is not None:
@@ -291,6 +300,15 @@ def flags_of(
                 kind="stuck",
                 reason=f"Saturated ({load.unacked:,} unacked, prefetch {limit:,}) with "
                 f"no ack for {quiet}: a stuck worker.",
+            )
+        )
+    if load.timeout_seconds and quiet_for >= NEAR_TIMEOUT * load.timeout_seconds:
+        flags.append(
+            Flag(
+                kind="near-consumer-timeout",
+                reason=f"Held {quiet} of the broker's {duration_text(load.timeout_seconds)} "
+                "consumer timeout: past it the broker closes the channel (a 406) and its "
+                "messages go back to ready, for the next pod to take and time out on again.",
             )
         )
     if load.unacked == 0 and load.ack_required and quiet_for >= stuck_after:

@@ -99,6 +99,8 @@ class ConsumerLoad(BaseModel):
     acks_unchanged_since: datetime | None = None
     acks_unchanged_at_least: bool = False
     no_ack_for: str | None = None
+    # While it holds messages: the consumer timeout of its queue, in seconds.
+    timeout_seconds: float | None = None
     flags: list[Flag] = Field(default_factory=list)
 
 

@@ -100,6 +100,59 @@ class History:
             by_queue.setdefault(queue, []).append(Sample(*values))
         return by_queue
 
+    def held_silences(
+        self, vhost: str, acks: dict[str, int], since: float
+    ) -> dict[str, tuple[float, bool] | None]:
+        """For each queue of `acks` (name -> today's ack count) with samples from `since` on:
+        since when they show it holding messages at that count (the first sample after the
+        last that differs) and whether that is the oldest of them (the silence may be longer);
+        None when the latest differs. Worked out in SQLite, one queue's samples at a time, so
+        a poll holds no window of samples in memory, however many queues and polls."""
+        with self._connect() as db:
+            db.execute("CREATE TEMP TABLE held (queue TEXT PRIMARY KEY, acks INTEGER)")
+            db.executemany("INSERT INTO held VALUES (?, ?)", acks.items())
+            rows = db.execute(
+                """WITH differed AS (
+                    SELECT held.queue AS queue, (
+                        SELECT MAX(at) FROM samples s WHERE s.broker = :broker
+                        AND s.vhost = :vhost AND s.queue = held.queue AND s.at >= :since
+                        AND (s.unacked = 0 OR s.acks IS NOT held.acks)
+                    ) AS at FROM held
+                )
+                SELECT queue, at, (
+                    SELECT MIN(at) FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
+                    AND s.queue = differed.queue AND s.at >= :since
+                    AND s.at > COALESCE(differed.at, -1e300)
+                ) FROM differed""",
+                {"broker": self.broker, "vhost": vhost, "since": since},
+            ).fetchall()
+        found: dict[str, tuple[float, bool] | None] = {}
+        for queue, differed, first_after in rows:
+            if first_after is not None:
+                found[queue] = (first_after, differed is None)
+            elif differed is not None:
+                found[queue] = None
+        return found
+
+    def first_dead_letters(
+        self, vhost: str, queues: list[str], since: float
+    ) -> dict[str, tuple[float, int]]:
+        """For each of `queues`, its first sample from `since` on that counts dead letters:
+        (when, how many)."""
+        with self._connect() as db:
+            db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY)")
+            db.executemany("INSERT INTO asked VALUES (?)", [(queue,) for queue in queues])
+            rows = db.execute(
+                """SELECT asked.queue, first.at, first.dead_letters FROM asked
+                JOIN samples first ON first.rowid = (
+                    SELECT rowid FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
+                    AND s.queue = asked.queue AND s.at >= :since
+                    AND s.dead_letters IS NOT NULL ORDER BY s.at LIMIT 1
+                )""",
+                {"broker": self.broker, "vhost": vhost, "since": since},
+            ).fetchall()
+        return {queue: (at, count) for queue, at, count in rows}
+
     def held_since(self, vhost: str, queue: str, acks: int) -> tuple[float, bool] | None:
         """Since when `queue` has held unacked messages at `acks` acks, all the way back: the
         first sample after the last one that differs, and whether that is the oldest sample

@@ -14,10 +14,10 @@ import time
 
 from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
-from dashboard.reads.history import History, Sample
+from dashboard.reads.history import History
 from dashboard.reads.models import Flag, Overview, TenantRow
 from dashboard.reads.queue_detail import BROKER_SECONDS
-from dashboard.reads.silence import Silence, earliest, queue_silences, silence_in
+from dashboard.reads.silence import Silence, earliest, queue_silences
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,18 +39,24 @@ def flag_overview(
     need no window apply.
     """
     moment = time.time() if now is None else now
-    samples: dict[str, list[Sample]] = {}
+    held = {row.queue: row.acks for row in overview.rows if row.unacked}
+    found: dict[str, tuple[float, bool] | None] = {}
+    first_dead: dict[str, tuple[float, int]] = {}
     if history is not None:
         # Twice the window: a rule needs a sample from before the window began to fire at all.
         window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
-        oldest = moment - 2 * window
+        dead = [row.queue for row in overview.rows if row.dead_letters]
         try:
             history.record(overview, moment)
-            samples = history.recent(overview.vhost, oldest)
+            found = history.held_silences(overview.vhost, held, moment - 2 * window)
+            first_dead = history.first_dead_letters(
+                overview.vhost, dead, moment - settings.dead_letter_window_seconds
+            )
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
     silences = {
-        row.queue: _history_silence(row, samples.get(row.queue, [])) for row in overview.rows
+        row.queue: Silence(*found[row.queue]) if found.get(row.queue) else None
+        for row in overview.rows
     }
     if history is not None:
         _look_further_back(history, overview, silences)
@@ -62,7 +68,7 @@ def flag_overview(
             for row in overview.rows
             if row.unacked
             and (
-                row.queue not in samples
+                row.queue not in found
                 or (_reaches_back(silences[row.queue]) and silences[row.queue].since > reach)
             )
         ]
@@ -70,10 +76,9 @@ def flag_overview(
     for row in overview.rows:
         row.flags = tenant_flags(
             row,
-            samples.get(row.queue, []),
+            first_dead.get(row.queue),
             moment,
             settings.stuck_after_seconds,
-            settings.dead_letter_window_seconds,
             silences[row.queue],
         )
 
@@ -117,25 +122,15 @@ def _add_broker_evidence(
         silences[queue] = earliest(silences[queue], silence)
 
 
-def _history_silence(row: TenantRow, samples: list[Sample]) -> Silence | None:
-    """How long the queue has held unacked messages at the same ack count, per the history
-    (`samples`, oldest first, the current poll included); None when it acked just now, or the
-    history has no sample of it."""
-    if row.unacked == 0:
-        return None
-    return silence_in([(s.at, s.unacked > 0 and s.acks == row.acks) for s in samples])
-
-
 def tenant_flags(
     row: TenantRow,
-    samples: list[Sample],
+    first_dead: tuple[float, int] | None,
     now: float,
     stuck_after: float,
-    dead_letter_window: float,
     silence: Silence | None,
 ) -> list[Flag]:
-    """`samples` are the queue's history, oldest first, the current poll included; `silence`,
-    how long it has held messages without an ack."""
+    """`first_dead`, the history's first count of the queue's dead letters in the window (when,
+    how many); `silence`, how long it has held messages without an ack."""
     flags = []
     if row.ready > 0 and row.consumers == 0:
         flags.append(Flag(kind="no-consumer", reason=f"{row.ready:,} ready and no consumer."))
@@ -146,9 +141,8 @@ def tenant_flags(
                 reason=f"{row.unacked:,} unacked and no ack for {silence.text(now)}.",
             )
         )
-    grown = _dead_letter_growth(row, samples, now - dead_letter_window)
-    if grown:
-        start, added = grown
+    if row.dead_letters and first_dead and row.dead_letters > first_dead[1]:
+        start, added = first_dead[0], row.dead_letters - first_dead[1]
         flags.append(
             Flag(
                 kind="dead-letters-growing",
@@ -157,14 +151,3 @@ def tenant_flags(
             )
         )
     return flags
-
-
-def _dead_letter_growth(
-    row: TenantRow, samples: list[Sample], window_start: float
-) -> tuple[float, int] | None:
-    if row.dead_letters is None:
-        return None
-    earlier = [s for s in samples if s.at >= window_start and s.dead_letters is not None]
-    if not earlier or row.dead_letters <= earlier[0].dead_letters:
-        return None
-    return earlier[0].at, row.dead_letters - earlier[0].dead_letters

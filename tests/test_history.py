@@ -1,0 +1,54 @@
+"""The history's rules worked out in SQLite give what the same rules give over the samples in
+Python (reads/silence.py's one definition), for any run of polls (hypothesis)."""
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dashboard.reads.history import History
+from dashboard.reads.models import Overview, TenantRow, Totals
+from dashboard.reads.silence import silence_in
+
+# Polls of one queue: (unacked, acks, dead letters or None), one per 10 s.
+POLLS = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 2), st.none() | st.integers(0, 3)),
+    min_size=1,
+    max_size=12,
+)
+
+
+def overview(unacked: int, acks: int, dead: int | None) -> Overview:
+    row = TenantRow(
+        tenant="t", vhost="/", queue="q", ready=0, unacked=unacked, total=unacked,
+        consumers=1, queue_type="classic", acks=acks, dead_letters=dead,
+    )  # fmt: skip
+    totals = Totals(tenants=1, queues=1, ready=0, unacked=unacked, total=unacked, consumers=1)
+    return Overview(
+        vhost="/", exchange="x", rows=[row], totals=totals, fetched_at=datetime.now(UTC)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(polls=POLLS, skipped=st.integers(0, 4))
+def test_held_silences_and_first_dead_letters_match_the_rules_over_the_samples(polls, skipped):
+    with tempfile.TemporaryDirectory() as scratch:
+        history = History(Path(scratch) / "h.sqlite", 86400, "http://broker")
+        for number, poll in enumerate(polls):
+            history.record(overview(*poll), at=1000.0 + 10 * number)
+        since = 1000.0 + 10 * skipped
+        acks = polls[-1][1]
+        window = [(1000.0 + 10 * n, p) for n, p in enumerate(polls) if 1000.0 + 10 * n >= since]
+
+        found = history.held_silences("/", {"q": acks}, since)
+        first = history.first_dead_letters("/", ["q"], since)
+
+    expected = silence_in([(at, unacked > 0 and seen == acks) for at, (unacked, seen, _) in window])
+    if not window:
+        assert found == {}
+    else:
+        assert found == {"q": (expected.since, expected.at_least) if expected else None}
+    counted = [(at, dead) for at, (_, _, dead) in window if dead is not None]
+    assert first == ({"q": counted[0]} if counted else {})

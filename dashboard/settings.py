@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # The broker's consumer_timeout, as set in its rabbitmq.conf; unset: the broker's default.
     consumer_timeout_seconds: float | None = Field(default=None, gt=0)
     dead_letter_window_seconds: float = Field(default=900, gt=0)
+    # Redeliveries outgrowing acks over this long is a loop (jobs of up to 30 minutes, retried).
+    redelivery_window_seconds: float = Field(default=3600, gt=0)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)

@@ -43,7 +43,7 @@ def test_held_silences_and_first_dead_letters_match_the_rules_over_the_samples(p
         window = [(1000.0 + 10 * n, p) for n, p in enumerate(polls) if 1000.0 + 10 * n >= since]
 
         found = history.held_silences("/", {"q": acks}, since)
-        first = history.first_dead_letters("/", ["q"], since)
+        first = history.first_counting("/", ["q"], since, "dead_letters")
 
     expected = silence_in([(at, unacked > 0 and seen == acks) for at, (unacked, seen, _) in window])
     if not window:
@@ -51,4 +51,6 @@ def test_held_silences_and_first_dead_letters_match_the_rules_over_the_samples(p
     else:
         assert found == {"q": (expected.since, expected.at_least) if expected else None}
     counted = [(at, dead) for at, (_, _, dead) in window if dead is not None]
-    assert first == ({"q": counted[0]} if counted else {})
+    assert {q: (sample.at, sample.dead_letters) for q, sample in first.items()} == (
+        {"q": counted[0]} if counted else {}
+    )

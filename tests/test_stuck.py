@@ -166,3 +166,34 @@ def test_dead_letter_queue_set_by_policy(broker, session_for, channel, unique, p
     finally:
         broker.ctl("clear_policy", policy)
     assert overview.rows[0].dead_letter_queue == f"{queue}.dead"
+
+
+def test_work_that_keeps_coming_back_is_a_redelivery_loop(
+    session_for, channel, unique, pod, tmp_path
+):
+    exchange = unique("tenants")
+    session = session_for(tenant_exchange=exchange, redelivery_window_seconds=900)
+    settings = session.settings
+    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    looping = tenant_with_messages(channel, exchange, "looping", unique("looping"), 2)
+    tenant_with_messages(channel, exchange, "calm", unique("calm"), 2)
+    before = overview_where(session, lambda rows: rows["looping"].ready == 2)
+    now = time.time()
+    flag_overview(before, history, settings, now=now - 300)
+    # Pods that die on the jobs: each takes both, and its connection goes.
+    for attempt in range(3):
+        dying = pod(unique(f"pod-dies-{attempt}"))
+        dying.hold(looping, 2, 2)
+        dying.close()
+
+    after = overview_where(session, lambda rows: rows["looping"].redeliveries >= 2)
+    flag_overview(after, history, settings, now=now)
+
+    assert flags(after)["calm"] == ["no-consumer"]
+    assert flags(after)["looping"] == ["no-consumer", "redelivery-loop"]
+    [loop] = [f for f in next(r for r in after.rows if r.tenant == "looping").flags
+              if f.kind == "redelivery-loop"]  # fmt: skip
+    redelivered = next(r for r in after.rows if r.tenant == "looping").redeliveries
+    assert loop.reason.startswith(
+        f"{redelivered} redeliveries and 0 acks in the last 5 min 0 s: work that keeps coming back."
+    )

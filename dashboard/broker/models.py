@@ -48,8 +48,9 @@ class Rate(_ApiModel):
 
 
 class MessageStats(_ApiModel):
-    # Absent until the queue's first ack.
+    # Absent until the queue's first ack (its first redelivery).
     ack: int = 0
+    redeliver: int = 0
     publish_details: Rate | None = None
     deliver_get_details: Rate | None = None
     ack_details: Rate | None = None

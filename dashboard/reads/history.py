@@ -26,12 +26,16 @@ CREATE TABLE IF NOT EXISTS samples (
     ready INTEGER NOT NULL,
     unacked INTEGER NOT NULL,
     acks INTEGER,
-    dead_letters INTEGER
+    dead_letters INTEGER,
+    redeliveries INTEGER
 );
 CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
 CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at);
 CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at);
 """
+# A file written before the redelivery count was kept: its old samples have none.
+ADD_REDELIVERIES = "ALTER TABLE samples ADD COLUMN redeliveries INTEGER"
+COLUMNS = "at, broker, vhost, queue, ready, unacked, acks, dead_letters, redeliveries"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Sample:
     unacked: int
     acks: int | None
     dead_letters: int | None
+    redeliveries: int | None = None
 
 
 class History:
@@ -55,6 +60,9 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
+            if "redeliveries" not in columns:
+                db.execute(ADD_REDELIVERIES)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5)
@@ -69,10 +77,12 @@ class History:
                 continue
             seen[row.queue] = (
                 moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,
-                row.dead_letters,
+                row.dead_letters, row.redeliveries,
             )  # fmt: skip
         with self._lock, self._connect() as db:
-            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", seen.values())
+            db.executemany(
+                f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", seen.values()
+            )
             if moment - self._pruned_at > 60:
                 db.execute("DELETE FROM samples WHERE at < ?", (moment - self.retention_seconds,))
                 self._pruned_at = moment
@@ -134,24 +144,27 @@ class History:
                 found[queue] = None
         return found
 
-    def first_dead_letters(
-        self, vhost: str, queues: list[str], since: float
-    ) -> dict[str, tuple[float, int]]:
-        """For each of `queues`, its first sample from `since` on that counts dead letters:
-        (when, how many)."""
+    def first_counting(
+        self, vhost: str, queues: list[str], since: float, count: str
+    ) -> dict[str, Sample]:
+        """For each of `queues`, its first sample from `since` on that holds a `count`
+        (`dead_letters` or `redeliveries`: a queue may have gained one within the window)."""
+        if count not in ("dead_letters", "redeliveries"):
+            raise ValueError(count)
         with self._connect() as db:
             db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY)")
             db.executemany("INSERT INTO asked VALUES (?)", [(queue,) for queue in queues])
             rows = db.execute(
-                """SELECT asked.queue, first.at, first.dead_letters FROM asked
+                f"""SELECT asked.queue, first.at, first.ready, first.unacked, first.acks,
+                    first.dead_letters, first.redeliveries FROM asked
                 JOIN samples first ON first.rowid = (
                     SELECT rowid FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
                     AND s.queue = asked.queue AND s.at >= :since
-                    AND s.dead_letters IS NOT NULL ORDER BY s.at LIMIT 1
+                    AND s.{count} IS NOT NULL ORDER BY s.at LIMIT 1
                 )""",
                 {"broker": self.broker, "vhost": vhost, "since": since},
             ).fetchall()
-        return {queue: (at, count) for queue, at, count in rows}
+        return {queue: Sample(*values) for queue, *values in rows}
 
     def held_since(self, vhost: str, queue: str, acks: int) -> tuple[float, bool] | None:
         """Since when `queue` has held unacked messages at `acks` acks, all the way back: the

@@ -44,6 +44,8 @@ class TenantRow(BaseModel):
     dead_letters: int | None = None
     # Cumulative acks of the queue, for telling "no acks over a window" from history.
     acks: int = 0
+    # Cumulative redeliveries (returns after a reject, a closed channel, a timeout).
+    redeliveries: int = 0
     # False while the broker may not have counted a new queue yet (see QueueInfo.counted): its
     # 0s are not recorded as history.
     counted: bool = True

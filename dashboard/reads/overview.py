@@ -33,6 +33,7 @@ QUEUE_COLUMNS = (
     "message_stats.deliver_get_details.rate",
     "message_stats.ack_details.rate",
     "message_stats.ack",
+    "message_stats.redeliver",
     "arguments",
     "effective_policy_definition",
 )
@@ -262,6 +263,7 @@ def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
         state=queue.state,
         shares_queue_with=others,
         acks=stats.ack if stats else 0,
+        redeliveries=stats.redeliver if stats else 0,
         counted=queue.counted,
     )
 

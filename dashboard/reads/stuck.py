@@ -5,7 +5,9 @@
   the whole window (WARREN_STUCK_AFTER_SECONDS), per the local history and the broker's own
   samples (reads/silence.py: the same definition the consumers' flags use);
 - a dead-letter queue that grows: more dead letters now than at the start of the window
-  (WARREN_DEAD_LETTER_WINDOW_SECONDS), or than when Warren first saw it if that is later.
+  (WARREN_DEAD_LETTER_WINDOW_SECONDS), or than when Warren first saw it if that is later;
+- a redelivery loop: over WARREN_REDELIVERY_WINDOW_SECONDS, at least two redeliveries and more
+  of them than acks (the queue's `message_stats.redeliver` against `ack`).
 """
 
 import logging
@@ -14,7 +16,7 @@ import time
 
 from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
-from dashboard.reads.history import History
+from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
 from dashboard.reads.queue_detail import BROKER_SECONDS
 from dashboard.reads.silence import Silence, earliest, queue_silences
@@ -41,7 +43,8 @@ def flag_overview(
     moment = time.time() if now is None else now
     held = {row.queue: row.acks for row in overview.rows if row.unacked}
     found: dict[str, tuple[float, bool] | None] = {}
-    first_dead: dict[str, tuple[float, int]] = {}
+    first_dead: dict[str, Sample] = {}
+    first_redelivered: dict[str, Sample] = {}
     if history is not None:
         # Twice the window: a rule needs a sample from before the window began to fire at all.
         window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
@@ -49,8 +52,15 @@ def flag_overview(
         try:
             history.record(overview, moment)
             found = history.held_silences(overview.vhost, held, moment - 2 * window)
-            first_dead = history.first_dead_letters(
-                overview.vhost, dead, moment - settings.dead_letter_window_seconds
+            first_dead = history.first_counting(
+                overview.vhost, dead, moment - settings.dead_letter_window_seconds, "dead_letters"
+            )
+            redelivered = [row.queue for row in overview.rows if row.redeliveries]
+            first_redelivered = history.first_counting(
+                overview.vhost,
+                redelivered,
+                moment - settings.redelivery_window_seconds,
+                "redeliveries",
             )
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
@@ -77,6 +87,7 @@ def flag_overview(
         row.flags = tenant_flags(
             row,
             first_dead.get(row.queue),
+            first_redelivered.get(row.queue),
             moment,
             settings.stuck_after_seconds,
             silences[row.queue],
@@ -124,13 +135,14 @@ def _add_broker_evidence(
 
 def tenant_flags(
     row: TenantRow,
-    first_dead: tuple[float, int] | None,
+    first_dead: Sample | None,
+    first_redelivered: Sample | None,
     now: float,
     stuck_after: float,
     silence: Silence | None,
 ) -> list[Flag]:
-    """`first_dead`, the history's first count of the queue's dead letters in the window (when,
-    how many); `silence`, how long it has held messages without an ack."""
+    """`first_dead` and `first_redelivered`, the history's first samples in their windows that
+    count dead letters and redeliveries; `silence`, how long it has held messages unacked."""
     flags = []
     if row.ready > 0 and row.consumers == 0:
         flags.append(Flag(kind="no-consumer", reason=f"{row.ready:,} ready and no consumer."))
@@ -141,8 +153,8 @@ def tenant_flags(
                 reason=f"{row.unacked:,} unacked and no ack for {silence.text(now)}.",
             )
         )
-    if row.dead_letters and first_dead and row.dead_letters > first_dead[1]:
-        start, added = first_dead[0], row.dead_letters - first_dead[1]
+    if row.dead_letters and first_dead and row.dead_letters > first_dead.dead_letters:
+        start, added = first_dead.at, row.dead_letters - first_dead.dead_letters
         flags.append(
             Flag(
                 kind="dead-letters-growing",
@@ -150,4 +162,24 @@ def tenant_flags(
                 f"{duration_text(now - start)} (now {row.dead_letters:,}).",
             )
         )
+    loop = _redelivery_loop(row, first_redelivered, now)
+    if loop:
+        flags.append(loop)
     return flags
+
+
+def _redelivery_loop(row: TenantRow, first: Sample | None, now: float) -> Flag | None:
+    """Redeliveries growing faster than acks over the window: work that keeps coming back."""
+    if first is None or first.redeliveries is None:
+        return None
+    redelivered = row.redeliveries - first.redeliveries
+    acked = row.acks - (first.acks or 0)
+    if redelivered < 2 or redelivered <= acked:
+        return None
+    return Flag(
+        kind="redelivery-loop",
+        reason=f"{redelivered:,} redeliveries and {acked:,} acks in the last "
+        f"{duration_text(now - first.at)}: work that keeps coming back. Likely a pod that dies "
+        "on a message (a poison message), the broker's consumer timeout closing channels that "
+        "hold long jobs, or consumers rejecting with requeue.",
+    )

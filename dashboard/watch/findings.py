@@ -14,7 +14,7 @@ Scope = Literal["tenant", "consumer", "node"]
 # Every kind each scope's flags can have, as the console names them; the alert rules
 # (docs/prometheus/warren-rules.yml) hold one alert for each.
 KINDS: dict[Scope, tuple[str, ...]] = {
-    "tenant": ("no-consumer", "no-acks", "dead-letters-growing"),
+    "tenant": ("no-consumer", "no-acks", "dead-letters-growing", "redelivery-loop"),
     "consumer": ("stuck", "near-consumer-timeout", "idle", "auto-ack", "unlimited-prefetch"),
     "node": ("down", "memory", "disk", "partition"),
 }

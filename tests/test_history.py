@@ -1,6 +1,7 @@
 """The history's rules worked out in SQLite give what the same rules give over the samples in
 Python (reads/silence.py's one definition), for any run of polls (hypothesis)."""
 
+import sqlite3
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,3 +55,23 @@ def test_held_silences_and_first_dead_letters_match_the_rules_over_the_samples(p
     assert {q: (sample.at, sample.dead_letters) for q, sample in first.items()} == (
         {"q": counted[0]} if counted else {}
     )
+
+
+def test_a_history_file_from_before_redeliveries_opens_and_keeps_its_samples(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE samples (at REAL NOT NULL, broker TEXT NOT NULL, vhost TEXT NOT NULL, "
+            "queue TEXT NOT NULL, ready INTEGER NOT NULL, unacked INTEGER NOT NULL, acks INTEGER, "
+            "dead_letters INTEGER)"
+        )
+        db.execute("INSERT INTO samples VALUES (900, 'http://broker', '/', 'q', 1, 1, 0, 2)")
+
+    history = History(path, 86400, "http://broker")
+    history.record(overview(1, 0, 3), at=1000.0)
+
+    assert [(s.at, s.dead_letters, s.redeliveries) for s in history.series("/", "q", 0)] == [
+        (900.0, 2, None),
+        (1000.0, 3, 0),
+    ]
+    assert history.first_counting("/", ["q"], 0, "redeliveries")["q"].at == 1000.0

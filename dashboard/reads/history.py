@@ -91,7 +91,7 @@ class History:
         """Samples of one queue from `since` on, oldest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT at, ready, unacked, acks, dead_letters FROM samples "
+                "SELECT at, ready, unacked, acks, dead_letters, redeliveries FROM samples "
                 "WHERE broker = ? AND vhost = ? AND queue = ? AND at >= ? ORDER BY at",
                 (self.broker, vhost, queue, since),
             ).fetchall()
@@ -101,7 +101,7 @@ class History:
         """Samples of every queue of `vhost` from `since` on, per queue, oldest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT queue, at, ready, unacked, acks, dead_letters FROM samples "
+                "SELECT queue, at, ready, unacked, acks, dead_letters, redeliveries FROM samples "
                 "WHERE broker = ? AND vhost = ? AND at >= ? ORDER BY at",
                 (self.broker, vhost, since),
             ).fetchall()

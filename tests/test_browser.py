@@ -23,7 +23,7 @@ from dashboard.local.demo import broker_env, start_console, stop_console
 from dashboard.local.rabbitmq import LocalBroker, free_port
 from dashboard.local.workload import Workload, declare_tenant, demo_tenants
 from dashboard.settings import ENV_PREFIX, Settings, load_settings
-from tests.support.helpers import queue_counts
+from tests.support.helpers import queue_counts, wait_until
 
 SCREENSHOTS = Path(
     os.environ.get("WARREN_SCREENSHOTS")
@@ -393,7 +393,8 @@ def test_a_login_outlives_reloads_and_deep_links_until_logout(page: Page, demo: 
         page.get_by_role("textbox", name="Password").fill("guest")
         log_in.click()
         expect(log_out).to_be_visible()
-        [kept] = login_cookies(page)
+        # The page's script sets the cookie after the rerun that shows the sidebar.
+        [kept] = wait_until(lambda: login_cookies(page), timeout=30, what="the login cookie")
         assert "guest" not in kept["value"] and kept["sameSite"] == "Strict"
 
         page.reload()
@@ -403,7 +404,7 @@ def test_a_login_outlives_reloads_and_deep_links_until_logout(page: Page, demo: 
         expect(log_in).to_have_count(0)
         log_out.click()
         expect(log_in).to_be_visible()
-        assert login_cookies(page) == []
+        wait_until(lambda: login_cookies(page) == [], timeout=30, what="the cookie cleared")
         # The token is dead on the server too: a copy of the cookie logs nobody in.
         page.context.add_cookies([kept])
         page.reload()

@@ -18,7 +18,7 @@ import requests
 
 from dashboard.actions.audit import AuditLog
 from dashboard.local.demo import broker_env
-from dashboard.local.rabbitmq import free_port
+from dashboard.local.rabbitmq import RABBITMQ_ROOT, free_port
 from dashboard.settings import ENV_PREFIX, Settings
 from tests.support.helpers import run_cli, wait_until
 
@@ -103,6 +103,14 @@ def console_up(port: int) -> bool:
         return False
 
 
+# The demo always runs Debian's RabbitMQ (it is what a fresh machine has): the 4.0 pass would run
+# the same demo again, beside the 3.10 pass's, and each would see the other's folder.
+only_once = pytest.mark.skipif(
+    RABBITMQ_ROOT is not None, reason="the demo runs Debian's RabbitMQ: the 3.10 pass runs it"
+)
+
+
+@only_once
 def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
     before = broker_dirs()
     running = demo("--tenants", "6")
@@ -118,7 +126,13 @@ def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
     )
     tenants = [record["tenant"] for record in json.loads(listed.stdout)]
     assert sorted(tenants) == ["acme", "globex", "hooli", "initech", "stark", "umbrella"]
-    ours = broker_dirs() - before
+    # The other RabbitMQ version's suite may run its own demo at the same time.
+    port = management.rsplit(":", 1)[1]
+    ours = {
+        folder
+        for folder in broker_dirs() - before
+        if f"management.tcp.port = {port}\n" in (folder / "rabbitmq.conf").read_text()
+    }
     assert len(ours) == 1
 
     assert running.interrupt() == 0
@@ -126,10 +140,11 @@ def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
     assert not console_up(running.port)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{management}/api/overview", timeout=2)
-    assert broker_dirs() - before == set()
+    assert not any(folder.exists() for folder in ours)
     wait_until(lambda: beam_processes_in(ours) == [], timeout=15, what="no broker process")
 
 
+@only_once
 def test_ctrl_c_during_start_up_leaves_nothing_running(demo):
     before = broker_dirs()
     running = demo()

@@ -344,3 +344,27 @@ def test_a_queue_s_own_consumer_timeout_counts_from_3_12(
     [load] = consumers_when(session, queue, [(load_name, 1, 1)])
 
     assert load.timeout_seconds == (4 if broker_version.per_queue_consumer_timeout else 1800)
+
+
+def test_a_job_waiting_behind_another_while_a_pod_sits_free_is_flagged(
+    session_for, channel, unique, pod
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 2)
+    busy, free = unique("pod-busy"), unique("pod-free")
+    pod(busy).hold(queue, 2, 2)
+    pod(free).hold(queue, 2, 0)
+    session = session_for(refresh_seconds=1)
+
+    def flagged():
+        loads = {load.connection: load for load in fetch_consumers(session).loads}
+        kinds = [flag.kind for flag in loads[busy].flags] if busy in loads else []
+        return loads if "waiting-behind-job" in kinds else None
+
+    loads = wait_until(flagged, timeout=30)
+    [flag] = [flag for flag in loads[busy].flags if flag.kind == "waiting-behind-job"]
+    assert flag.reason == (
+        f"Holds 2 unacked (prefetch 2): 1 wait behind the job it is on, while {free} on the "
+        "same queue holds none. With prefetch 1, long jobs go to free pods."
+    )
+    assert loads[free].flags == []

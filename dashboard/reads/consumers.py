@@ -142,6 +142,7 @@ def fetch_consumers(
             load.timeout_seconds = timeouts.get(load.queue, session.settings.consumer_timeout)
         load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
+    _flag_waiting_behind(loads, moment, session.settings.refresh_seconds)
     if watch is not None:
         watch.keep_only({load.channel for load in loads})
     loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
@@ -219,6 +220,39 @@ def _load(
         ack_required=consumer.ack_required,
         idle_since=channel.idle_since,
     )
+
+
+def _flag_waiting_behind(loads: list[ConsumerLoad], now: datetime, interval: float) -> None:
+    """Fair dispatch broken by prefetch: a consumer holds a job it has not started (more than
+    one unacked) while another pod's consumer of the same queue has held none for longer than
+    a poll. (The other's channel `idle_since` stands for "for more than one poll": a one-shot
+    run sees it as a console does.)"""
+    for load in loads:
+        if load.unacked < 2 or not load.ack_required:
+            continue
+        free = sorted(
+            {
+                other.connection
+                for other in loads
+                if other.queue == load.queue
+                and other.connection_id != load.connection_id
+                and other.ack_required
+                and other.unacked == 0
+                and other.idle_since is not None
+                and (now - other.idle_since).total_seconds() > interval
+            }
+        )
+        if free:
+            holds = "hold" if len(free) > 1 else "holds"
+            load.flags.append(
+                Flag(
+                    kind="waiting-behind-job",
+                    reason=f"Holds {load.unacked:,} unacked (prefetch {load.prefetch:,}): "
+                    f"{load.unacked - 1:,} wait behind the job it is on, while "
+                    f"{', '.join(free)} on the same queue {holds} none. With prefetch 1, "
+                    "long jobs go to free pods.",
+                )
+            )
 
 
 def _hour_of_samples(

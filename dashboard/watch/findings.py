@@ -15,12 +15,26 @@ Scope = Literal["tenant", "consumer", "node"]
 # (docs/prometheus/warren-rules.yml) hold one alert for each.
 KINDS: dict[Scope, tuple[str, ...]] = {
     "tenant": ("no-consumer", "no-acks", "dead-letters-growing", "redelivery-loop"),
-    "consumer": ("stuck", "near-consumer-timeout", "idle", "auto-ack", "unlimited-prefetch"),
+    "consumer": (
+        "stuck",
+        "near-consumer-timeout",
+        "waiting-behind-job",
+        "idle",
+        "auto-ack",
+        "unlimited-prefetch",
+    ),
     "node": ("down", "memory", "disk", "partition"),
 }
 # Worth waking someone for: a backlog or held work going nowhere, a blocked cluster. The others
-# are habits of a pod, or jobs too long for the broker's limit, to fix by day.
-NOT_PAGING = {"near-consumer-timeout", "idle", "auto-ack", "unlimited-prefetch"}
+# are habits of a pod, jobs too long for the broker's limit, or a prefetch that keeps jobs
+# waiting, to fix by day.
+NOT_PAGING = {
+    "near-consumer-timeout",
+    "waiting-behind-job",
+    "idle",
+    "auto-ack",
+    "unlimited-prefetch",
+}
 BROKER_UNREACHABLE = "WarrenBrokerUnreachable"
 
 

@@ -83,11 +83,19 @@ def show_tables(loads: list[ConsumerLoad]) -> None:
         POD_COLUMNS,
     )
     st.subheader("Consumers")
-    show_consumer_table(loads)
+    show_consumer_table([load for load in loads if load.work])
     if any(load.channel_consumers > 1 for load in loads):
         st.caption(
             "Unacked counts are kept per channel: consumers sharing a channel show its total."
         )
+    other = [load for load in loads if not load.work]
+    if other:
+        with st.expander(f"Not work: {len(other):,} consumers of control and event queues"):
+            st.caption(
+                "A worker framework's own queues (Celery's pidbox and events) and reply queues: "
+                "not jobs, so not flagged."
+            )
+            show_consumer_table(other, ("connection", "queue", "consumer_tag", "prefetch"))
 
 
 @st.fragment(run_every=settings.refresh_seconds)

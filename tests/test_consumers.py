@@ -2,9 +2,11 @@
 raised and not raised."""
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pika
 
@@ -368,3 +370,42 @@ def test_a_job_waiting_behind_another_while_a_pod_sits_free_is_flagged(
         "same queue holds none. With prefetch 1, long jobs go to free pods."
     )
     assert loads[free].flags == []
+
+
+def test_a_celery_worker_is_named_by_its_node_and_its_own_queues_are_not_work(
+    broker, channel, unique, session_for
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    name = f"{unique('pod-celery')}@host"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "-b", broker.amqp_url,
+         "worker", "-n", name, "--pool", "solo", "-l", "warning"],
+        env=os.environ | {"WARREN_TEST_QUEUE": queue},
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        session = session_for(tenant_exchange=exchange)
+
+        def three():
+            mine = [load for load in fetch_consumers(session).loads if load.connection == name]
+            return mine if len(mine) == 3 else None
+
+        mine = wait_until(three, timeout=60, what="the worker's three consumers")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    by_queue = {load.queue: load for load in mine}
+    pidbox = f"{name}.celery.pidbox"
+    [events] = [queue for queue in by_queue if queue.startswith("celeryev.")]
+    assert {queue: load.work for queue, load in by_queue.items()} == {
+        queue: True, pidbox: False, events: False,
+    }  # fmt: skip
+    # Celery's own queues are auto-ack: listed, not flagged as work that could be lost.
+    assert [(load.ack_required, load.flags) for load in (by_queue[pidbox], by_queue[events])] == [
+        (False, []),
+        (False, []),
+    ]
+    assert (by_queue[queue].ack_required, by_queue[queue].tenants) == (True, ["acme"])

@@ -20,6 +20,7 @@ from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
 from dashboard.reads.silence import HOUR_SECONDS, HOUR_STEP, Silence, earliest, silence_in
 from dashboard.reads.timeouts import held_queue_timeouts
 
+CELERY_PIDBOX = ".celery.pidbox"
 # A consumer is flagged from this share of its queue's consumer timeout.
 NEAR_TIMEOUT = 0.8
 CHANNEL_COLUMNS = (
@@ -99,6 +100,7 @@ def fetch_consumers(
         by_channel[consumer.channel_details.name].append(consumer)
     tenants = _tenants_by_queue(session)
     moment = now or datetime.now(UTC)
+    worker_names = _worker_names(visible)
     held = []
     for consumer in visible:
         channel = channels[consumer.channel_details.name]
@@ -110,6 +112,9 @@ def fetch_consumers(
             tenants.get(consumer.queue.name, []),
             by_channel[consumer.channel_details.name],
         )
+        if not (connection and connection.client_name):
+            load.connection = worker_names.get(load.connection_id, load.connection)
+        load.work = is_work_queue(load.queue)
         connected = (
             connection.connected_at / 1000 if connection and connection.connected_at else None
         )
@@ -140,7 +145,8 @@ def fetch_consumers(
         _hear(load, silence, moment)
         if load.unacked and load.ack_required:
             load.timeout_seconds = timeouts.get(load.queue, session.settings.consumer_timeout)
-        load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
+        if load.work:
+            load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
     _flag_waiting_behind(loads, moment, session.settings.refresh_seconds)
     if watch is not None:
@@ -222,13 +228,31 @@ def _load(
     )
 
 
+def is_work_queue(queue: str) -> bool:
+    """Whether consumers of `queue` do jobs: not a worker framework's control or event queue
+    (Celery's `<worker>.celery.pidbox` and `celeryev.*`), nor a server-named reply queue
+    (`amq.gen-*`). Flags about work apply only to work queues."""
+    return not (queue.endswith(CELERY_PIDBOX) or queue.startswith(("celeryev.", "amq.gen-")))
+
+
+def _worker_names(consumers: list[ConsumerInfo]) -> dict[str, str]:
+    """The name a worker framework gives its pod, by connection, for connections that name
+    themselves no other way: a Celery worker `pod-a@host` consumes `pod-a@host.celery.pidbox`
+    on the connection it works on."""
+    return {
+        consumer.channel_details.connection_name: consumer.queue.name.removesuffix(CELERY_PIDBOX)
+        for consumer in consumers
+        if consumer.queue.name.endswith(CELERY_PIDBOX)
+    }
+
+
 def _flag_waiting_behind(loads: list[ConsumerLoad], now: datetime, interval: float) -> None:
     """Fair dispatch broken by prefetch: a consumer holds a job it has not started (more than
     one unacked) while another pod's consumer of the same queue has held none for longer than
     a poll. (The other's channel `idle_since` stands for "for more than one poll": a one-shot
     run sees it as a console does.)"""
     for load in loads:
-        if load.unacked < 2 or not load.ack_required:
+        if load.unacked < 2 or not load.ack_required or not load.work:
             continue
         free = sorted(
             {

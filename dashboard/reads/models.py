@@ -103,6 +103,8 @@ class ConsumerLoad(BaseModel):
     no_ack_for: str | None = None
     # While it holds messages: the consumer timeout of its queue, in seconds.
     timeout_seconds: float | None = None
+    # False for a worker framework's control and event queues: not work, never flagged.
+    work: bool = True
     flags: list[Flag] = Field(default_factory=list)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -409,3 +410,28 @@ def test_a_celery_worker_is_named_by_its_node_and_its_own_queues_are_not_work(
         (False, []),
     ]
     assert (by_queue[queue].ack_required, by_queue[queue].tenants) == (True, ["acme"])
+
+
+def test_a_pod_that_just_took_a_job_after_idling_is_not_stuck_yet(
+    session_for, channel, unique, pod
+):
+    queue = unique("idle-then-busy")
+    channel.queue_declare(queue, durable=True)
+    name = unique("pod-idle")
+    worker = pod(name)
+    worker.consume(queue, prefetch=1, expect=0)
+    session = session_for(stuck_after_seconds=3)
+    watch = AckWatch()
+
+    def mine():
+        loads = [load for load in fetch_consumers(session, watch).loads if load.queue == queue]
+        return loads[0] if loads else None
+
+    wait_until(lambda: (load := mine()) and load.unacked == 0)
+    time.sleep(4)  # idle, connected longer than the stuck threshold
+    channel.basic_publish("", queue, b"job")
+    took = wait_until(lambda: (load := mine()) and load.unacked == 1 and load)
+
+    assert took.flags == []  # its silence began when it took the job, not when it connected
+    later = wait_until(lambda: (load := mine()) and load.flags and load, timeout=15)
+    assert [flag.kind for flag in later.flags] == ["stuck"]

@@ -42,6 +42,20 @@ class AckWatch:
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, Silence]] = {}
+        # Per channel: whether it held messages at the last poll, and since when it holds.
+        self._holding: dict[str, tuple[bool, float | None]] = {}
+
+    def holding_since(self, channel: str, holds: bool, now: float) -> float | None:
+        """When the channel began to hold messages, if a poll saw it holding none before: its
+        silence cannot have begun earlier (a pod idle for an hour that just took a job has not
+        held it for an hour). None when no poll saw it begin."""
+        was, since = self._holding.get(channel, (holds, None))
+        if not holds:
+            since = None
+        elif not was:
+            since = now
+        self._holding[channel] = (holds, since)
+        return since
 
     def silence(self, channel: str, acks: int, now: float) -> Silence:
         previous = self._seen.get(channel)
@@ -62,6 +76,7 @@ class AckWatch:
 
     def keep_only(self, channels: set[str]) -> None:
         self._seen = {name: seen for name, seen in self._seen.items() if name in channels}
+        self._holding = {name: held for name, held in self._holding.items() if name in channels}
 
 
 CONNECTION_COLUMNS = ("name", "client_properties", "connected_at")
@@ -119,26 +134,33 @@ def fetch_consumers(
             connection.connected_at / 1000 if connection and connection.connected_at else None
         )
         remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
+        took_work = (
+            watch.holding_since(load.channel, load.unacked > 0, moment.timestamp())
+            if watch
+            else None
+        )
+        # Silent no earlier than its pod connected, nor than it took the work it holds.
+        not_before = max((t for t in (connected, took_work) if t is not None), default=None)
         # An auto-ack consumer never acks: its silence means nothing.
         silence = (
             earliest(
                 _broker_silence(channel.message_stats, load.acks, connected),
                 remembered,
-                not_before=connected,
+                not_before=not_before,
             )
             if load.ack_required
             else None
         )
-        held.append((load, silence, connected))
+        held.append((load, silence, not_before))
     hour = _hour_of_samples(session, [(load, silence) for load, silence, _ in held], moment)
     timeouts = held_queue_timeouts(
         session, sorted({load.queue for load, _, _ in held if load.unacked})
     )
     loads = []
-    for load, silence, connected in held:
+    for load, silence, not_before in held:
         if load.channel in hour:
             silence = earliest(
-                silence, _broker_silence(hour[load.channel], load.acks, None), not_before=connected
+                silence, _broker_silence(hour[load.channel], load.acks, None), not_before=not_before
             )
         if watch is not None and silence is not None:
             watch.learn(load.channel, load.acks, silence)

@@ -151,6 +151,6 @@ def plan_republish(
         exchange=session.exchange if routing_key else "",
         target_max_priority=max_priority,
         target_type=queue_type,
-        broker_version=client.broker_version(),
+        broker_version=session.broker_version(),
         holding=holding_queue_name("republish", source) if target == source else None,
     )

@@ -70,7 +70,7 @@ def _quorum_queues(session: Session, queues: list[str]) -> dict[str, str]:
     raw = [client.get_queue(session.vhost, queue, columns) for queue in queues]
     infos = parse_all(QueueInfo, raw, "the queues the pod consumes")
     quorum = [info for info in infos if info.type == "quorum"]
-    version = client.broker_version() if quorum else None
+    version = session.broker_version() if quorum else None
     return {info.name: delivery_limit_sentence(info, version) for info in quorum}
 
 

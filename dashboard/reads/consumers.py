@@ -153,8 +153,12 @@ def fetch_consumers(
         )
         held.append((load, silence, not_before))
     hour = _hour_of_samples(session, [(load, silence) for load, silence, _ in held], moment)
+    # Asked only for the queues whose timeout a flag will read.
     timeouts = held_queue_timeouts(
-        session, sorted({load.queue for load, _, _ in held if load.unacked})
+        session,
+        sorted(
+            {load.queue for load, _, _ in held if load.unacked and load.ack_required and load.work}
+        ),
     )
     loads = []
     for load, silence, not_before in held:

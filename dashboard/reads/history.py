@@ -166,24 +166,6 @@ class History:
             ).fetchall()
         return {queue: Sample(*values) for queue, *values in rows}
 
-    def held_since(self, vhost: str, queue: str, acks: int) -> tuple[float, bool] | None:
-        """Since when `queue` has held unacked messages at `acks` acks, all the way back: the
-        first sample after the last one that differs, and whether that is the oldest sample
-        kept (the silence may be longer). None without such samples."""
-        key = (self.broker, vhost, queue)
-        with self._connect() as db:
-            [differed] = db.execute(
-                "SELECT MAX(at) FROM samples WHERE broker = ? AND vhost = ? AND queue = ? "
-                "AND (unacked = 0 OR acks IS NOT ?)",
-                (*key, acks),
-            ).fetchone()
-            [since] = db.execute(
-                "SELECT MIN(at) FROM samples WHERE broker = ? AND vhost = ? AND queue = ? "
-                "AND at > ?",
-                (*key, differed if differed is not None else float("-inf")),
-            ).fetchone()
-        return None if since is None else (since, differed is None)
-
     def ready_trends(
         self, vhost: str, since: float, until: float, buckets: int
     ) -> dict[str, list[int | None]]:

@@ -120,7 +120,7 @@ def plan_peek(session: Session, queue: str) -> PeekPlan:
         session.vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
     )
     info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
-    version = client.broker_version()
+    version = session.broker_version()
     arguments = info.effective_arguments
     dead_letter_exchange = arguments.get("x-dead-letter-exchange")
     return PeekPlan(

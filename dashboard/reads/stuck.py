@@ -98,16 +98,17 @@ def _look_further_back(
     history: History, overview: Overview, silences: dict[str, Silence | None]
 ) -> None:
     """A silence as old as the window read: the whole history says when it began."""
-    for row in overview.rows:
-        if not _reaches_back(silences[row.queue]):
-            continue
-        try:
-            held = history.held_since(overview.vhost, row.queue, row.acks)
-        except sqlite3.Error as exc:
-            log.warning("history at %s not available: %s", history.path, exc)
-            return
+    reaching = {row.queue: row.acks for row in overview.rows if _reaches_back(silences[row.queue])}
+    if not reaching:
+        return
+    try:
+        found = history.held_silences(overview.vhost, reaching, float("-inf"))
+    except sqlite3.Error as exc:
+        log.warning("history at %s not available: %s", history.path, exc)
+        return
+    for queue, held in found.items():
         if held is not None:
-            silences[row.queue] = Silence(held[0], at_least=held[1])
+            silences[queue] = Silence(held[0], at_least=held[1])
 
 
 def _reaches_back(silence: Silence | None) -> bool:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     dead_letter_window_seconds: float = Field(default=900, gt=0)
     # Redeliveries outgrowing acks over this long is a loop (jobs of up to 30 minutes, retried).
     redelivery_window_seconds: float = Field(default=3600, gt=0)
+    # Ready rising over this window while consumers are present: `backlog-growing`.
+    backlog_window_seconds: float = Field(default=600, gt=0)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)

@@ -10,6 +10,7 @@ from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History
 from dashboard.reads.models import Overview, TenantRow
 from dashboard.reads.trends import SPANS, WINDOW_SECONDS, Trends, fetch_trends
+from dashboard.reads.waiting import longest_waiting_first
 from pages.components.blocks import fitted_table, headline
 from pages.components.errors import or_error
 from pages.components.formatting import literal
@@ -32,6 +33,16 @@ COLUMNS = {
     "unacked": st.column_config.NumberColumn("Unacked", format="localized"),
     "consumers": st.column_config.NumberColumn("Consumers", format="localized"),
     "dead_letters": st.column_config.NumberColumn("Dead letters", format="localized"),
+    "waiting": st.column_config.NumberColumn(
+        "Waiting (min)",
+        format="%.1f",
+        help="How long the tenant's ready work has waited: the oldest ready message's age where "
+        "producers set the AMQP timestamp, else how long the queue has had ready messages "
+        "(from Warren's history; at least that long where the history reaches no further).",
+    ),
+    "drain": st.column_config.TextColumn(
+        "Drain", help="The ready messages at the current ack rate."
+    ),
     "trend": st.column_config.LineChartColumn(
         "Ready, last hour",
         y_min=0,
@@ -66,6 +77,8 @@ FLAG_PADDING_PIXELS = 24
 
 ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
 DEFAULT_ROWS = "top 1,000"
+ORDERS = {"most ready": None, "longest wait": longest_waiting_first}
+DEFAULT_ORDER = "most ready"
 
 SHOWN_KEY = "tenant-table-shown"
 session = current_session()
@@ -74,7 +87,11 @@ poll = shared_overview_poll(session)
 
 st.title("Tenants")
 query = filter_box("Filter by tenant or queue", "part of a tenant id or queue name")
-shown = st.segmented_control("Rows", list(ROWS), default=DEFAULT_ROWS, key="rows-shown")
+rows_column, order_column = st.columns(2)
+shown = rows_column.segmented_control("Rows", list(ROWS), default=DEFAULT_ROWS, key="rows-shown")
+order = order_column.segmented_control(
+    "Order", list(ORDERS), default=DEFAULT_ORDER, key="rows-order"
+)
 
 
 def show_headline(overview: Overview) -> None:
@@ -137,6 +154,8 @@ def table_row(row: TenantRow, trends: Trends | None) -> dict:
         "flags": flag_kinds(row.flags),
         "trend": (trend.known or None) if trend else None,
         "growth": trend.growth if trend else None,
+        "waiting": row.wait.seconds / 60 if row.wait else None,
+        "drain": row.wait.drain if row.wait else None,
         # A whole percent: 93%, not 92.85% beside 100%.
         "consumer_capacity": None if capacity is None else round(capacity * 100),
     }
@@ -151,15 +170,19 @@ def flags_column(rows: list[dict]) -> dict:
     )
 
 
-def show_table(overview: Overview, trends: Trends | None, query: str, most: int | None) -> None:
-    """The rows matching the filter, the `most` with most ready first (all when None): sorting
-    by another column happens in the browser, filtering on the data already polled."""
+def show_table(
+    overview: Overview, trends: Trends | None, query: str, most: int | None, order: str
+) -> None:
+    """The rows matching the filter, the first `most` in `order` (all when None): sorting by
+    another column happens in the browser, filtering on the data already polled."""
     needle = query.casefold()
     matching = [
         row
         for row in overview.rows
         if needle in row.tenant.casefold() or needle in row.queue.casefold()
     ]
+    if ORDERS[order]:
+        matching = ORDERS[order](matching)
     rows = [table_row(row, trends) for row in matching[:most]]
     if not overview.rows:
         st.info(
@@ -172,7 +195,7 @@ def show_table(overview: Overview, trends: Trends | None, query: str, most: int 
     else:
         st.caption(
             f"{len(rows):,} of {len(matching):,} matching of {len(overview.rows):,} tenant "
-            "bindings, most ready first. Select a row to open its tenant; the table's toolbar "
+            f"bindings, {order} first. Select a row to open its tenant; the table's toolbar "
             "shows and hides columns."
         )
         # A selection refers to the rows as the viewer saw them, and a poll may have re-sorted
@@ -204,7 +227,7 @@ def live_overview() -> None:
     show_attention(snapshot.data)
     if trends is not None:
         show_growing(snapshot.data, trends)
-    show_table(snapshot.data, trends, query, ROWS[shown or DEFAULT_ROWS])
+    show_table(snapshot.data, trends, query, ROWS[shown or DEFAULT_ROWS], order or DEFAULT_ORDER)
 
 
 live_overview()

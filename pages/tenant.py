@@ -93,7 +93,13 @@ def show_chart(row: TenantRow, detail: QueueDetail) -> None:
         st.info("No samples for this window yet: they appear as Warren polls the broker.")
         return
     st.plotly_chart(counts_figure(series.points, f"{row.queue}: last {window}"), width="stretch")
-    st.caption(f"From {series.source}. Breaks in the lines are gaps in the data.")
+    redelivered = (
+        " Redelivered: the queue's redeliveries since the window's first sample that counts them "
+        "(a rising line is work that keeps coming back)."
+        if any(point.redelivered for point in series.points)
+        else ""
+    )
+    st.caption(f"From {series.source}. Breaks in the lines are gaps in the data.{redelivered}")
 
 
 @st.fragment(run_every=settings.refresh_seconds)

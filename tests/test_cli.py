@@ -1,8 +1,12 @@
 """`python -m dashboard tenants` as a script would run it: a real process, exit codes, JSON."""
 
 import json
+import re
 import sys
+import time
 from pathlib import Path
+
+import pika
 
 from dashboard.local.rabbitmq import free_port
 from tests.support.helpers import run_cli, tenant_with_messages, wait_until
@@ -39,10 +43,31 @@ def test_tenants_table_and_the_warren_script(broker, channel, unique):
     lines = wait_until(table, what="the table to show 1,234 ready").splitlines()
     assert lines[0].split() == [
         "TENANT", "QUEUE", "READY", "UNACKED", "TOTAL", "CONSUMERS", "TYPE", "FLAGS", "DEAD",
-        "LETTERS",
+        "LETTERS", "WAITING", "DRAIN",
     ]  # fmt: skip
     assert lines[1].split()[:8] == ["acme", "corp", queue, "1,234", "0", "1,234", "0", "classic"]
+    # First seen by this run's history: the backlog is at least as old as that.
+    assert lines[1].endswith("  never: no consumer")
+    assert re.search(r"  >= \d+ s  ", lines[1])
     assert lines[-1] == "1 tenant in 1 queue: 1,234 ready, 0 unacked, 0 consumers"
+
+
+def test_tenants_sorted_by_wait_put_the_oldest_work_first(broker, channel, unique):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "busy", unique("busy"), 5)
+    old = tenant_with_messages(channel, exchange, "old", unique("old"), 0)
+    channel.basic_publish("", old, b"job", pika.BasicProperties(timestamp=int(time.time()) - 3600))
+
+    def listed():
+        done = run_cli(broker, None, "tenants", "--json", "--sort", "wait", "--exchange", exchange)
+        assert (done.returncode, done.stderr) == (0, "")
+        records = json.loads(done.stdout)
+        return records if [r["ready"] for r in records] == [1, 5] else None
+
+    old_row, busy_row = wait_until(listed, what="both tenants, the oldest work first")
+    assert (old_row["tenant"], old_row["wait"]["measured_by"]) == ("old", "oldest-message")
+    assert 3600 <= old_row["wait"]["seconds"] < 3700
+    assert (busy_row["tenant"], busy_row["wait"]["measured_by"]) == ("busy", "backlog")
 
 
 def assert_one_sentence(done, sentence: str) -> None:

@@ -1,7 +1,9 @@
 """The console's overview page, run by Streamlit's AppTest against the real broker."""
 
 import re
+import time
 
+import pika
 from streamlit.testing.v1 import AppTest
 
 from dashboard.local.rabbitmq import free_port
@@ -60,9 +62,11 @@ def test_the_table_leads_with_what_matters_at_3_am_and_leaves_unknowns_empty(
 
     assert not app.exception
     [frame] = app.dataframe
-    assert list(frame.value.columns[:8]) == [
-        "tenant", "flags", "ready", "unacked", "consumers", "dead_letters", "trend", "growth",
+    assert list(frame.value.columns[:10]) == [
+        "tenant", "flags", "ready", "unacked", "consumers", "dead_letters", "waiting", "drain",
+        "trend", "growth",
     ]  # fmt: skip
+    assert frame.value.set_index("tenant").loc["waiting", "drain"] == "never: no consumer"
     # Streamlit writes "None" for a value not known unless told otherwise.
     assert frame.proto.placeholder == ""
     capacities = frame.value["consumer_capacity"].dropna().tolist()
@@ -173,3 +177,21 @@ def test_many_flagged_tenants_make_25_links_and_the_table_keeps_the_top_rows(
     assert len(app.get("page_link")) == 25
     assert any("The 25 most urgent of 30;" in caption.value for caption in app.caption)
     assert len(app.dataframe[0].value) == 30
+
+
+def test_the_table_can_put_the_longest_waiting_work_first(session_for, channel, unique, console):
+    exchange = unique("tenants")
+    tenant_with_messages(channel, exchange, "many", unique("many"), 5)
+    old = tenant_with_messages(channel, exchange, "old", unique("old"), 0)
+    channel.basic_publish("", old, b"job", pika.BasicProperties(timestamp=int(time.time()) - 900))
+    settled(session_for, exchange, 6)
+    app = console(WARREN_TENANT_EXCHANGE=exchange)
+    assert list(app.dataframe[0].value["tenant"]) == ["many", "old"]
+
+    app.segmented_control(key="rows-order").set_value("longest wait").run()
+
+    assert not app.exception
+    [frame] = app.dataframe
+    assert list(frame.value["tenant"]) == ["old", "many"]
+    assert 15 <= frame.value.set_index("tenant").loc["old", "waiting"] < 16  # minutes
+    assert "longest wait first" in " ".join(caption.value for caption in app.caption)

@@ -5,24 +5,8 @@ import re
 import time
 
 from dashboard.reads.history import History, Sample, spaced
-from dashboard.reads.overview import fetch_overview
 from dashboard.reads.stuck import flag_overview
-from tests.support.helpers import tenant_with_messages, wait_until
-
-
-def overview_where(session, condition):
-    return wait_until(
-        lambda: (
-            (view := fetch_overview(session))
-            and condition({row.tenant: row for row in view.rows})
-            and view
-        ),
-        what="the overview to settle",
-    )
-
-
-def flags(overview) -> dict[str, list[str]]:
-    return {row.tenant: [flag.kind for flag in row.flags] for row in overview.rows}
+from tests.support.helpers import flags, overview_where, tenant_with_messages, wait_until
 
 
 def test_backlog_without_consumer(session_for, channel, unique, pod):

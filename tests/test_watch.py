@@ -66,6 +66,9 @@ def test_a_tenant_s_counts_and_flag_are_served_and_the_flag_goes_when_it_clears(
     assert reason.labels["reason"] == "3 ready and no consumer."
     assert reason.labels["link"] == f"{CONSOLE}/tenant?tenant=acme"
     assert watch.value("warren_tenant_dead_letter_messages", **labels) == 0
+    # Waiting since the watcher first saw the backlog (its history is new); never drained.
+    assert 0 <= watch.value("warren_tenant_wait_seconds", **labels) < 60
+    assert watch.series("warren_tenant_drain_seconds", **labels) == []
     assert watch.value("warren_broker_up") == 1
     assert watch.value("warren_last_success_timestamp_seconds") > time.time() - 30
     assert requests.get(f"{watch.url}/healthz", timeout=5).status_code == 200
@@ -76,6 +79,7 @@ def test_a_tenant_s_counts_and_flag_are_served_and_the_flag_goes_when_it_clears(
     wait_until(lambda: watch.value("warren_tenant_consumers", **labels) == 1)
     wait_until(lambda: not watch.series("warren_tenant_flag", **labels))
     assert watch.series("warren_tenant_flag_reason", **labels) == []
+    assert watch.series("warren_tenant_wait_seconds", **labels) == []  # nothing ready waits
     assert watch.stop() == 0
 
 

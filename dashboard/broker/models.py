@@ -76,6 +76,8 @@ class QueueInfo(_ApiModel):
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None
     message_stats: MessageStats | None = None
+    # The AMQP timestamp of the queue's head message, when its producer set one (classic only).
+    head_message_timestamp: float | None = None
     # Quorum queues: the node of the leader, and of every member and every member online.
     leader: str | None = None
     members: list[str] = Field(default_factory=list)
@@ -83,6 +85,10 @@ class QueueInfo(_ApiModel):
 
     # With `columns=`, a queue that has none of the asked-for stats sends `[]`.
     _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+
+    _no_timestamp = field_validator("head_message_timestamp", mode="before")(
+        lambda value: value or None
+    )
 
     _no_policy = field_validator("effective_policy_definition", mode="before")(
         lambda value: value or {}

@@ -48,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _looks(sub, read) -> None:
-    read("tenants", reads.tenants, "ready and unacked counts per tenant queue")
+    tenants = read("tenants", reads.tenants, "ready and unacked counts per tenant queue")
+    tenants.add_argument(
+        "--sort",
+        choices=("ready", "wait"),
+        default="ready",
+        help="most ready first (default), or longest waiting work first",
+    )
     consumers = read("consumers", reads.consumers, "per-consumer load, grouped by connection (pod)")
     consumers.add_argument(
         "--by-pod", action="store_true", help="one row per pod: its consumers, unacked, prefetch"

@@ -11,10 +11,13 @@ from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.cli.output import cell, format_table, print_json, size
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
+from dashboard.reads.durations import duration_text
 from dashboard.reads.history import open_history
+from dashboard.reads.models import TenantRow
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.stuck import flag_overview
+from dashboard.reads.waiting import longest_waiting_first
 from dashboard.settings import Settings, load_settings
 
 TENANT_COLUMNS = (
@@ -27,6 +30,8 @@ TENANT_COLUMNS = (
     ("queue_type", "TYPE"),
     ("flags", "FLAGS"),
     ("dead_letters", "DEAD LETTERS"),
+    ("wait", "WAITING"),
+    ("drain", "DRAIN"),
 )
 CONSUMER_COLUMNS = (
     ("connection", "CONNECTION"),
@@ -91,14 +96,16 @@ def tenants(args: argparse.Namespace) -> int:
         # The history the console and the watcher keep, and the broker's samples.
         history = open_history(session.settings)
         flag_overview(overview, history, session.settings, session=session)
-    records = [row.model_dump(mode="json") for row in overview.rows]
+    rows = longest_waiting_first(overview.rows) if args.sort == "wait" else overview.rows
+    records = [row.model_dump(mode="json") for row in rows]
     if args.json:
         print_json(records)
         return 0
-    for record in records:
+    for record, row in zip(records, rows, strict=True):
         record["flags"] = _kinds(record["flags"])
+        record["wait"], record["drain"] = _wait_cells(row)
     print(format_table(records, TENANT_COLUMNS))
-    for row in overview.rows:
+    for row in rows:
         for flag in row.flags:
             print(f"{cell(row.tenant)}: {cell(flag.reason)}")
     totals = overview.totals
@@ -108,6 +115,13 @@ def tenants(args: argparse.Namespace) -> int:
         f"{count(totals.consumers, 'consumer')}"
     )
     return 0
+
+
+def _wait_cells(row: TenantRow) -> tuple[str | None, str | None]:
+    if row.wait is None:
+        return None, None
+    waited = duration_text(row.wait.seconds)
+    return (f">= {waited}" if row.wait.at_least else waited), row.wait.drain
 
 
 def consumers(args: argparse.Namespace) -> int:

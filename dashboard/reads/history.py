@@ -116,18 +116,35 @@ class History:
         """For each queue of `acks` (name -> today's ack count) with samples from `since` on:
         since when they show it holding messages at that count (the first sample after the
         last that differs) and whether that is the oldest of them (the silence may be longer);
-        None when the latest differs. Worked out in SQLite, one queue's samples at a time, so
-        a poll holds no window of samples in memory, however many queues and polls."""
+        None when the latest differs."""
+        return self._unbroken(vhost, acks, since, "s.unacked = 0 OR s.acks IS NOT asked.value")
+
+    def backlogs(
+        self, vhost: str, queues: list[str], since: float
+    ) -> dict[str, tuple[float, bool]]:
+        """For each of `queues` with samples from `since` on: since when they show it with
+        ready messages (the first sample after the last with none) and whether that is the
+        oldest of them (the backlog may be older); absent when the latest has none."""
+        found = self._unbroken(vhost, dict.fromkeys(queues), since, "s.ready = 0")
+        return {queue: value for queue, value in found.items() if value is not None}
+
+    def _unbroken(
+        self, vhost: str, values: dict[str, int | None], since: float, broken: str
+    ) -> dict[str, tuple[float, bool] | None]:
+        """For each queue of `values`: since when its samples from `since` on have not met the
+        SQL condition `broken` (on sample `s` and `asked.value`), as `held_silences` says.
+        Worked out in SQLite, one queue's samples at a time, so a poll holds no window of
+        samples in memory, however many queues and polls."""
         with self._connect() as db:
-            db.execute("CREATE TEMP TABLE held (queue TEXT PRIMARY KEY, acks INTEGER)")
-            db.executemany("INSERT INTO held VALUES (?, ?)", acks.items())
+            db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY, value INTEGER)")
+            db.executemany("INSERT INTO asked VALUES (?, ?)", values.items())
             rows = db.execute(
-                """WITH differed AS (
-                    SELECT held.queue AS queue, (
-                        SELECT MAX(at) FROM samples s WHERE s.broker = :broker
-                        AND s.vhost = :vhost AND s.queue = held.queue AND s.at >= :since
-                        AND (s.unacked = 0 OR s.acks IS NOT held.acks)
-                    ) AS at FROM held
+                f"""WITH differed AS (
+                    SELECT asked.queue AS queue, (
+                        SELECT s.at FROM samples s WHERE s.broker = :broker
+                        AND s.vhost = :vhost AND s.queue = asked.queue AND s.at >= :since
+                        AND ({broken}) ORDER BY s.at DESC LIMIT 1
+                    ) AS at FROM asked
                 )
                 SELECT queue, at, (
                     SELECT MIN(at) FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
@@ -148,8 +165,9 @@ class History:
         self, vhost: str, queues: list[str], since: float, count: str
     ) -> dict[str, Sample]:
         """For each of `queues`, its first sample from `since` on that holds a `count`
-        (`dead_letters` or `redeliveries`: a queue may have gained one within the window)."""
-        if count not in ("dead_letters", "redeliveries"):
+        (`dead_letters` or `redeliveries`: a queue may have gained one within the window; `ready`:
+        its first sample)."""
+        if count not in ("dead_letters", "redeliveries", "ready"):
             raise ValueError(count)
         with self._connect() as db:
             db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY)")
@@ -211,6 +229,8 @@ class Point:
     at: float
     ready: int | None
     unacked: int | None
+    # Redeliveries since the chart's first sample that counts them (None: not known here).
+    redelivered: int | None = None
 
 
 def spaced(samples: list[tuple[Sample, float]]) -> list[Point]:
@@ -218,10 +238,30 @@ def spaced(samples: list[tuple[Sample, float]]) -> list[Point]:
     a gap point wherever two neighbours lie further apart than the larger of their two."""
     points: list[Point] = []
     last_gap = 0.0
+    redelivered = _Increase()
     for sample, max_gap in samples:
         allowed = max(max_gap, last_gap)
         if points and sample.at - points[-1].at > allowed:
             points.append(Point(points[-1].at + allowed / 2, None, None))
-        points.append(Point(sample.at, sample.ready, sample.unacked))
+        points.append(
+            Point(sample.at, sample.ready, sample.unacked, redelivered.add(sample.redeliveries))
+        )
         last_gap = max_gap
     return points
+
+
+class _Increase:
+    """A cumulative count's increase since its first value: a count that went down was reset
+    (a restarted broker, a queue declared again) and counts on from 0."""
+
+    def __init__(self):
+        self.total = 0
+        self.last: int | None = None
+
+    def add(self, count: int | None) -> int | None:
+        if count is None:
+            return None
+        if self.last is not None:
+            self.total += count - self.last if count >= self.last else count
+        self.last = count
+        return self.total

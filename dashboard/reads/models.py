@@ -22,6 +22,21 @@ class Flag(BaseModel):
     reason: str
 
 
+class Wait(BaseModel):
+    """How long a tenant's ready work has waited, and how soon it would drain (reads/waiting.py)."""
+
+    seconds: float
+    # "oldest-message": from the timestamp its producer set on the oldest ready message;
+    # "backlog": how long the queue has not been without ready messages, from the history.
+    measured_by: Literal["oldest-message", "backlog"]
+    # The history reaches back no further: the wait may be longer.
+    at_least: bool = False
+    # At the current ack rate; None: nothing is acked, or no rate is known.
+    drain_seconds: float | None = None
+    text: str
+    drain: str
+
+
 class TenantRow(BaseModel):
     """One tenant binding: routing key `tenant` on the tenant exchange delivers to `queue`."""
 
@@ -46,6 +61,10 @@ class TenantRow(BaseModel):
     acks: int = 0
     # Cumulative redeliveries (returns after a reject, a closed channel, a timeout).
     redeliveries: int = 0
+    # The AMQP timestamp (epoch seconds) of the oldest ready message, where the broker reports
+    # one: classic queues whose producers set the property.
+    head_timestamp: float | None = None
+    wait: Wait | None = None
     # False while the broker may not have counted a new queue yet (see QueueInfo.counted): its
     # 0s are not recorded as history.
     counted: bool = True

@@ -34,6 +34,7 @@ QUEUE_COLUMNS = (
     "message_stats.ack_details.rate",
     "message_stats.ack",
     "message_stats.redeliver",
+    "head_message_timestamp",
     "arguments",
     "effective_policy_definition",
 )
@@ -125,6 +126,10 @@ def _with_counts(topology: Topology, counts: dict[str, QueueCounts]) -> dict[str
                 "messages_unacknowledged": fresh.unacked,
                 "messages": fresh.total,
                 "consumers": fresh.consumers,
+                # The listing's head, while the fresher counts say it may still be there.
+                "head_message_timestamp": queues[name].head_message_timestamp
+                if fresh.ready
+                else None,
             }
         )
     return queues
@@ -264,6 +269,7 @@ def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
         shares_queue_with=others,
         acks=stats.ack if stats else 0,
         redeliveries=stats.redeliver if stats else 0,
+        head_timestamp=queue.head_message_timestamp if queue.messages_ready else None,
         counted=queue.counted,
     )
 

@@ -16,7 +16,7 @@ from dashboard.reads.history import History
 from dashboard.reads.models import ConsumerReport, Overview
 from dashboard.reads.nodes import Cluster, fetch_cluster
 from dashboard.reads.overview import OverviewReader
-from dashboard.reads.stuck import flag_overview
+from dashboard.reads.stuck import Memory, flag_overview
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,11 +121,11 @@ class SharedPoll(Generic[T]):
 def overview_poll(session: Session, history: History | None) -> SharedPoll[Overview]:
     """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
     reader = OverviewReader(session)
-    heard: dict = {}
+    memory = Memory()
 
     def read() -> Overview:
         overview = reader.read()
-        flag_overview(overview, history, session.settings, session=session, heard=heard)
+        flag_overview(overview, history, session.settings, session=session, memory=memory)
         return overview
 
     return SharedPoll(read, session.settings.refresh_seconds)

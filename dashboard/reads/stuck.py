@@ -7,12 +7,14 @@
 - a dead-letter queue that grows: more dead letters now than at the start of the window
   (WARREN_DEAD_LETTER_WINDOW_SECONDS), or than when Warren first saw it if that is later;
 - a redelivery loop: over WARREN_REDELIVERY_WINDOW_SECONDS, at least two redeliveries and more
-  of them than acks (the queue's `message_stats.redeliver` against `ack`).
+  of them than acks (the queue's `message_stats.redeliver` against `ack`);
+- a growing backlog, and how long work waits (reads/waiting.py).
 """
 
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass, field
 
 from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
@@ -20,9 +22,19 @@ from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
 from dashboard.reads.queue_detail import BROKER_SECONDS
 from dashboard.reads.silence import Silence, earliest, queue_silences
+from dashboard.reads.waiting import Backlogs, backlog_growing, remember_backlogs, wait_of
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Memory:
+    """What a poll keeps from one overview to the next, so as not to ask again."""
+
+    # The broker's samples of a queue's silence, with the ack count they were read at.
+    heard: dict[str, tuple[int, Silence]] = field(default_factory=dict)
+    backlogs: Backlogs = field(default_factory=dict)
 
 
 def flag_overview(
@@ -31,20 +43,23 @@ def flag_overview(
     settings: Settings,
     now: float | None = None,
     session: Session | None = None,
-    heard: dict[str, tuple[int, Silence]] | None = None,
+    memory: Memory | None = None,
 ) -> None:
-    """Record the overview in the history (when there is one) and flag its stuck tenants.
+    """Record the overview in the history (when there is one), flag its stuck tenants and say
+    how long their work waits.
 
     With `session`, the broker's samples prove what the history cannot (yet): a silence that
-    began before its first sample; `heard` (a poll's memory of them, by queue with its ack
-    count) spares asking again while the count stands. Without either, only the rules that
-    need no window apply.
+    began before its first sample; `memory` (a poll's) spares asking the broker again while a
+    queue's ack count stands, and the history again while a backlog lasts. Without either,
+    only the rules that need no window apply.
     """
     moment = time.time() if now is None else now
+    memory = Memory() if memory is None else memory
     held = {row.queue: row.acks for row in overview.rows if row.unacked}
     found: dict[str, tuple[float, bool] | None] = {}
     first_dead: dict[str, Sample] = {}
     first_redelivered: dict[str, Sample] = {}
+    growth: tuple[dict[str, Sample], dict[str, Sample]] = ({}, {})
     if history is not None:
         # Twice the window: a rule needs a sample from before the window began to fire at all.
         window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
@@ -62,8 +77,11 @@ def flag_overview(
                 moment - settings.redelivery_window_seconds,
                 "redeliveries",
             )
+            growth = _growth_samples(history, overview, moment, settings.backlog_window_seconds)
+            remember_backlogs(memory.backlogs, overview, history, moment)
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
+    remember_backlogs(memory.backlogs, overview, None, moment)
     silences = {
         row.queue: Silence(*found[row.queue]) if found.get(row.queue) else None
         for row in overview.rows
@@ -82,8 +100,9 @@ def flag_overview(
                 or (_reaches_back(silences[row.queue]) and silences[row.queue].since > reach)
             )
         ]
-        _add_broker_evidence(session, unsure, silences, {} if heard is None else heard)
+        _add_broker_evidence(session, unsure, silences, memory.heard)
     for row in overview.rows:
+        row.wait = wait_of(row, memory.backlogs.get(row.queue), moment)
         row.flags = tenant_flags(
             row,
             first_dead.get(row.queue),
@@ -92,6 +111,23 @@ def flag_overview(
             settings.stuck_after_seconds,
             silences[row.queue],
         )
+        growing = backlog_growing(row, growth[0].get(row.queue), growth[1].get(row.queue), moment)
+        if growing:
+            row.flags.append(growing)
+
+
+def _growth_samples(
+    history: History, overview: Overview, moment: float, window: float
+) -> tuple[dict[str, Sample], dict[str, Sample]]:
+    """The first samples from the window's start and from its middle, of the queues whose
+    backlog could be outgrowing their consumers."""
+    served = [row.queue for row in overview.rows if row.ready and row.consumers]
+    if not served:
+        return {}, {}
+    return tuple(
+        history.first_counting(overview.vhost, served, moment - span, "ready")
+        for span in (window, window / 2)
+    )
 
 
 def _look_further_back(

@@ -24,6 +24,34 @@ FLAG_SERIES = {
     "node": ("warren_node_alarm", ["node"]),
 }
 
+# Per tenant queue: the series' name and help, and its value for a row (None: no series).
+TENANT_SERIES = (
+    ("warren_tenant_ready_messages", "Ready messages in the tenant's queue.", lambda r: r.ready),
+    (
+        "warren_tenant_unacked_messages",
+        "Messages delivered from the tenant's queue and not yet acked.",
+        lambda row: row.unacked,
+    ),
+    ("warren_tenant_consumers", "Consumers on the tenant's queue.", lambda row: row.consumers),
+    (
+        "warren_tenant_dead_letter_messages",
+        "Messages in the tenant's dead-letter queue (no series without one).",
+        lambda row: row.dead_letters,
+    ),
+    (
+        "warren_tenant_wait_seconds",
+        "How long the tenant's ready work has waited: the oldest ready message's age where "
+        "producers timestamp messages, else how long the queue has had ready messages (no "
+        "series without ready messages).",
+        lambda row: row.wait and row.wait.seconds,
+    ),
+    (
+        "warren_tenant_drain_seconds",
+        "The ready messages over the current ack rate (no series while nothing is acked).",
+        lambda row: row.wait and row.wait.drain_seconds,
+    ),
+)
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -75,35 +103,21 @@ class _Families:
 
 
 def _tenant_counts(overview: Overview | None) -> Iterator[Metric]:
-    families = {
-        "ready": GaugeMetricFamily(
-            "warren_tenant_ready_messages", "Ready messages in the tenant's queue.",
-            labels=TENANT_LABELS,
-        ),
-        "unacked": GaugeMetricFamily(
-            "warren_tenant_unacked_messages",
-            "Messages delivered from the tenant's queue and not yet acked.", labels=TENANT_LABELS,
-        ),
-        "consumers": GaugeMetricFamily(
-            "warren_tenant_consumers", "Consumers on the tenant's queue.", labels=TENANT_LABELS
-        ),
-        "dead_letters": GaugeMetricFamily(
-            "warren_tenant_dead_letter_messages",
-            "Messages in the tenant's dead-letter queue (no series without one).",
-            labels=TENANT_LABELS,
-        ),
-    }  # fmt: skip
+    families = [
+        (GaugeMetricFamily(name, text, labels=TENANT_LABELS), value_of)
+        for name, text, value_of in TENANT_SERIES
+    ]
     seen = set()
     for row in overview.rows if overview else []:
         labels = [row.vhost, row.tenant, row.queue]
         if tuple(labels) in seen:
             continue
         seen.add(tuple(labels))
-        for field, family in families.items():
-            value = getattr(row, field)
+        for family, value_of in families:
+            value = value_of(row)
             if value is not None:
                 family.add_metric(labels, value)
-    yield from families.values()
+    yield from (family for family, _ in families)
 
 
 def _flags(scope: str, findings: list[Finding]) -> Iterator[Metric]:

@@ -14,7 +14,13 @@ Scope = Literal["tenant", "consumer", "node"]
 # Every kind each scope's flags can have, as the console names them; the alert rules
 # (docs/prometheus/warren-rules.yml) hold one alert for each.
 KINDS: dict[Scope, tuple[str, ...]] = {
-    "tenant": ("no-consumer", "no-acks", "dead-letters-growing", "redelivery-loop"),
+    "tenant": (
+        "no-consumer",
+        "no-acks",
+        "dead-letters-growing",
+        "redelivery-loop",
+        "backlog-growing",
+    ),
     "consumer": (
         "stuck",
         "near-consumer-timeout",
@@ -26,9 +32,10 @@ KINDS: dict[Scope, tuple[str, ...]] = {
     "node": ("down", "memory", "disk", "partition"),
 }
 # Worth waking someone for: a backlog or held work going nowhere, a blocked cluster. The others
-# are habits of a pod, jobs too long for the broker's limit, or a prefetch that keeps jobs
-# waiting, to fix by day.
+# are a backlog outgrowing its pods (a burst does that too), habits of a pod, jobs too long for
+# the broker's limit, or a prefetch that keeps jobs waiting, to fix by day.
 NOT_PAGING = {
+    "backlog-growing",
     "near-consumer-timeout",
     "waiting-behind-job",
     "idle",

@@ -1,4 +1,5 @@
-"""Charts: ready and unacked over time, labelled with units and time zone, gaps left as gaps."""
+"""Charts: ready, unacked and redelivered over time, labelled with units and time zone, gaps left
+as gaps."""
 
 import html
 from datetime import UTC, datetime
@@ -7,16 +8,21 @@ import plotly.graph_objects as go
 
 from dashboard.reads.history import Point
 
-COLOURS = {"Ready": "#1f77b4", "Unacked": "#e8590c"}
+COLOURS = {"Ready": "#1f77b4", "Unacked": "#e8590c", "Redelivered": "#c92a2a"}
 
 
 def counts_figure(points: list[Point], title: str) -> go.Figure:
     times = [datetime.fromtimestamp(point.at, UTC) for point in points]
     figure = go.Figure()
-    for name, values in (
-        ("Ready", [point.ready for point in points]),
-        ("Unacked", [point.unacked for point in points]),
-    ):
+    lines = {
+        "Ready": [point.ready for point in points],
+        "Unacked": [point.unacked for point in points],
+        # Only where the source counts redeliveries (Warren's history does).
+        "Redelivered": [point.redelivered for point in points],
+    }
+    for name, values in lines.items():
+        if name == "Redelivered" and not any(values):
+            continue
         figure.add_trace(
             go.Scatter(
                 x=times,
@@ -42,7 +48,13 @@ def counts_figure(points: list[Point], title: str) -> go.Figure:
 
 def max_count(points: list[Point]) -> int:
     return max(
-        (count for point in points for count in (point.ready, point.unacked) if count), default=0
+        (
+            count
+            for point in points
+            for count in (point.ready, point.unacked, point.redelivered)
+            if count
+        ),
+        default=0,
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 from dashboard.broker.amqp import close_quietly, connect
 from dashboard.local.rabbitmq import LocalBroker
 from dashboard.local.workload import declare_tenant
+from dashboard.reads.overview import fetch_overview
 from dashboard.settings import Settings
 
 DASHBOARD = (sys.executable, "-m", "dashboard")
@@ -98,6 +99,22 @@ def tenant_with_messages(channel, exchange: str, tenant: str, queue: str, count:
     declare_tenant(channel, exchange, tenant, queue=queue)
     publish(channel, exchange, tenant, count)
     return queue
+
+
+def overview_where(session, condition):
+    """The overview once `condition` (tenant -> row) holds: the broker's statistics lag."""
+    return wait_until(
+        lambda: (
+            (view := fetch_overview(session))
+            and condition({row.tenant: row for row in view.rows})
+            and view
+        ),
+        what="the overview to settle",
+    )
+
+
+def flags(overview) -> dict[str, list[str]]:
+    return {row.tenant: [flag.kind for flag in row.flags] for row in overview.rows}
 
 
 def ready_and_consumers(channel, queue: str) -> tuple[int, int]:

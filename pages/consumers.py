@@ -90,10 +90,11 @@ def show_tables(loads: list[ConsumerLoad]) -> None:
         )
     other = [load for load in loads if not load.work]
     if other:
-        with st.expander(f"Not work: {len(other):,} consumers of control and event queues"):
+        with st.expander(f"Not work: {len(other):,} consumers of other queues"):
             st.caption(
-                "A worker framework's own queues (Celery's pidbox and events) and reply queues: "
-                "not jobs, so not flagged."
+                "Queues that are neither a tenant's nor where its dead letters go: a worker "
+                "framework's own (Celery's pidbox and events), reply queues, other "
+                "applications'. Not the tenants' jobs, so not flagged."
             )
             show_consumer_table(other, ("connection", "queue", "consumer_tag", "prefetch"))
 

@@ -1,6 +1,8 @@
 """Onboarding: bind one tenant or a pasted list / CSV of them, each with its own result; and
 offboarding, which unbinds and may delete the tenant's queue."""
 
+from functools import partial
+
 import streamlit as st
 
 from dashboard.actions.audit import count
@@ -12,16 +14,43 @@ from dashboard.actions.bind import (
     bind_sentence,
     parse_tenant_list,
 )
+from dashboard.actions.capture import (
+    capture,
+    moved_captured_sentence,
+    plan_capture,
+    plan_move_captured,
+)
 from dashboard.actions.unbind import unbind, unbind_sentence
-from pages.components.actions import close_dialog, closer, console_actor, dialog_button
+from dashboard.errors import TenantExchangeMissing
+from dashboard.reads.models import Unrouted
+from dashboard.reads.unrouted import fetch_unrouted, unrouted_sentence
+from pages.components.actions import (
+    close_dialog,
+    closer,
+    confirm_move,
+    console_actor,
+    current_job,
+    dialog_button,
+    move_progress,
+)
 from pages.components.blocks import fitted_table
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.server_guards import accept_uploads
-from pages.components.state import current_session, shared_access, shared_overview_poll
+from pages.components.state import (
+    after_action,
+    current_session,
+    shared_access,
+    shared_overview_poll,
+)
 
 RESULTS = "onboarding-results"
 UNBOUND = "offboarding-result"
+# The capture queue's ids as last read: reading them marks every captured message redelivered,
+# so only on request, and after a bind.
+CAPTURED = "onboarding-captured"
+# Tenant id -> the plan of the move of its captured messages started on this page.
+MOVES = "onboarding-captured-moves"
 RESULT_COLUMNS = {
     "tenant": st.column_config.TextColumn("Tenant"),
     "queue": st.column_config.TextColumn("Queue"),
@@ -83,6 +112,7 @@ def bind_dialog(specs: list[TenantSpec]) -> None:
             bar.progress(len(done) / len(specs), text=f"{len(done):,} of {len(specs):,}")
 
         st.session_state[RESULTS] = bind(session, specs, console_actor(session), tick)
+        read_captured()
         close_dialog("bind")
         st.rerun()
 
@@ -100,6 +130,94 @@ def show_bind_results() -> None:
         r.model_dump() | {"created": ", ".join(r.created), "error": r.error or ""} for r in results
     ]
     fitted_table(rows, RESULT_COLUMNS)
+
+
+def read_captured() -> None:
+    st.session_state[CAPTURED] = or_error(lambda: fetch_unrouted(session))
+
+
+@st.dialog("Capture unrouted messages", on_dismiss=closer("capture"))
+def capture_dialog() -> None:
+    plan = or_error(lambda: plan_capture(session))
+    if plan is None:
+        return
+    st.markdown(literal(plan.sentence))
+    captured = st.button("Capture", type="primary", key="capture-go") and or_error(
+        lambda: capture(session, plan, console_actor(session))
+    )
+    if captured is not None and captured is not False:
+        close_dialog("capture")
+        st.rerun()
+
+
+@st.dialog("Move captured messages", on_dismiss=closer("move-captured"))
+def move_captured_dialog(tenant: str) -> None:
+    plan = or_error(lambda: plan_move_captured(session, tenant))
+    if plan is not None:
+        st.session_state.setdefault(MOVES, {})[tenant] = plan
+        confirm_move(session, tenant, plan)
+
+
+def unrouted_now() -> Unrouted | None:
+    """None without a tenant exchange: nothing was published to it (binding declares it)."""
+    try:
+        return fetch_unrouted(session, list_ids=False)
+    except TenantExchangeMissing:
+        return None
+
+
+def show_unrouted() -> None:
+    """What the tenant exchange dropped or captured: ids that published before onboarding."""
+    unrouted = or_error(unrouted_now)
+    if unrouted is None:
+        return
+    st.subheader("Published before onboarding")
+    st.markdown(literal(unrouted_sentence(unrouted)))
+    if not unrouted.capturing and dialog_button(
+        "Capture unrouted messages…", "capture", "exchange", ":material/call_split:"
+    ):
+        capture_dialog()
+    show_moves()
+    if unrouted.captured and st.button("List the captured tenant ids", key="list-captured"):
+        read_captured()
+    listed: Unrouted | None = st.session_state.get(CAPTURED)
+    if listed:
+        show_captured(listed)
+
+
+def show_moves() -> None:
+    """The moves of captured messages started here: progress, then their exact result."""
+    for tenant, plan in st.session_state.get(MOVES, {}).items():
+        job = current_job("move-captured", tenant)
+        if job is not None:
+            move_progress(
+                job.id,
+                lambda moved, plan=plan: (
+                    moved.clean,
+                    moved_captured_sentence(session, plan, moved),
+                ),
+                partial(after_moving, plan.to),
+            )
+
+
+def show_captured(listed: Unrouted) -> None:
+    for captured in listed.ids:
+        tenant = captured.routing_key
+        job = current_job("move-captured", tenant)
+        if job is not None and not job.done:
+            continue
+        line = f"{literal(tenant)}: {count(captured.messages, 'captured message')}"
+        if captured.bound_to is None:
+            st.markdown(f"{line}; onboard it to move them into its queue.")
+        elif dialog_button(
+            f"{line}: move them into its queue…", "move-captured", tenant, ":material/move_down:"
+        ):
+            move_captured_dialog(tenant)
+
+
+def after_moving(queue: str) -> None:
+    after_action(session, queue)
+    read_captured()
 
 
 @st.dialog("Offboard a tenant", on_dismiss=closer("unbind"))
@@ -148,6 +266,7 @@ with bind_tab:
     ):
         bind_dialog(specs)
     show_bind_results()
+    show_unrouted()
 with unbind_tab:
     message = st.session_state.pop(UNBOUND, None)
     if message:

@@ -10,12 +10,14 @@ from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History
 from dashboard.reads.models import Overview, TenantRow
 from dashboard.reads.trends import SPANS, WINDOW_SECONDS, Trends, fetch_trends
+from dashboard.reads.unrouted import unrouted_sentence
 from dashboard.reads.waiting import longest_waiting_first
 from pages.components.blocks import fitted_table, headline
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import (
+    ONBOARDING_PAGE,
     TENANT_PAGE,
     attention_list,
     filter_box,
@@ -111,6 +113,12 @@ def show_attention(overview: Overview) -> None:
     if flagged:
         st.subheader(f"Needs attention ({len({tenant for tenant, _, _ in flagged}):,})")
         attention_list(flagged)
+    unrouted = overview.unrouted
+    if unrouted and (unrouted.dropped or unrouted.captured):
+        st.warning(literal(unrouted_sentence(unrouted)), icon=":material/call_split:")
+        st.page_link(
+            ONBOARDING_PAGE, label="Who published before onboarding", icon=":material/link:"
+        )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -173,10 +173,11 @@ def test_the_tenants_table_has_flags_dead_letters_and_the_reasons(
 
     records, table = wait_until(both, what="both tenants with their dead letters")
     lines = table.splitlines()
-    assert lines[0].split()[7:] == ["FLAGS", "DEAD", "LETTERS"]
+    assert lines[0].split()[7:] == ["FLAGS", "DEAD", "LETTERS", "WAITING", "DRAIN"]
     acme, globex = (line.split() for line in lines[1:3])
     kinds = ", ".join(flag["kind"] for flag in records[0]["flags"])
-    assert kinds and acme[7:] == [*kinds.split(), "1"]
+    assert kinds and acme[7 : 8 + len(kinds.split())] == [*kinds.split(), "1"]
+    assert acme[-3:] == ["never:", "no", "consumer"]
     assert records[1]["flags"] == []
     assert globex == ["globex", queue, "0", "0", "0", "0", "classic"]
     reasons = [f"{r['tenant']}: {flag['reason']}" for r in records for flag in r["flags"]]

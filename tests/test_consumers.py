@@ -316,7 +316,9 @@ def test_a_pod_near_its_queue_s_consumer_timeout_is_flagged(session_for, channel
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
     name = unique("pod-long-job")
     pod(name).hold(queue, 2, 1)  # one long job, under its prefetch: not stuck
-    session = session_for(stuck_after_seconds=3, consumer_timeout_seconds=5)
+    session = session_for(
+        tenant_exchange=exchange, stuck_after_seconds=3, consumer_timeout_seconds=5
+    )
 
     def near():
         loads = [load for load in fetch_consumers(session).loads if load.queue == queue]
@@ -337,12 +339,14 @@ def test_a_pod_near_its_queue_s_consumer_timeout_is_flagged(session_for, channel
 def test_a_queue_s_own_consumer_timeout_counts_from_3_12(
     session_for, channel, unique, pod, broker_version
 ):
-    queue = unique("own-timeout")
+    exchange, queue = unique("tenants"), unique("own-timeout")
+    channel.exchange_declare(exchange, "direct", durable=True)
     channel.queue_declare(queue, durable=True, arguments={"x-consumer-timeout": 4000})
+    channel.queue_bind(queue, exchange, "acme")
     channel.basic_publish("", queue, b"job")
     load_name = unique("pod")
     pod(load_name).hold(queue, 1, 1)
-    session = session_for(stuck_after_seconds=3)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3)
 
     [load] = consumers_when(session, queue, [(load_name, 1, 1)])
 
@@ -357,7 +361,7 @@ def test_a_job_waiting_behind_another_while_a_pod_sits_free_is_flagged(
     busy, free = unique("pod-busy"), unique("pod-free")
     pod(busy).hold(queue, 2, 2)
     pod(free).hold(queue, 2, 0)
-    session = session_for(refresh_seconds=1)
+    session = session_for(tenant_exchange=exchange, refresh_seconds=1)
 
     def flagged():
         loads = {load.connection: load for load in fetch_consumers(session).loads}
@@ -415,12 +419,12 @@ def test_a_celery_worker_is_named_by_its_node_and_its_own_queues_are_not_work(
 def test_a_pod_that_just_took_a_job_after_idling_is_not_stuck_yet(
     session_for, channel, unique, pod
 ):
-    queue = unique("idle-then-busy")
-    channel.queue_declare(queue, durable=True)
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("idle-then-busy"), 0)
     name = unique("pod-idle")
     worker = pod(name)
     worker.consume(queue, prefetch=1, expect=0)
-    session = session_for(stuck_after_seconds=3)
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3)
     watch = AckWatch()
 
     def mine():
@@ -435,3 +439,27 @@ def test_a_pod_that_just_took_a_job_after_idling_is_not_stuck_yet(
     assert took.flags == []  # its silence began when it took the job, not when it connected
     later = wait_until(lambda: (load := mine()) and load.flags and load, timeout=15)
     assert [flag.kind for flag in later.flags] == ["stuck"]
+
+
+def test_only_tenant_queues_and_their_dead_letter_queues_are_work(
+    session_for, channel, unique, pod
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    other_app = unique("reports")
+    channel.queue_declare(other_app, durable=True)
+    worker = pod(unique("pod-mixed"))
+    for consumed in (queue, f"{queue}.dlq", other_app):
+        worker.consume(consumed, prefetch=1, expect=0, auto_ack=True)
+    session = session_for(tenant_exchange=exchange)
+
+    def mine():
+        loads = [load for load in fetch_consumers(session).loads if load.connection == worker.name]
+        return loads if len(loads) == 3 else None
+
+    loads = {load.queue: load for load in wait_until(mine, what="the pod's three consumers")}
+    assert {name: (load.work, [f.kind for f in load.flags]) for name, load in loads.items()} == {
+        queue: (True, ["auto-ack"]),
+        f"{queue}.dlq": (True, ["auto-ack"]),
+        other_app: (False, []),  # another application's queue: not the tenants' work
+    }

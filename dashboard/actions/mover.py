@@ -30,8 +30,9 @@ from dashboard.actions.mover_connection import MoverConnection
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 
-# Where a copy goes: (exchange, routing key), decided per message (None: leave it in the source).
-Route = Callable[[BasicProperties], tuple[str, str] | None]
+# Where a copy goes: (exchange, routing key), decided per message from its properties and the
+# routing key it came with (None: leave it in the source).
+Route = Callable[[BasicProperties, str], tuple[str, str] | None]
 Transform = Callable[[BasicProperties], BasicProperties]
 Progress = Callable[["MoveResult"], None]
 
@@ -78,7 +79,7 @@ def window_for(largest_body: int, most: int = MAX_WINDOW) -> int:
 
 def to_queue(queue: str) -> Route:
     """Every copy to `queue`, through the default exchange."""
-    return lambda _properties: ("", queue)
+    return lambda _properties, _key: ("", queue)
 
 
 def keep_properties(properties: BasicProperties) -> BasicProperties:
@@ -209,7 +210,9 @@ class Mover:
 
     # -- moving -------------------------------------------------------------------------------
 
-    def _on_delivery(self, delivery_tag: int, encoded_properties: bytes, body: bytes) -> None:
+    def _on_delivery(
+        self, delivery_tag: int, routing_key: str, encoded_properties: bytes, body: bytes
+    ) -> None:
         self._last_activity = time.monotonic()
         if self.result.delivered >= self.limit:
             # Acks are held back so that the broker cannot get this far (see `_ack_confirmed`).
@@ -223,7 +226,7 @@ class Mover:
             self._widen()
         properties = BasicProperties()
         properties.decode(encoded_properties)
-        target = self.route(properties)
+        target = self.route(properties, routing_key)
         if target is None:
             # Requeued, it would come straight back: stop here instead of going round.
             self.result.skipped += 1
@@ -435,7 +438,7 @@ def move_through_holding(
 
 def _or_back_to(route: Route, source: str) -> Route:
     """`route`, with a message it finds no destination for returned to `source`."""
-    return lambda properties: route(properties) or ("", source)
+    return lambda properties, key: route(properties, key) or ("", source)
 
 
 def _holding_queue(session: Session, queue: str, delete: bool = False) -> None:

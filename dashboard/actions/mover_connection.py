@@ -25,8 +25,8 @@ BASIC = 60
 BASIC_DELIVER = struct.pack(">HH", BASIC, 60)
 BASIC_PUBLISH = struct.pack(">HH", BASIC, 40)
 
-# (delivery tag, encoded properties, body) of one complete delivery.
-OnDelivery = Callable[[int, bytes, bytes], None]
+# (delivery tag, routing key, encoded properties, body) of one complete delivery.
+OnDelivery = Callable[[int, str, bytes, bytes], None]
 
 
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:
@@ -44,13 +44,13 @@ def _skip_short_string(data: bytes, at: int) -> int:
 
 class MoverConnection(SelectConnection):
     """A SelectConnection that hands deliveries on `delivering_channel` to `on_delivery` as raw
-    (tag, properties, body) and publishes copies through `publish`."""
+    (tag, routing key, properties, body) and publishes copies through `publish`."""
 
     def __init__(self, *args, **kwargs):
         self._outgoing: list[bytes] = []
         self.delivering_channel: int | None = None
         self.on_delivery: OnDelivery | None = None
-        # The delivery being assembled: [tag, properties, body size, body chunks].
+        # The delivery being assembled: [tag, routing key, properties, body size, body chunks].
         self._delivery: list | None = None
         super().__init__(*args, **kwargs)
 
@@ -109,18 +109,21 @@ class MoverConnection(SelectConnection):
         if kind == FRAME_METHOD:
             if data[start : start + 4] != BASIC_DELIVER:
                 return False
+            # consumer tag, delivery tag, redelivered, exchange, routing key
             at = _skip_short_string(data, start + 4)
             (tag,) = struct.unpack_from(">Q", data, at)
-            self._delivery = [tag, b"", 0, []]
+            key_at = _skip_short_string(data, at + 9)
+            routing_key = data[key_at + 1 : key_at + 1 + data[key_at]].decode()
+            self._delivery = [tag, routing_key, b"", 0, []]
         elif kind == FRAME_HEADER and self._delivery is not None:
             (size,) = struct.unpack_from(">Q", data, start + 4)
-            self._delivery[1:3] = data[start + 12 : end], size
+            self._delivery[2:4] = data[start + 12 : end], size
         elif kind == FRAME_BODY and self._delivery is not None:
-            self._delivery[3].append(data[start:end])
+            self._delivery[4].append(data[start:end])
         else:
             return False
-        tag, properties, size, chunks = self._delivery
+        tag, routing_key, properties, size, chunks = self._delivery
         if kind != FRAME_METHOD and sum(map(len, chunks)) >= size:
             self._delivery = None
-            self.on_delivery(tag, properties, b"".join(chunks))
+            self.on_delivery(tag, routing_key, properties, b"".join(chunks))
         return True

@@ -108,7 +108,7 @@ class RepublishPlan(MovePlan):
             route = (
                 to_queue(self.to_queue)
                 if self.to_queue
-                else (lambda _properties: (self.exchange, self.routing_key))
+                else (lambda _properties, _key: (self.exchange, self.routing_key))
             )
             mover = Mover(
                 session, self.source, route, self.limit, with_priority, progress=progress,

@@ -19,7 +19,7 @@ from dashboard.actions.moves import Moved, MovePlan, at_most
 from dashboard.broker.session import Session
 
 
-def back_to_where_it_died(properties) -> tuple[str, str] | None:
+def back_to_where_it_died(properties, _routing_key: str) -> tuple[str, str] | None:
     """The queue of the message's first `x-death` entry, through the default exchange."""
     deaths = (properties.headers or {}).get("x-death")
     if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
@@ -118,7 +118,9 @@ class RequeuePlan(MovePlan):
         destination = to_queue(self.to) if self.to else back_to_where_it_died
         if not self.only.active:
             return destination
-        return lambda properties: destination(properties) if self.only.matches(properties) else None
+        return lambda properties, key: (
+            destination(properties, key) if self.only.matches(properties) else None
+        )
 
     def move(
         self, session: Session, progress: Progress | None, cancel: threading.Event | None
@@ -137,8 +139,8 @@ class RequeuePlan(MovePlan):
         # the mover does not meet them again.
         matched = []
 
-        def counting(properties):
-            target = self.route(properties)
+        def counting(properties, key):
+            target = self.route(properties, key)
             if target is not None:
                 matched.append(1)
             return target

@@ -56,6 +56,27 @@ class MessageStats(_ApiModel):
     ack_details: Rate | None = None
 
 
+class ExchangeStats(_ApiModel):
+    # Messages published into the exchange, and routed out of it to queues (or to its alternate
+    # exchange): since the broker's statistics began.
+    publish_in: int = 0
+    publish_out: int = 0
+
+
+class ExchangeInfo(_ApiModel):
+    """One exchange as `GET /api/exchanges/{vhost}/{name}` returns it."""
+
+    name: str
+    type: str
+    arguments: dict = Field(default_factory=dict)
+    # The name of the policy in force on it, if any.
+    policy: str | None = None
+    message_stats: ExchangeStats | None = None
+
+    _no_stats = field_validator("message_stats", mode="before")(lambda value: value or None)
+    _no_policy = field_validator("policy", mode="before")(lambda value: value or None)
+
+
 class QueueInfo(_ApiModel):
     """One queue as `GET /api/queues/{vhost}?columns=...` returns it.
 

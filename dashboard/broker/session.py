@@ -41,10 +41,9 @@ class Session:
         self.client = ManagementClient(settings)
         url = metrics_url(settings)
         self.metrics = QueueMetrics(url, settings.request_timeout) if url else None
-        self._whoami: dict | None = None
-        self._whoami_at = 0.0
-        self._version: BrokerVersion | None = None
-        self._version_at = 0.0
+        # What is asked again only after a while: name -> (when, answer).
+        self._remembered: dict[str, tuple[float, Any]] = {}
+        self._remembered_lock = threading.Lock()
         # A blocking connection is not thread-safe: one user of it at a time.
         self._amqp_lock = threading.Lock()
         self._amqp: pika.BlockingConnection | None = None
@@ -68,17 +67,23 @@ class Session:
 
     def whoami(self) -> dict:
         """`GET /api/whoami` (the user and its tags), asked again after WHOAMI_SECONDS."""
-        if self._whoami is None or time.monotonic() - self._whoami_at > WHOAMI_SECONDS:
-            self._whoami = self.client.whoami()
-            self._whoami_at = time.monotonic()
-        return self._whoami
+        return self.remembered("whoami", WHOAMI_SECONDS, self.client.whoami)
 
     def broker_version(self) -> BrokerVersion:
         """The answering node's version, asked again after VERSION_SECONDS (an upgrade)."""
-        if self._version is None or time.monotonic() - self._version_at > VERSION_SECONDS:
-            self._version = self.client.broker_version()
-            self._version_at = time.monotonic()
-        return self._version
+        return self.remembered("version", VERSION_SECONDS, self.client.broker_version)
+
+    def remembered(self, name: str, seconds: float, ask: Callable[[], T]) -> T:
+        """`ask()`'s answer, asked again once it is older than `seconds` (a failure is not
+        remembered)."""
+        with self._remembered_lock:
+            known = self._remembered.get(name)
+        if known is not None and time.monotonic() - known[0] <= seconds:
+            return known[1]
+        answer = ask()
+        with self._remembered_lock:
+            self._remembered[name] = (time.monotonic(), answer)
+        return answer
 
     def amqp_parameters(self, name: str) -> list[pika.URLParameters]:
         """For a connection of its own (a move drives one with its own I/O loop)."""

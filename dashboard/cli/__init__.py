@@ -59,6 +59,7 @@ def _looks(sub, read) -> None:
     consumers.add_argument(
         "--by-pod", action="store_true", help="one row per pod: its consumers, unacked, prefetch"
     )
+    read("unrouted", reads.unrouted, "messages the tenant exchange dropped or captured")
     _command(sub, "nodes", reads.nodes, "the cluster's nodes: running, alarms, memory, disk")
     peek = read(
         "peek", changes.peek_messages, "show the first ready messages of a queue (requeued)"
@@ -127,6 +128,11 @@ def _changes(change) -> None:
     unbind_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
     unbind_cmd.add_argument("--delete-queue", action="store_true", help="delete its queue too")
     unbind_cmd.add_argument("--force", action="store_true", help="even if it holds messages")
+    change("capture", changes.capture_unrouted, "keep what the tenant exchange cannot route")
+    captured_cmd = change(
+        "move-captured", changes.move_captured, "move an onboarded tenant's captured messages"
+    )
+    captured_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
 
 
 def _command(sub, name: str, handler, summary: str) -> argparse.ArgumentParser:

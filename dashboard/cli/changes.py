@@ -13,6 +13,12 @@ from typing import NamedTuple
 from dashboard.actions.access import planning
 from dashboard.actions.audit import AuditLog, count
 from dashboard.actions.bind import TenantSpec, bind, bind_sentence, parse_tenant_list
+from dashboard.actions.capture import (
+    capture,
+    moved_captured_sentence,
+    plan_capture,
+    plan_move_captured,
+)
 from dashboard.actions.mover import MoveResult
 from dashboard.actions.moves import Moved, MovePlan, run_move
 from dashboard.actions.peek import peek, peek_sentence
@@ -26,6 +32,7 @@ from dashboard.cli.output import format_message, format_table, print_json, repor
 from dashboard.cli.reads import open_session
 from dashboard.errors import WarrenError
 from dashboard.reads.peek import PEEK_NOTICE, plan_peek
+from dashboard.reads.unrouted import capture_names
 
 BIND_COLUMNS = (
     ("tenant", "TENANT"),
@@ -312,3 +319,40 @@ def _progress(args: argparse.Namespace):
 
 def _show_progress(result: MoveResult) -> None:
     print(f"\r  moved {result.moved:,}, sent back {result.failed:,}", end="", file=sys.stderr)
+
+
+def capture_unrouted(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        asked = {"vhost": session.vhost}
+        with _planning(args, session, "capture", session.exchange, asked):
+            plan = plan_capture(session)
+        if plan.already:
+            return report(args, {"dry_run": args.dry_run, **plan.model_dump()}, plan.sentence)
+        ask = Ask("capture", plan.exchange, asked, plan.sentence, "changed")
+        declined = _declined(args, session, ask, plan.model_dump(), {})
+        if declined is not None:
+            return declined
+        capture(session, plan, actor(session))
+    record = {"dry_run": False, **plan.model_dump()}
+    summary = (
+        f"Capturing: what exchange {plan.exchange!r} cannot route now goes to queue "
+        f"{plan.capture_queue!r}. `warren unrouted` lists it by tenant id."
+    )
+    return report(args, record, summary)
+
+
+def move_captured(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        asked = {"tenant": args.tenant, "vhost": session.vhost}
+        source = capture_names(session.exchange).queue
+        with _planning(args, session, "move-captured", source, asked):
+            plan = plan_move_captured(session, args.tenant)
+        would = {"would_move": plan.matching, "ready": plan.ready}
+        declined = _declined_move(args, session, plan, plan.model_dump(), would)
+        if declined is not None:
+            return declined
+        moved = _run_move(args, session, plan)
+        summary = moved_captured_sentence(session, plan, moved)
+    record = {"dry_run": False, **moved.counts, "to": plan.to}
+    report(args, record, summary)
+    return 0 if moved.clean else 1

@@ -16,7 +16,9 @@ from dashboard.reads.history import open_history
 from dashboard.reads.models import TenantRow
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
+from dashboard.reads.poll import unrouted_or_none
 from dashboard.reads.stuck import flag_overview
+from dashboard.reads.unrouted import fetch_unrouted, unrouted_sentence
 from dashboard.reads.waiting import longest_waiting_first
 from dashboard.settings import Settings, load_settings
 
@@ -96,6 +98,7 @@ def tenants(args: argparse.Namespace) -> int:
         # The history the console and the watcher keep, and the broker's samples.
         history = open_history(session.settings)
         flag_overview(overview, history, session.settings, session=session)
+        unrouted = None if args.json else unrouted_or_none(session)
     rows = longest_waiting_first(overview.rows) if args.sort == "wait" else overview.rows
     records = [row.model_dump(mode="json") for row in rows]
     if args.json:
@@ -114,6 +117,8 @@ def tenants(args: argparse.Namespace) -> int:
         f"{totals.ready:,} ready, {totals.unacked:,} unacked, "
         f"{count(totals.consumers, 'consumer')}"
     )
+    if unrouted and (unrouted.dropped or unrouted.captured):
+        print(unrouted_sentence(unrouted))
     return 0
 
 
@@ -122,6 +127,21 @@ def _wait_cells(row: TenantRow) -> tuple[str | None, str | None]:
         return None, None
     waited = duration_text(row.wait.seconds)
     return (f">= {waited}" if row.wait.at_least else waited), row.wait.drain
+
+
+def unrouted(args: argparse.Namespace) -> int:
+    with open_session(args) as session:
+        found = fetch_unrouted(session)
+    if args.json:
+        print_json(found.model_dump(mode="json"))
+        return 0
+    print(unrouted_sentence(found))
+    if not found.capturing:
+        print("`warren capture` keeps what it cannot route from now on.")
+    if found.ids:
+        records = [captured.model_dump() for captured in found.ids]
+        print(format_table(records, (("routing_key", "TENANT ID"), ("messages", "CAPTURED"))))
+    return 0
 
 
 def consumers(args: argparse.Namespace) -> int:

@@ -12,10 +12,9 @@ from dashboard.broker.models import (
     parse_all,
 )
 from dashboard.broker.session import Session
-from dashboard.errors import TenantExchangeMissing
 from dashboard.reads.durations import duration_text
 from dashboard.reads.models import ConsumerLoad, ConsumerReport, Flag, PodLoad
-from dashboard.reads.overview import tenant_bindings, tenants_by_queue
+from dashboard.reads.overview import work_queues
 from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP
 from dashboard.reads.silence import HOUR_SECONDS, HOUR_STEP, Silence, earliest, silence_in
 from dashboard.reads.timeouts import held_queue_timeouts
@@ -113,7 +112,10 @@ def fetch_consumers(
     by_channel: dict[str, list[ConsumerInfo]] = defaultdict(list)
     for consumer in visible:
         by_channel[consumer.channel_details.name].append(consumer)
-    tenants = _tenants_by_queue(session)
+    # The topology's settings, listed at most every WARREN_TOPOLOGY_SECONDS.
+    tenants, dead_letter_queues = session.remembered(
+        "work-queues", session.settings.topology_seconds, lambda: work_queues(session)
+    )
     moment = now or datetime.now(UTC)
     worker_names = _worker_names(visible)
     held = []
@@ -129,7 +131,7 @@ def fetch_consumers(
         )
         if not (connection and connection.client_name):
             load.connection = worker_names.get(load.connection_id, load.connection)
-        load.work = is_work_queue(load.queue)
+        load.work = load.queue in tenants or load.queue in dead_letter_queues
         connected = (
             connection.connected_at / 1000 if connection and connection.connected_at else None
         )
@@ -210,14 +212,6 @@ def _pod(members: list[ConsumerLoad]) -> PodLoad:
     )
 
 
-def _tenants_by_queue(session: Session) -> dict[str, list[str]]:
-    try:
-        bindings = tenant_bindings(session)
-    except TenantExchangeMissing:
-        return {}
-    return {queue: sorted(ids) for queue, ids in tenants_by_queue(bindings).items()}
-
-
 def _load(
     consumer: ConsumerInfo,
     channel: ChannelInfo,
@@ -252,13 +246,6 @@ def _load(
         ack_required=consumer.ack_required,
         idle_since=channel.idle_since,
     )
-
-
-def is_work_queue(queue: str) -> bool:
-    """Whether consumers of `queue` do jobs: not a worker framework's control or event queue
-    (Celery's `<worker>.celery.pidbox` and `celeryev.*`), nor a server-named reply queue
-    (`amq.gen-*`). Flags about work apply only to work queues."""
-    return not (queue.endswith(CELERY_PIDBOX) or queue.startswith(("celeryev.", "amq.gen-")))
 
 
 def _worker_names(consumers: list[ConsumerInfo]) -> dict[str, str]:

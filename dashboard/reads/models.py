@@ -82,6 +82,34 @@ class Totals(BaseModel):
     consumers: int
 
 
+class CapturedId(BaseModel):
+    """Captured messages of one routing key (tenant id)."""
+
+    routing_key: str
+    messages: int
+    # The queue a tenant binding with this routing key leads to now: onboarded since.
+    bound_to: str | None = None
+
+
+class Unrouted(BaseModel):
+    """What the tenant exchange could not route (reads/unrouted.py)."""
+
+    exchange: str
+    # Dropped for want of a binding since the broker's statistics began.
+    dropped: int
+    # The policy in force on the tenant exchange (Warren's capture, or another).
+    policy: str | None
+    capturing: bool
+    capture_queue: str
+    # Messages in the capture queue; None when there is none.
+    captured: int | None = None
+    # The captured messages by routing key, most first.
+    ids: list[CapturedId] = Field(default_factory=list)
+
+    def captured_for(self, tenant: str) -> int:
+        return next((i.messages for i in self.ids if i.routing_key == tenant), 0)
+
+
 class Overview(BaseModel):
     vhost: str
     exchange: str
@@ -91,6 +119,8 @@ class Overview(BaseModel):
     # Where the counts came from: the management API's queue list, or the metrics endpoint
     # (then rates and settings are from the last topology listing).
     counts_from: Literal["management", "metrics"] = "management"
+    # Read by the console's and the watcher's polls; None where nobody read it.
+    unrouted: Unrouted | None = None
 
 
 class ConsumerLoad(BaseModel):
@@ -122,7 +152,8 @@ class ConsumerLoad(BaseModel):
     no_ack_for: str | None = None
     # While it holds messages: the consumer timeout of its queue, in seconds.
     timeout_seconds: float | None = None
-    # False for a worker framework's control and event queues: not work, never flagged.
+    # False unless its queue is a tenant queue or one their dead letters go to: a worker
+    # framework's control and event queues, another application's. Never flagged.
     work: bool = True
     flags: list[Flag] = Field(default_factory=list)
 

@@ -13,10 +13,11 @@ from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 from dashboard.reads.consumers import AckWatch, fetch_consumers
 from dashboard.reads.history import History
-from dashboard.reads.models import ConsumerReport, Overview
+from dashboard.reads.models import ConsumerReport, Overview, Unrouted
 from dashboard.reads.nodes import Cluster, fetch_cluster
 from dashboard.reads.overview import OverviewReader
 from dashboard.reads.stuck import Memory, flag_overview
+from dashboard.reads.unrouted import fetch_unrouted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,9 +127,20 @@ def overview_poll(session: Session, history: History | None) -> SharedPoll[Overv
     def read() -> Overview:
         overview = reader.read()
         flag_overview(overview, history, session.settings, session=session, memory=memory)
+        overview.unrouted = unrouted_or_none(session)
         return overview
 
     return SharedPoll(read, session.settings.refresh_seconds)
+
+
+def unrouted_or_none(session: Session) -> Unrouted | None:
+    """What the tenant exchange dropped and captured, without the ids (a read of the capture
+    queue's messages, for who asks); None, logged, when it cannot be read: the overview stands."""
+    try:
+        return fetch_unrouted(session, list_ids=False)
+    except WarrenError as exc:
+        log.warning("unrouted messages not read: %s", exc)
+        return None
 
 
 def consumers_poll(session: Session) -> SharedPoll[ConsumerReport]:

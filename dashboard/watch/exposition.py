@@ -79,6 +79,7 @@ class _Families:
     def collect(self) -> Iterator[Metric]:
         reading = self.reading
         yield from _tenant_counts(reading.overview)
+        yield from _unrouted(reading.overview)
         for scope in FLAG_SERIES:
             yield from _flags(scope, [f for f in reading.findings if f.scope == scope])
         console = GaugeMetricFamily(
@@ -118,6 +119,28 @@ def _tenant_counts(overview: Overview | None) -> Iterator[Metric]:
             if value is not None:
                 family.add_metric(labels, value)
     yield from (family for family, _ in families)
+
+
+def _unrouted(overview: Overview | None) -> Iterator[Metric]:
+    unrouted = overview.unrouted if overview else None
+    dropped = GaugeMetricFamily(
+        "warren_exchange_unroutable_dropped_messages",
+        "Messages the tenant exchange dropped for want of a binding, since the broker's "
+        "statistics began (a tenant publishing before it was onboarded).",
+        labels=["vhost", "exchange"],
+    )
+    captured = GaugeMetricFamily(
+        "warren_exchange_captured_messages",
+        "Messages in the tenant exchange's capture queue (no series without one).",
+        labels=["vhost", "exchange"],
+    )
+    if unrouted is not None:
+        labels = [overview.vhost, unrouted.exchange]
+        dropped.add_metric(labels, unrouted.dropped)
+        if unrouted.captured is not None:
+            captured.add_metric(labels, unrouted.captured)
+    yield dropped
+    yield captured
 
 
 def _flags(scope: str, findings: list[Finding]) -> Iterator[Metric]:

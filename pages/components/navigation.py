@@ -6,12 +6,17 @@ from dashboard.reads.models import Flag
 from pages.components.formatting import literal
 
 TENANT_PAGE = "pages/tenant.py"
+ONBOARDING_PAGE = "pages/onboarding.py"
 # Most urgent first: work held and not done, then work failing, then work waiting.
 FLAG_ICONS = {
     "stuck": ":material/block:",
+    "near-consumer-timeout": ":material/timer:",
     "no-acks": ":material/hourglass_disabled:",
+    "redelivery-loop": ":material/autorenew:",
     "dead-letters-growing": ":material/trending_up:",
     "no-consumer": ":material/person_off:",
+    "backlog-growing": ":material/stacked_line_chart:",
+    "waiting-behind-job": ":material/hourglass_top:",
     "auto-ack": ":material/warning:",
     "unlimited-prefetch": ":material/all_inclusive:",
     "idle": ":material/bedtime:",

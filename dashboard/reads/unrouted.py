@@ -1,0 +1,105 @@
+"""Messages the tenant exchange could not route: a tenant whose producers went live before
+anyone onboarded it.
+
+A direct exchange drops a message that no queue is bound to take, silently. Its statistics
+count the message in (`publish_in`) and not out (`publish_out`): the difference is what it
+dropped since the broker's statistics began (a node's restart starts them again). Captured:
+Warren's capture (actions/capture.py) sets an alternate exchange on the tenant exchange by
+policy, so that such messages reach a bounded capture queue instead, with their routing key,
+the tenant id, kept. Listing the captured ids reads the capture queue's messages and leaves
+every one there, in its order (they come back marked redelivered).
+"""
+
+from collections import Counter
+from typing import NamedTuple
+
+from dashboard.broker.models import ExchangeInfo
+from dashboard.broker.session import Session
+from dashboard.errors import NotFound
+from dashboard.reads.models import CapturedId, Unrouted
+from dashboard.reads.overview import tenant_bindings, tenant_exchange
+
+# The capture queue's bound, and so the most messages a listing of its ids reads.
+CAPTURE_MAX_MESSAGES = 10_000
+BROWSE_IDLE_SECONDS = 1.0
+
+
+class CaptureNames(NamedTuple):
+    exchange: str
+    queue: str
+    policy: str
+
+
+def capture_names(tenant_exchange: str) -> CaptureNames:
+    captured = f"{tenant_exchange}.unrouted"
+    return CaptureNames(captured, captured, f"warren-capture-{tenant_exchange}")
+
+
+def fetch_unrouted(session: Session, list_ids: bool = True) -> Unrouted:
+    """The tenant exchange's dropped count and Warren's capture; with `list_ids`, the captured
+    messages by routing key (read from the capture queue and left there)."""
+    raw = tenant_exchange(session.client, session.vhost, session.exchange)
+    exchange = ExchangeInfo.model_validate(raw)
+    names = capture_names(session.exchange)
+    stats = exchange.message_stats
+    unrouted = Unrouted(
+        exchange=session.exchange,
+        dropped=max(0, stats.publish_in - stats.publish_out) if stats else 0,
+        policy=exchange.policy,
+        capturing=exchange.policy == names.policy,
+        capture_queue=names.queue,
+    )
+    try:
+        unrouted.captured = session.ready_count(names.queue)
+    except NotFound:
+        return unrouted
+    if list_ids and unrouted.captured:
+        ids = captured_ids(session, names.queue, unrouted.captured)
+        bound = {binding.routing_key: binding.destination for binding in tenant_bindings(session)}
+        unrouted.ids = [
+            CapturedId(routing_key=key, messages=messages, bound_to=bound.get(key))
+            for key, messages in ids.most_common()
+        ]
+    return unrouted
+
+
+def unrouted_sentence(unrouted: Unrouted) -> str:
+    """What every face says first: dropped, and captured."""
+    dropped = (
+        f"Exchange {unrouted.exchange!r} dropped {unrouted.dropped:,} messages that no tenant "
+        "was bound to take (since the broker's statistics began)."
+        if unrouted.dropped
+        else f"Exchange {unrouted.exchange!r} dropped no message for want of a binding."
+    )
+    if unrouted.capturing:
+        return (
+            f"{dropped} It is capturing them now: queue {unrouted.capture_queue!r} holds "
+            f"{unrouted.captured or 0:,}."
+        )
+    if unrouted.captured:
+        held = f"queue {unrouted.capture_queue!r} still holds {unrouted.captured:,}"
+        return f"{dropped} Not capturing; {held}."
+    return f"{dropped} Not capturing."
+
+
+def captured_ids(session: Session, queue: str, ready: int) -> Counter:
+    """The routing keys of the first `ready` messages of `queue` (at most the capture's bound),
+    counted. They are taken unacked and go back, in their order, when the channel closes; a
+    crash in between returns them the same way."""
+    wanted = min(ready, CAPTURE_MAX_MESSAGES)
+
+    def read(channel) -> Counter:
+        keys: Counter = Counter()
+        channel.basic_qos(prefetch_count=wanted)
+        for method, _properties, _body in channel.consume(
+            queue, inactivity_timeout=BROWSE_IDLE_SECONDS
+        ):
+            if method is None:
+                break
+            keys[method.routing_key] += 1
+            if sum(keys.values()) >= wanted:
+                break
+        return keys
+
+    # Closing the channel puts every message read back.
+    return session.on_channel(read, f"Capture queue {queue!r} cannot be read")

@@ -12,7 +12,13 @@ from pathlib import Path
 import pika
 
 from dashboard.broker.models import ConsumerInfo
-from dashboard.reads.consumers import AckWatch, fetch_consumers, own_only_sentence
+from dashboard.reads.consumers import (
+    SETTLING_SECONDS,
+    STATISTICS_SECONDS,
+    AckWatch,
+    fetch_consumers,
+    own_only_sentence,
+)
 from dashboard.reads.poll import consumers_poll
 from dashboard.reads.silence import Silence
 from tests.support.helpers import (
@@ -84,15 +90,22 @@ def test_flags_raised_and_not_raised(session_for, channel, unique, pod):
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
     publish(channel, exchange, "acme", 4)
     empty = tenant_with_messages(channel, exchange, "calm", unique("calm"), 0)
+    connected = datetime.now(UTC)
     worker = pod("pod-flags")
     saturated = worker.consume(queue, prefetch=2, expect=2, tag="saturated")
     unlimited = worker.consume(queue, prefetch=0, expect=2, tag="unlimited")
     idle = worker.consume(empty, prefetch=5, expect=0, tag="idle")
     autoack = worker.consume(empty, prefetch=5, expect=0, tag="autoack", auto_ack=True)
     consumers_when(session, queue, [("pod-flags", 2, 2), ("pod-flags", 0, 2)])
+    # Seconds after it connected, a pod may not have set its prefetch yet: not flagged.
+    settling = fetch_consumers(session, now=connected + timedelta(seconds=2)).loads
+    assert flags_by_tag([load for load in settling if load.queue == queue]) == {
+        saturated: [],
+        unlimited: [],
+    }
 
     later = wait_until(lambda: _all_idle(session, session_for, queue, empty), what="idle channels")
-    fresh = flags_by_tag(later(stuck_after=3600, seconds_later=0))
+    fresh = flags_by_tag(later(stuck_after=3600, seconds_later=SETTLING_SECONDS))
     assert fresh == {
         saturated: [],
         unlimited: ["unlimited-prefetch"],
@@ -424,7 +437,8 @@ def test_a_pod_that_just_took_a_job_after_idling_is_not_stuck_yet(
     name = unique("pod-idle")
     worker = pod(name)
     worker.consume(queue, prefetch=1, expect=0)
-    session = session_for(tenant_exchange=exchange, stuck_after_seconds=3)
+    # Above the few seconds a hold may start before the poll that saw it (the statistics' age).
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=STATISTICS_SECONDS + 3)
     watch = AckWatch()
 
     def mine():
@@ -432,7 +446,10 @@ def test_a_pod_that_just_took_a_job_after_idling_is_not_stuck_yet(
         return loads[0] if loads else None
 
     wait_until(lambda: (load := mine()) and load.unacked == 0)
-    time.sleep(4)  # idle, connected longer than the stuck threshold
+    idle_until = time.monotonic() + STATISTICS_SECONDS + 4  # longer than the stuck threshold
+    while time.monotonic() < idle_until:  # polled as the console does, idle all along
+        assert mine().unacked == 0
+        time.sleep(0.5)
     channel.basic_publish("", queue, b"job")
     took = wait_until(lambda: (load := mine()) and load.unacked == 1 and load)
 

@@ -32,6 +32,9 @@ RABBITMQ_ROOT = os.path.realpath(_root) if _root else None
 PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_prometheus]."
 # One-second stats keep the management API close to AMQP truth in tests and the demo.
 STATS_INTERVAL_MS = 1000
+ADVANCED_CONFIG = "advanced.config"
+# How often a channel of a node with a short consumer timeout checks its deliveries' age.
+CHANNEL_TICK_MS = 1000
 
 
 class LocalBrokerError(WarrenError):
@@ -62,10 +65,17 @@ class LocalBroker:
     process: subprocess.Popen | None = field(default=None, repr=False)
     ready: bool = False
     owns_base_dir: bool = True
+    consumer_timeout_ms: int | None = None
 
     @classmethod
-    def create(cls, base_dir: Path | None = None, default_ports: bool = False) -> "LocalBroker":
-        """Lay out a node's files; `default_ports` takes 5672/15672 when they are free."""
+    def create(
+        cls,
+        base_dir: Path | None = None,
+        default_ports: bool = False,
+        consumer_timeout_ms: int | None = None,
+    ) -> "LocalBroker":
+        """Lay out a node's files; `default_ports` takes 5672/15672 when they are free;
+        `consumer_timeout_ms` sets the broker's consumer timeout (its default otherwise)."""
         # A node in another root sees only that root's files: its directory must be there.
         owns = base_dir is None or RABBITMQ_ROOT is not None
         base = (
@@ -81,6 +91,7 @@ class LocalBroker:
             dist_port=free_port(),
             prometheus_port=free_port(),
             owns_base_dir=owns,
+            consumer_timeout_ms=consumer_timeout_ms,
         )
         broker._write_files()
         return broker
@@ -106,9 +117,18 @@ class LocalBroker:
         for sub in ("mnesia", "log", "home"):
             (self.base_dir / sub).mkdir(parents=True, exist_ok=True)
         (self.base_dir / "enabled_plugins").write_text(PLUGINS)
+        timeout = []
+        if self.consumer_timeout_ms is not None:
+            timeout = [f"consumer_timeout = {self.consumer_timeout_ms}"]
+            # A channel looks at its deliveries' age only on its tick, once a minute by default:
+            # a timeout of seconds would fire up to a minute late. rabbitmq.conf cannot set it.
+            (self.base_dir / ADVANCED_CONFIG).write_text(
+                f"[{{rabbit, [{{channel_tick_interval, {CHANNEL_TICK_MS}}}]}}].\n"
+            )
         (self.base_dir / "rabbitmq.conf").write_text(
             "\n".join(
                 [
+                    *timeout,
                     f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
@@ -129,7 +149,7 @@ class LocalBroker:
         base = self.base_dir
         if RABBITMQ_ROOT:
             base = Path("/", base.relative_to(RABBITMQ_ROOT))
-        return {
+        variables = {
             "HOME": str(base / "home"),
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
@@ -141,6 +161,9 @@ class LocalBroker:
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
+        if self.consumer_timeout_ms is not None:
+            variables["RABBITMQ_ADVANCED_CONFIG_FILE"] = str(base / ADVANCED_CONFIG)
+        return variables
 
     def _command(self, program: str, *args: str) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that run one of RabbitMQ's programs for this node."""

@@ -20,6 +20,11 @@ from dashboard.reads.silence import HOUR_SECONDS, HOUR_STEP, Silence, earliest, 
 from dashboard.reads.timeouts import held_queue_timeouts
 
 CELERY_PIDBOX = ".celery.pidbox"
+# The broker's statistics interval by default (collect_statistics_interval): what a poll reads
+# of a channel may be this old.
+STATISTICS_SECONDS = 5.0
+# A pod connected for less long may not have set its prefetch yet.
+SETTLING_SECONDS = 10.0
 # A consumer is flagged from this share of its queue's consumer timeout.
 NEAR_TIMEOUT = 0.8
 CHANNEL_COLUMNS = (
@@ -41,19 +46,22 @@ class AckWatch:
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, Silence]] = {}
-        # Per channel: whether it held messages at the last poll, and since when it holds.
-        self._holding: dict[str, tuple[bool, float | None]] = {}
+        # Per channel: whether it held messages at the last poll, when that poll was, and
+        # since when it holds.
+        self._holding: dict[str, tuple[bool, float, float | None]] = {}
 
     def holding_since(self, channel: str, holds: bool, now: float) -> float | None:
-        """When the channel began to hold messages, if a poll saw it holding none before: its
-        silence cannot have begun earlier (a pod idle for an hour that just took a job has not
-        held it for an hour). None when no poll saw it begin."""
-        was, since = self._holding.get(channel, (holds, None))
+        """When the channel began to hold messages, if a poll saw it holding none before: about
+        when that poll was (a pod idle for an hour that just took a job has not held it for an
+        hour), less the age of the statistics it read, since the job may have come right
+        before them (a long job meets the consumer timeout on the broker's clock, not on
+        Warren's polls). None when no poll saw it begin."""
+        was, seen_at, since = self._holding.get(channel, (holds, now, None))
         if not holds:
             since = None
         elif not was:
-            since = now
-        self._holding[channel] = (holds, since)
+            since = seen_at - STATISTICS_SECONDS
+        self._holding[channel] = (holds, now, since)
         return since
 
     def silence(self, channel: str, acks: int, now: float) -> Silence:
@@ -140,6 +148,11 @@ def fetch_consumers(
             watch.holding_since(load.channel, load.unacked > 0, moment.timestamp())
             if watch
             else None
+        )
+        # A pod's limits settle in its first seconds (Celery sets a channel-wide prefetch after
+        # it starts consuming, and the broker's statistics show it up to an interval later).
+        load.prefetch_known = bool(load.prefetch) or (
+            connected is not None and moment.timestamp() - connected > SETTLING_SECONDS
         )
         # Silent no earlier than its pod connected, nor than it took the work it holds.
         not_before = max((t for t in (connected, took_work) if t is not None), default=None)
@@ -356,7 +369,7 @@ def flags_of(
                 reason="Acks on delivery: a message is lost if this pod dies mid-job.",
             )
         )
-    elif load.prefetch == 0:
+    elif load.prefetch == 0 and load.prefetch_known:
         flags.append(
             Flag(
                 kind="unlimited-prefetch",

@@ -134,6 +134,9 @@ class ConsumerLoad(BaseModel):
     vhost: str
     tenants: list[str]
     prefetch: int
+    # False while its pod connected only seconds ago: its limit may not be set yet (Celery sets
+    # one on the whole channel after it starts consuming); "unlimited" is not flagged then.
+    prefetch_known: bool = True
     unacked: int
     # Unacked is counted per channel: when consumers share one, they share the count, and it
     # is measured against the channel's limit (their prefetches summed, or a global prefetch).

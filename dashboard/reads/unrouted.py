@@ -50,9 +50,14 @@ def fetch_unrouted(session: Session, list_ids: bool = True) -> Unrouted:
         capture_queue=names.queue,
     )
     try:
-        unrouted.captured = session.ready_count(names.queue)
+        # The management API's count (a poll reads it every time; asking AMQP for a queue
+        # that is not there would close a channel each time): exact counts are the actions'.
+        listed = session.client.get_queue(session.vhost, names.queue, {})
     except NotFound:
         return unrouted
+    unrouted.captured = int(listed.get("messages_ready") or 0)
+    if list_ids:
+        unrouted.captured = session.ready_count(names.queue)
     if list_ids and unrouted.captured:
         ids = captured_ids(session, names.queue, unrouted.captured)
         bound = {binding.routing_key: binding.destination for binding in tenant_bindings(session)}

@@ -6,7 +6,7 @@ import pika
 import streamlit as st
 
 from dashboard.actions.audit import AuditLog
-from dashboard.reads.consumers import fetch_consumers
+from dashboard.reads.consumers import SETTLING_SECONDS, fetch_consumers
 from dashboard.reads.overview import fetch_overview
 from pages.components.blocks import table_of
 from pages.components.formatting import literal
@@ -24,6 +24,7 @@ def settled(session_for, exchange: str, condition) -> None:
 def test_consumers_page_groups_by_pod_and_flags(session_for, channel, unique, pod, console):
     exchange = unique("tenants")
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 6)
+    connected = time.monotonic()
     worker = pod(unique("pod"))
     worker.consume(queue, prefetch=2, expect=2, tag="bounded")
     worker.consume(queue, prefetch=0, expect=4, tag="unbounded")
@@ -32,6 +33,8 @@ def test_consumers_page_groups_by_pod_and_flags(session_for, channel, unique, po
         exchange,
         lambda _, loads: sorted(load.unacked for load in loads if load.queue == queue) == [2, 4],
     )
+    # Its prefetch 0 is a pod's own choice only once it had time to set another.
+    time.sleep(max(0.0, connected + SETTLING_SECONDS + 1 - time.monotonic()))
 
     app = console({"q": queue}, page="pages/consumers.py", WARREN_TENANT_EXCHANGE=exchange)
 
@@ -91,7 +94,7 @@ def test_a_stuck_pod_is_freed_from_the_consumers_page(
 
     assert not app.exception
     assert app.success[0].value.replace("\\", "") == (
-        f"Closed {name}: 3 messages went back to ready in {queue}."
+        f"Closed {name}: 3 messages went back to ready; {queue} holds 5 ready now."
     )
     assert queue_counts(settings_for(), queue) == (5, 0)
     # Polled after the close: the pod is gone from the page, not shown from the poll before.
@@ -99,7 +102,8 @@ def test_a_stuck_pod_is_freed_from_the_consumers_page(
     assert all(name not in frame.value.to_string() for frame in app.dataframe)
     [record] = AuditLog(audit).records()
     assert (record.actor, record.action, record.target, record.outcome, record.counts) == (
-        "guest (console)", "requeue-connection", name, "ok", {"unacked_returned": 3},
+        "guest (console)", "requeue-connection", name, "ok",
+        {"unacked_returned": 3, f"ready:{queue}": 5},
     )  # fmt: skip
 
 
@@ -287,7 +291,10 @@ def test_republish_in_place_from_the_tenant_page(settings_for, channel, unique, 
     wait_until(lambda: app.run().success and app.success[0].value, what="the job to finish")
 
     assert not app.exception
-    assert app.success[0].value == "Republished 5 messages."
+    assert (
+        app.success[0].value.replace("\\", "")
+        == f"Republished 5 messages. '{queue}' holds 5 ready now."
+    )
     moved = []
     while (got := channel.basic_get(queue, auto_ack=True))[0] is not None:
         moved.append(got[1].priority)
@@ -296,7 +303,7 @@ def test_republish_in_place_from_the_tenant_page(settings_for, channel, unique, 
     assert (record.action, record.target, record.counts) == (
         "republish",
         queue,
-        {"moved": 5, "failed": 0},
+        {"moved": 5, "failed": 0, f"ready:{queue}": 5},
     )
 
 

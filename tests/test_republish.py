@@ -51,7 +51,7 @@ def test_republish_in_place_ends_with_every_message_at_the_new_priority(
     assert (record.action, record.outcome, record.counts) == (
         "republish",
         "ok",
-        {"moved": 300, "failed": 0},
+        {"moved": 300, "failed": 0, f"ready:{queue}": 300},  # read back after the move
     )
 
 

@@ -53,6 +53,7 @@ def test_requeue_sends_dead_letters_back_where_they_died(
         "skipped": 0,
         "left": 0,
         "stopped": None,
+        "held_after": {},  # into each message's x-death queue: none named beforehand
     }
     settings = settings_for()
     assert (ready_count(settings, queue), ready_count(settings, dlq)) == (7, 0)
@@ -217,7 +218,7 @@ def test_requeue_a_pods_unacked_messages_by_closing_its_connection(
         name,
         False,
         "ok",
-        {"unacked_returned": 3},
+        {"unacked_returned": 3, f"ready:{queue}": 5},
     )
 
 
@@ -276,6 +277,7 @@ def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
         "kept": 3,
         "left": 3,
         "stopped": None,
+        "held_after": {},
     }
     assert sorted(body for body, _ in drain(channel, home)) == [b"d-0", b"d-4"]
     assert sorted(body for body, _ in drain(channel, dlq)) == [b"d-1", b"d-2", b"d-3"]

@@ -18,6 +18,7 @@ from dashboard.actions.access import change
 from dashboard.actions.audit import count
 from dashboard.actions.mover import Mover, Progress, Route
 from dashboard.actions.moves import Moved, MovePlan
+from dashboard.actions.target_rules import arrival, queue_rules
 from dashboard.broker.models import ExchangeInfo
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
@@ -141,7 +142,7 @@ class MoveCapturedPlan(MovePlan):
     matching: int
 
     @property
-    def sentence(self) -> str:
+    def what(self) -> str:
         return (
             f"Move looks at the {count(self.ready, 'captured message')} of {self.source!r}: "
             f"the {self.matching:,} for tenant {self.tenant!r} go to its queue {self.to!r} "
@@ -201,6 +202,7 @@ def plan_move_captured(session: Session, tenant: str) -> MoveCapturedPlan:
         exchange=session.exchange,
         to=queues[0],
         matching=unrouted.captured_for(tenant),
+        arrivals=[arrival(queue_rules(session, queues[0]), unrouted.captured_for(tenant))],
     )
 
 

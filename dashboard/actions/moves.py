@@ -3,13 +3,14 @@ will touch before anything moves, and one audited run that reports exact counts.
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
 from dashboard.actions.mover import MoveResult, Progress
+from dashboard.actions.target_rules import Arrival, loss_sentence, refuse_loss
 from dashboard.broker.session import Session
 
 
@@ -21,6 +22,14 @@ class Moved:
     result: MoveResult
     counts: dict
     holding: str | None = None
+    # The ready count of each queue the plan named as its target, read after the move over
+    # AMQP: what the broker holds, which a target's own limits may have cut.
+    held_after: dict[str, int] = field(default_factory=dict)
+
+    def held_words(self) -> str:
+        return "".join(
+            f" {queue!r} holds {ready:,} ready now." for queue, ready in self.held_after.items()
+        )
 
     @property
     def clean(self) -> bool:
@@ -43,11 +52,23 @@ class MovePlan(BaseModel, ABC):
     ready: int
     limit: int
     holding: str | None = None
+    # What each queue it writes into would do with the messages, by its own rules.
+    arrivals: list[Arrival] = Field(default_factory=list)
+
+    @property
+    def loses(self) -> int:
+        return sum(arrival.lost for arrival in self.arrivals)
+
+    @property
+    def sentence(self) -> str:
+        """What the move will do, and what its targets would do with it: the confirmation."""
+        said = [self.what, *(into.sentence for into in self.arrivals if into.sentence)]
+        return " ".join(said + ([loss_sentence(self.loses)] if self.loses else []))
 
     @property
     @abstractmethod
-    def sentence(self) -> str:
-        """What the move will do, for the confirmation."""
+    def what(self) -> str:
+        """What the move will do."""
 
     @property
     def destinations(self) -> tuple[str, ...]:
@@ -71,16 +92,22 @@ def run_move(
     actor: str,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    force: bool = False,
 ) -> Moved:
     """Run a confirmed plan with its audit record. `cancel` stops the taking of messages;
-    those already taken are settled and counted."""
-    parameters = plan.parameters(session.vhost)
+    those already taken are settled and counted. A loss by a target's own rules is refused
+    unless `force`."""
+    parameters = plan.parameters(session.vhost) | ({"force": True} if force else {})
     with change(session, actor, plan.action, plan.source, parameters) as entry:
+        refuse_loss(plan.loses, force)
         try:
             moved = plan.move(session, progress, cancel)
         finally:
             session.changed(plan.source, *plan.destinations)
-        entry.counts = moved.counts
+        moved.held_after = {queue: session.ready_count(queue) for queue in plan.destinations}
+        entry.counts = moved.counts | {
+            f"ready:{queue}": ready for queue, ready in moved.held_after.items()
+        }
         entry.outcome = "ok" if moved.clean else "stopped"
         entry.error = moved.problem
     return moved

@@ -20,6 +20,7 @@ from dashboard.actions.mover import (
     to_queue,
 )
 from dashboard.actions.moves import Moved, MovePlan, at_most
+from dashboard.actions.target_rules import arrival, queue_rules
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 
@@ -75,7 +76,7 @@ class RepublishPlan(MovePlan):
         return []
 
     @property
-    def sentence(self) -> str:
+    def what(self) -> str:
         target = (
             f"queue {self.to_queue!r}"
             if self.to_queue
@@ -141,11 +142,15 @@ def plan_republish(
         answer = client.get_queue(session.vhost, target, {"columns": "name,type,arguments"})
         max_priority = (answer.get("arguments") or {}).get("x-max-priority")
         queue_type = str(answer.get("type", "classic"))
+    most = at_most(ready, limit)
+    # In place, the same messages come back: the queue holds no more than before.
+    elsewhere = target is not None and target != source
     return RepublishPlan(
         source=source,
         priority=priority,
         ready=ready,
-        limit=at_most(ready, limit),
+        limit=most,
+        arrivals=[arrival(queue_rules(session, target), most)] if elsewhere else [],
         to_queue=target,
         routing_key=routing_key,
         exchange=session.exchange if routing_key else "",

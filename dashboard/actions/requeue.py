@@ -16,6 +16,7 @@ from dashboard.actions.mover import (
     to_queue,
 )
 from dashboard.actions.moves import Moved, MovePlan, at_most
+from dashboard.actions.target_rules import arrival, queue_rules
 from dashboard.broker.session import Session
 
 
@@ -87,7 +88,7 @@ class RequeuePlan(MovePlan):
     only: RequeueFilter = RequeueFilter()
 
     @property
-    def sentence(self) -> str:
+    def what(self) -> str:
         destination = f"queue {self.to!r}" if self.to else "the queue each one died in (x-death)"
         ready = count(self.ready, "ready message")
         if self.only.active:
@@ -169,11 +170,14 @@ def plan_requeue(
 ) -> RequeuePlan:
     ready = session.ready_count(source)
     only = only or RequeueFilter()
+    most = at_most(ready, limit)
     return RequeuePlan(
         source=source,
         to=to,
         ready=ready,
-        limit=at_most(ready, limit),
+        limit=most,
         only=only,
         holding=holding_queue_name("requeue", source) if only.active else None,
+        # Into each message's x-death queue, the split is known only message by message.
+        arrivals=[arrival(queue_rules(session, to), most)] if to else [],
     )

@@ -2,16 +2,28 @@
 consumers hold unacked to ready. Closing is the only way over HTTP (channels cannot be closed
 there). `warren requeue --connection` in the CLI, `requeue-connection` in the audit log."""
 
+import time
+
 from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
 from dashboard.actions.audit import count
+from dashboard.actions.target_rules import (
+    Arrival,
+    arrival,
+    loss_sentence,
+    queue_rules,
+    refuse_loss,
+)
 from dashboard.broker.models import QueueInfo, parse_all
 from dashboard.broker.session import Session
 from dashboard.errors import NotFound, WarrenError
 from dashboard.reads.consumers import fetch_consumers
 from dashboard.reads.models import ConsumerReport
 from dashboard.reads.peek import delivery_limit_sentence
+
+# How long the broker may take to put a closed channel's messages back.
+RETURN_SECONDS = 3.0
 
 
 class RequeueConnectionPlan(BaseModel):
@@ -27,6 +39,13 @@ class RequeueConnectionPlan(BaseModel):
     # Those of `queues` that are quorum queues, each with its delivery limit in a sentence
     # (see `_quorum_queues`).
     quorum: dict[str, str] = Field(default_factory=dict)
+    # Per queue: what its own rules would do with the messages returned to it.
+    arrivals: list[Arrival] = Field(default_factory=list)
+
+    @property
+    def loses(self) -> int:
+        """Messages the queues' rules would throw away for good."""
+        return sum(arrival.lost for arrival in self.arrivals)
 
     @property
     def sentence(self) -> str:
@@ -42,25 +61,72 @@ class RequeueConnectionPlan(BaseModel):
                 "x-delivery-count goes up by one, and past the queue's delivery limit the broker "
                 f"dead-letters or drops it. {limit}"
             )
+        for into in self.arrivals:
+            if into.sentence:
+                sentence += f" {into.sentence}"
+        if self.loses:
+            sentence += f" {loss_sentence(self.loses)}"
         return sentence
 
 
 def plan_requeue_connection(session: Session, connection: str) -> RequeueConnectionPlan:
     """What `connection` (a pod's client-given name, or the broker's name for it) holds now,
     with the delivery limit of each quorum queue among them."""
-    held = held_by(fetch_consumers(session), connection)
-    return held.model_copy(update={"quorum": _quorum_queues(session, held.queues)})
+    report = fetch_consumers(session)
+    held = held_by(report, connection)
+    arrivals = [
+        arrival(queue_rules(session, queue), returning, returned=True)
+        for queue, returning in _returning(report, held).items()
+    ]
+    return held.model_copy(
+        update={"quorum": _quorum_queues(session, held.queues), "arrivals": arrivals}
+    )
 
 
-def requeue_connection(session: Session, plan: RequeueConnectionPlan, actor: str) -> int:
+def _returning(report: ConsumerReport, held: RequeueConnectionPlan) -> dict[str, int]:
+    """Per queue, how many of the held messages go back to it: a channel's unacked count is
+    its queue's when it consumes one queue; a channel on several counts for each (at most)."""
+    loads = [load for load in report.loads if load.connection_id == held.connection_id]
+    per_channel = {load.channel: (load.unacked, set()) for load in loads}
+    for load in loads:
+        per_channel[load.channel][1].add(load.queue)
+    returning: dict[str, int] = {}
+    for unacked, queues in per_channel.values():
+        for queue in queues:
+            returning[queue] = returning.get(queue, 0) + unacked
+    return {queue: count for queue, count in returning.items() if count}
+
+
+def requeue_connection(
+    session: Session, plan: RequeueConnectionPlan, actor: str, force: bool = False
+) -> dict[str, int]:
     """Close the connection that holds the messages, audited under the pod's name (for callers
-    that confirmed it already): the broker returns them to ready. How many it held."""
-    parameters = plan.model_dump()
+    that confirmed it already): the broker returns them to ready. Refused when the queues' own
+    rules would lose some, unless `force`. Each queue's ready count read afterwards."""
+    parameters = plan.model_dump() | {"force": force}
     with change(session, actor, "requeue-connection", plan.connection, parameters) as entry:
+        refuse_loss(plan.loses, force)
         session.client.close_connection(plan.connection_id, f"Closed by Warren for {actor}")
         session.changed(*plan.queues)
-        entry.counts = {"unacked_returned": plan.unacked}
-    return plan.unacked
+        ready_after = {queue: _ready_once_returned(session, queue) for queue in plan.queues}
+        entry.counts = {"unacked_returned": plan.unacked} | {
+            f"ready:{queue}": ready for queue, ready in ready_after.items()
+        }
+    return ready_after
+
+
+def _ready_once_returned(session: Session, queue: str) -> int:
+    """The queue's ready count once the broker has taken back what the closed channel held
+    (it does so after it answers the close)."""
+    deadline = time.monotonic() + RETURN_SECONDS
+    ready = session.ready_count(queue)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        later = session.ready_count(queue)
+        if later == ready:
+            return ready
+        ready = later
+    return ready
 
 
 def _quorum_queues(session: Session, queues: list[str]) -> dict[str, str]:

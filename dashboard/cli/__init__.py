@@ -101,6 +101,7 @@ def _moves(change) -> None:
     requeue_cmd.add_argument("--tenant", help="only those that died with this routing key")
     requeue_cmd.add_argument("--reason", help="only this x-death reason (rejected, expired, ...)")
     requeue_cmd.add_argument("--header", help="only those whose header NAME=VALUE")
+    _accepts_loss(requeue_cmd)
     republish_cmd = change(
         "republish", changes.republish_messages, "copy messages with a new priority"
     )
@@ -109,6 +110,15 @@ def _moves(change) -> None:
     republish_cmd.add_argument("--to", help="queue to put into (default: the same queue)")
     republish_cmd.add_argument("--routing-key", help="publish to the tenant exchange with this")
     republish_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    _accepts_loss(republish_cmd)
+
+
+def _accepts_loss(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="even if the queue written into would drop messages by its own limits",
+    )
 
 
 def _changes(change) -> None:
@@ -133,6 +143,7 @@ def _changes(change) -> None:
         "move-captured", changes.move_captured, "move an onboarded tenant's captured messages"
     )
     captured_cmd.add_argument("--tenant", required=True, help="tenant id (the routing key)")
+    _accepts_loss(captured_cmd)
 
 
 def _command(sub, name: str, handler, summary: str) -> argparse.ArgumentParser:

@@ -63,10 +63,14 @@ def requeue_messages(args: argparse.Namespace) -> int:
         moved = _run_move(args, session, plan)
         left = session.ready_count(args.source)
     result = moved.result
-    record = {"dry_run": False, **moved.counts, "left": left, "stopped": result.stopped}
+    record = {
+        "dry_run": False, **moved.counts, "left": left, "stopped": result.stopped,
+        "held_after": moved.held_after,
+    }  # fmt: skip
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
         f"{args.source!r}; {left:,} ready there now."
+        + moved.held_words()
         + (f" Stopped: {result.stopped}." if not result.clean else "")
     )
     report(args, record, summary)
@@ -91,12 +95,20 @@ def _requeue_connection(args: argparse.Namespace) -> int:
             "requeue-connection", plan.connection, plan.model_dump(), plan.sentence,
             "changed", answer=plan.connection,
         )  # fmt: skip
-        declined = _declined(args, session, ask, plan.model_dump(), {"unacked": plan.unacked})
+        dry_counts = {"unacked": plan.unacked, "would_lose": plan.loses}
+        declined = _declined(args, session, ask, plan.model_dump(), dry_counts)
         if declined is not None:
             return declined
-        requeue_connection(session, plan, actor(session))
-    record = {"dry_run": False, **plan.model_dump(), "unacked_returned": plan.unacked}
-    summary = f"Closed {plan.connection!r}: {count(plan.unacked, 'message')} went back to ready."
+        ready_after = requeue_connection(session, plan, actor(session), force=args.force)
+    record = {
+        "dry_run": False, **plan.model_dump(), "unacked_returned": plan.unacked,
+        "ready_after": ready_after,
+    }  # fmt: skip
+    summary = (
+        f"Closed {plan.connection!r}: {count(plan.unacked, 'message')} went back to ready; "
+        + ", ".join(f"{queue!r} holds {ready:,} ready now" for queue, ready in ready_after.items())
+        + "."
+    )
     return report(args, record, summary)
 
 
@@ -126,8 +138,10 @@ def republish_messages(args: argparse.Namespace) -> int:
         "holding_queue": moved.holding,
         "warnings": plan.warnings,
     }
-    summary = f"Republished {moved.result.moved:,} with priority {args.priority}." + (
-        f" Some messages are still in holding queue {moved.holding!r}." if moved.holding else ""
+    summary = (
+        f"Republished {moved.result.moved:,} with priority {args.priority}."
+        + moved.held_words()
+        + (f" Some messages are still in holding queue {moved.holding!r}." if moved.holding else "")
     )
     report(args, record, summary)
     return 0 if moved.clean else 1
@@ -143,7 +157,7 @@ def _declined_move(
 def _run_move(args: argparse.Namespace, session: Session, plan: MovePlan) -> Moved:
     """The confirmed move, with a progress line and Ctrl-C to stop it."""
     with _stoppable() as stop:
-        moved = run_move(session, plan, actor(session), _progress(args), stop)
+        moved = run_move(session, plan, actor(session), _progress(args), stop, args.force)
     if not args.json:
         print(file=sys.stderr)
     return moved

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.actions.audit import count
 from dashboard.actions.jobs import JOBS, Job
 from dashboard.actions.mover import MoveResult, Progress
 from dashboard.actions.moves import MovePlan, run_move
@@ -44,11 +45,20 @@ def confirm_move(session: Session, queue: str, plan: MovePlan) -> None:
     """Inside a move's dialog: the plan's sentence and its button, which starts the move as the
     background job of the tenant queue `queue` and closes the dialog."""
     st.markdown(literal(plan.sentence))
-    if st.button(plan.action.capitalize(), type="primary", key=f"{plan.action}-go-{queue}"):
+    # A loss the target's own rules would cause needs a second, explicit yes.
+    force = plan.loses > 0 and st.checkbox(
+        f"Lose {count(plan.loses, 'message')} anyway", key=f"{plan.action}-force-{queue}"
+    )
+    if st.button(
+        plan.action.capitalize(),
+        type="primary",
+        disabled=plan.loses > 0 and not force,
+        key=f"{plan.action}-go-{queue}",
+    ):
         actor = console_actor(session)
         _start_move(
             plan.action, queue, plan.limit,
-            lambda progress, cancel: run_move(session, plan, actor, progress, cancel),
+            lambda progress, cancel: run_move(session, plan, actor, progress, cancel, force),
         )  # fmt: skip
 
 

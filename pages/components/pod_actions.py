@@ -85,18 +85,26 @@ def return_dialog(session: Session, connection_id: str, shown: int) -> None:
     typed = st.text_input(
         f"Type {literal(plan.connection)} to confirm", key=f"{DIALOG}-confirm-{connection_id}"
     )
+    # A loss the queues' own rules would cause needs a second, explicit yes.
+    force = plan.loses > 0 and st.checkbox(
+        f"Lose {count(plan.loses, 'message')} anyway", key=f"{DIALOG}-force-{connection_id}"
+    )
     if st.button(
         "Requeue",
         type="primary",
-        disabled=not typed_back(typed, plan.connection),
+        disabled=not typed_back(typed, plan.connection) or (plan.loses > 0 and not force),
         key=f"{DIALOG}-go-{connection_id}",
     ):
-        returned = or_error(lambda: requeue_connection(session, plan, console_actor(session)))
-        if returned is None:
+        actor = console_actor(session)
+        ready_after = or_error(lambda: requeue_connection(session, plan, actor, force=force))
+        if ready_after is None:
             return
+        held = ", ".join(
+            f"{literal(queue)} holds {ready:,} ready now" for queue, ready in ready_after.items()
+        )
         sentence = (
-            f"Closed {literal(plan.connection)}: {count(returned, 'message')} went back to "
-            f"ready in {literal(', '.join(plan.queues))}."
+            f"Closed {literal(plan.connection)}: {count(plan.unacked, 'message')} went back "
+            f"to ready; {held}."
         )
         st.session_state[DONE] = (sentence, time.monotonic())
         close_dialog(DIALOG)

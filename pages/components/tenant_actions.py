@@ -93,7 +93,8 @@ def republished(moved: Moved) -> tuple[bool, str]:
         else ""
     )
     return moved.clean, (
-        f"Republished {count(result.moved, 'message')}.{left}{held}{stopped_words(result)}"
+        f"Republished {count(result.moved, 'message')}.{literal(moved.held_words())}{left}{held}"
+        f"{stopped_words(result)}"
     )
 
 

@@ -1,0 +1,129 @@
+"""What a queue does by its own rules with messages an action writes into it, said before the
+action runs: a length limit (`x-max-length`, by argument or policy) with its overflow
+behaviour, a message TTL, and where its dead letters go.
+
+A length limit counts ready messages. Past it, `drop-head` (the default) pushes the oldest ready
+messages out, dead-lettered where the queue has a dead-letter exchange and lost where it has
+none; `reject-publish` refuses what is published into it (a move stops, the originals stay where
+they were); `reject-publish-dlx` refuses it and dead-letters it too. Messages a closed channel
+returns are no publishes: they go back to the head of their queue, so past the limit they are
+the oldest, and drop-head pushes them out first, while reject-publish lets the queue go over
+its limit (both measured on 3.10 and 4.0). A message TTL expires what nobody takes in time.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from dashboard.actions.audit import count
+from dashboard.broker.models import QueueInfo
+from dashboard.broker.session import Session
+from dashboard.errors import WarrenError
+
+SETTINGS = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+
+Overflow = Literal["drop-head", "reject-publish", "reject-publish-dlx"]
+
+
+class QueueRules(BaseModel):
+    queue: str
+    ready: int
+    max_length: int | None = None
+    overflow: Overflow = "drop-head"
+    message_ttl_ms: int | None = None
+    dead_letter_exchange: str | None = None
+
+
+class Arrival(BaseModel):
+    """What the broker would do with `incoming` messages written into a queue now."""
+
+    queue: str
+    incoming: int
+    # Past the length limit: pushed out (drop-head) or refused (reject-publish*).
+    excess: int
+    # Of them, those gone for good: pushed out or refused-and-dead-lettered with no
+    # dead-letter exchange to take them.
+    lost: int
+    sentence: str | None
+
+
+def queue_rules(session: Session, queue: str) -> QueueRules:
+    """The queue's rules from its arguments and policy (an argument wins), and its ready count
+    from AMQP."""
+    raw = session.client.get_queue(session.vhost, queue, SETTINGS)
+    info = QueueInfo.model_validate(raw[0] if isinstance(raw, list) else raw)
+    arguments = info.effective_arguments
+    ready, _ = session.queue_counts(queue)
+    return QueueRules(
+        queue=queue,
+        ready=ready,
+        max_length=_number(arguments.get("x-max-length")),
+        overflow=arguments.get("x-overflow") or "drop-head",
+        message_ttl_ms=_number(arguments.get("x-message-ttl")),
+        dead_letter_exchange=arguments.get("x-dead-letter-exchange") or None,
+    )
+
+
+def _number(value) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def arrival(rules: QueueRules, incoming: int, returned: bool = False) -> Arrival:
+    """`incoming` messages published into the queue (or `returned` to it) as its rules stand
+    now, in numbers and one sentence (None when nothing happens to them)."""
+    room = None if rules.max_length is None else max(0, rules.max_length - rules.ready)
+    excess = 0 if room is None else max(0, incoming - room)
+    if returned and rules.overflow != "drop-head":
+        excess = 0  # returns are not refused: the queue goes over its limit
+    dead_letters = (
+        f"dead-lettered to exchange {rules.dead_letter_exchange!r}"
+        if rules.dead_letter_exchange
+        else "lost (no dead-letter exchange)"
+    )
+    lost = 0
+    words = []
+    if excess:
+        held = f"{rules.queue!r} holds {rules.ready:,} of at most {rules.max_length:,}"
+        if rules.overflow == "drop-head":
+            lost = 0 if rules.dead_letter_exchange else excess
+            words.append(
+                f"{held} with drop-head: the {count(incoming, 'message')} "
+                f"{'returned' if returned else 'coming in'} would push the {excess:,} oldest "
+                f"out{' (those returned first)' if returned else ''}, {dead_letters}."
+            )
+        elif rules.overflow == "reject-publish":
+            words.append(
+                f"{held} with reject-publish: it refuses the {excess:,} past its limit, so the "
+                "move stops there and they stay where they are."
+            )
+        else:
+            lost = 0 if rules.dead_letter_exchange else excess
+            words.append(
+                f"{held} with reject-publish-dlx: it refuses the {excess:,} past its limit and "
+                f"they are {dead_letters}; the move stops there, their originals stay."
+            )
+    if rules.message_ttl_ms is not None:
+        words.append(
+            f"{rules.queue!r} expires messages not taken within {rules.message_ttl_ms:,} ms: "
+            f"{dead_letters}."
+        )
+    return Arrival(
+        queue=rules.queue,
+        incoming=incoming,
+        excess=excess,
+        lost=lost,
+        sentence=" ".join(words) or None,
+    )
+
+
+def loss_sentence(lost: int) -> str:
+    return f"{count(lost, 'message')} would be lost: refused unless forced."
+
+
+def refuse_loss(lost: int, force: bool) -> None:
+    """Inside an action's audit record: a loss by the target's own rules stops it, unforced."""
+    if lost and not force:
+        raise WarrenError(
+            f"{count(lost, 'message')} would be lost by the queues' own rules: refused "
+            "(--force accepts the loss). Nothing was changed."
+        )

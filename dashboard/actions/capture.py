@@ -19,11 +19,14 @@ from dashboard.actions.audit import count
 from dashboard.actions.mover import Mover, Progress, Route
 from dashboard.actions.moves import Moved, MovePlan
 from dashboard.actions.target_rules import arrival, queue_rules
-from dashboard.broker.models import ExchangeInfo
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
-from dashboard.reads.overview import tenant_bindings, tenant_exchange
-from dashboard.reads.unrouted import CAPTURE_MAX_MESSAGES, capture_names, fetch_unrouted
+from dashboard.reads.unrouted import (
+    CAPTURE_MAX_MESSAGES,
+    capture_names,
+    fetch_unrouted,
+    tenant_exchange_info,
+)
 
 # The policy shows in the broker's own tools: it says who set it.
 POLICY_PRIORITY = 0
@@ -60,8 +63,7 @@ class CapturePlan(BaseModel):
 
 
 def plan_capture(session: Session) -> CapturePlan:
-    raw = tenant_exchange(session.client, session.vhost, session.exchange)
-    exchange = ExchangeInfo.model_validate(raw)
+    exchange = tenant_exchange_info(session)
     names = capture_names(session.exchange)
     if exchange.arguments.get("alternate-exchange"):
         raise WarrenError(
@@ -75,7 +77,7 @@ def plan_capture(session: Session) -> CapturePlan:
             f'applies to an exchange: Warren\'s would replace it. Add "alternate-exchange": '
             f"{names.exchange!r} to that policy instead. Nothing was changed."
         )
-    unrouted = fetch_unrouted(session, list_ids=False)
+    unrouted = fetch_unrouted(session, list_ids=False, exchange=exchange)
     return CapturePlan(
         exchange=session.exchange,
         capture_queue=names.queue,
@@ -119,8 +121,7 @@ def capture(session: Session, plan: CapturePlan, actor: str) -> int:
 def _wait_in_force(session: Session, policy: str) -> None:
     deadline = time.monotonic() + POLICY_SECONDS
     while time.monotonic() < deadline:
-        raw = tenant_exchange(session.client, session.vhost, session.exchange)
-        if ExchangeInfo.model_validate(raw).policy == policy:
+        if tenant_exchange_info(session).policy == policy:
             return
         time.sleep(0.2)
     raise WarrenError(
@@ -182,17 +183,17 @@ class MoveCapturedPlan(MovePlan):
 
 
 def plan_move_captured(session: Session, tenant: str) -> MoveCapturedPlan:
-    queues = sorted({b.destination for b in tenant_bindings(session) if b.routing_key == tenant})
-    if not queues:
-        raise WarrenError(
-            f"Tenant {tenant!r} is not bound to exchange {session.exchange!r} yet: onboard it "
-            "first, then move its captured messages."
-        )
     unrouted = fetch_unrouted(session)
-    if not unrouted.captured_for(tenant):
+    captured = next((i for i in unrouted.ids if i.routing_key == tenant), None)
+    if captured is None:
         raise WarrenError(
             f"The capture queue {unrouted.capture_queue!r} holds no message for tenant "
             f"{tenant!r}: nothing to move."
+        )
+    if captured.bound_to is None:
+        raise WarrenError(
+            f"Tenant {tenant!r} is not bound to exchange {session.exchange!r} yet: onboard it "
+            "first, then move its captured messages."
         )
     return MoveCapturedPlan(
         source=unrouted.capture_queue,
@@ -200,9 +201,9 @@ def plan_move_captured(session: Session, tenant: str) -> MoveCapturedPlan:
         limit=unrouted.captured,
         tenant=tenant,
         exchange=session.exchange,
-        to=queues[0],
-        matching=unrouted.captured_for(tenant),
-        arrivals=[arrival(queue_rules(session, queues[0]), unrouted.captured_for(tenant))],
+        to=captured.bound_to,
+        matching=captured.messages,
+        arrivals=[arrival(queue_rules(session, captured.bound_to), captured.messages)],
     )
 
 

@@ -20,7 +20,7 @@ from dashboard.actions.mover import (
     to_queue,
 )
 from dashboard.actions.moves import Moved, MovePlan, at_most
-from dashboard.actions.target_rules import arrival, queue_rules
+from dashboard.actions.target_rules import arrival, queue_rules, queue_settings
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 
@@ -134,14 +134,11 @@ def plan_republish(
 ) -> RepublishPlan:
     """To queue `to` (default: `source`, in place), or to the tenant exchange with
     `routing_key`; the plan names what the target does with priorities."""
-    client = session.client
     ready = session.ready_count(source)
     target = None if routing_key else (to or source)
-    max_priority, queue_type = None, "classic"
-    if target is not None:
-        answer = client.get_queue(session.vhost, target, {"columns": "name,type,arguments"})
-        max_priority = (answer.get("arguments") or {}).get("x-max-priority")
-        queue_type = str(answer.get("type", "classic"))
+    info = queue_settings(session, target) if target is not None else None
+    max_priority = info.arguments.get("x-max-priority") if info else None
+    queue_type = info.type if info else "classic"
     most = at_most(ready, limit)
     # In place, the same messages come back: the queue holds no more than before.
     elsewhere = target is not None and target != source
@@ -150,7 +147,7 @@ def plan_republish(
         priority=priority,
         ready=ready,
         limit=most,
-        arrivals=[arrival(queue_rules(session, target), most)] if elsewhere else [],
+        arrivals=[arrival(queue_rules(session, target, info), most)] if elsewhere else [],
         to_queue=target,
         routing_key=routing_key,
         exchange=session.exchange if routing_key else "",

@@ -13,9 +13,10 @@ from dashboard.actions.target_rules import (
     arrival,
     loss_sentence,
     queue_rules,
+    queue_settings,
     refuse_loss,
 )
-from dashboard.broker.models import QueueInfo, parse_all
+from dashboard.broker.models import QueueInfo
 from dashboard.broker.session import Session
 from dashboard.errors import NotFound, WarrenError
 from dashboard.reads.consumers import fetch_consumers
@@ -74,13 +75,12 @@ def plan_requeue_connection(session: Session, connection: str) -> RequeueConnect
     with the delivery limit of each quorum queue among them."""
     report = fetch_consumers(session)
     held = held_by(report, connection)
+    infos = {queue: queue_settings(session, queue) for queue in held.queues}
     arrivals = [
-        arrival(queue_rules(session, queue), returning, returned=True)
+        arrival(queue_rules(session, queue, infos[queue]), returning, returned=True)
         for queue, returning in _returning(report, held).items()
     ]
-    return held.model_copy(
-        update={"quorum": _quorum_queues(session, held.queues), "arrivals": arrivals}
-    )
+    return held.model_copy(update={"quorum": _quorum_queues(session, infos), "arrivals": arrivals})
 
 
 def _returning(report: ConsumerReport, held: RequeueConnectionPlan) -> dict[str, int]:
@@ -129,13 +129,9 @@ def _ready_once_returned(session: Session, queue: str) -> int:
     return ready
 
 
-def _quorum_queues(session: Session, queues: list[str]) -> dict[str, str]:
-    """The quorum queues among `queues`, each with its delivery limit (a sentence)."""
-    client = session.client
-    columns = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
-    raw = [client.get_queue(session.vhost, queue, columns) for queue in queues]
-    infos = parse_all(QueueInfo, raw, "the queues the pod consumes")
-    quorum = [info for info in infos if info.type == "quorum"]
+def _quorum_queues(session: Session, infos: dict[str, QueueInfo]) -> dict[str, str]:
+    """The quorum queues among `infos`, each with its delivery limit (a sentence)."""
+    quorum = [info for info in infos.values() if info.type == "quorum"]
     version = session.broker_version() if quorum else None
     return {info.name: delivery_limit_sentence(info, version) for info in quorum}
 

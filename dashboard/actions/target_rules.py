@@ -47,12 +47,16 @@ class Arrival(BaseModel):
     sentence: str | None
 
 
-def queue_rules(session: Session, queue: str) -> QueueRules:
-    """The queue's rules from its arguments and policy (an argument wins), and its ready count
-    from AMQP."""
+def queue_settings(session: Session, queue: str) -> QueueInfo:
+    """A queue's type, arguments and policy (4.0 may answer a `columns=` GET with a list)."""
     raw = session.client.get_queue(session.vhost, queue, SETTINGS)
-    info = QueueInfo.model_validate(raw[0] if isinstance(raw, list) else raw)
-    arguments = info.effective_arguments
+    return QueueInfo.model_validate(raw[0] if isinstance(raw, list) else raw)
+
+
+def queue_rules(session: Session, queue: str, info: QueueInfo | None = None) -> QueueRules:
+    """The queue's rules from its arguments and policy (an argument wins; from `info` when
+    already read), and its ready count from AMQP."""
+    arguments = (info or queue_settings(session, queue)).effective_arguments
     ready, _ = session.queue_counts(queue)
     return QueueRules(
         queue=queue,

@@ -106,9 +106,6 @@ class Unrouted(BaseModel):
     # The captured messages by routing key, most first.
     ids: list[CapturedId] = Field(default_factory=list)
 
-    def captured_for(self, tenant: str) -> int:
-        return next((i.messages for i in self.ids if i.routing_key == tenant), 0)
-
 
 class Overview(BaseModel):
     vhost: str

@@ -35,11 +35,20 @@ def capture_names(tenant_exchange: str) -> CaptureNames:
     return CaptureNames(captured, captured, f"warren-capture-{tenant_exchange}")
 
 
-def fetch_unrouted(session: Session, list_ids: bool = True) -> Unrouted:
-    """The tenant exchange's dropped count and Warren's capture; with `list_ids`, the captured
-    messages by routing key (read from the capture queue and left there)."""
-    raw = tenant_exchange(session.client, session.vhost, session.exchange)
-    exchange = ExchangeInfo.model_validate(raw)
+def tenant_exchange_info(session: Session) -> ExchangeInfo:
+    """The tenant exchange: its arguments, the policy in force on it, its publish counts."""
+    return ExchangeInfo.model_validate(
+        tenant_exchange(session.client, session.vhost, session.exchange)
+    )
+
+
+def fetch_unrouted(
+    session: Session, list_ids: bool = True, exchange: ExchangeInfo | None = None
+) -> Unrouted:
+    """The tenant exchange's dropped count and Warren's capture (from `exchange`, read here
+    when not given); with `list_ids`, the captured messages by routing key (read from the
+    capture queue and left there), each with the queue its tenant is bound to, if any."""
+    exchange = exchange or tenant_exchange_info(session)
     names = capture_names(session.exchange)
     stats = exchange.message_stats
     unrouted = Unrouted(
@@ -60,7 +69,9 @@ def fetch_unrouted(session: Session, list_ids: bool = True) -> Unrouted:
         unrouted.captured = session.ready_count(names.queue)
     if list_ids and unrouted.captured:
         ids = captured_ids(session, names.queue, unrouted.captured)
-        bound = {binding.routing_key: binding.destination for binding in tenant_bindings(session)}
+        bound: dict[str, str] = {}
+        for binding in sorted(tenant_bindings(session), key=lambda b: b.destination):
+            bound.setdefault(binding.routing_key, binding.destination)
         unrouted.ids = [
             CapturedId(routing_key=key, messages=messages, bound_to=bound.get(key))
             for key, messages in ids.most_common()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     redelivery_window_seconds: float = Field(default=3600, gt=0)
     # Ready rising over this window while consumers are present: `backlog-growing`.
     backlog_window_seconds: float = Field(default=600, gt=0)
+    # A dead letter Warren redrove this many times is held back from the next requeue, unless
+    # asked: it keeps dying, and another redrive will not help.
+    max_redrives: int = Field(default=3, ge=1)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)

@@ -12,6 +12,7 @@ from dashboard.reads.queue_detail import QueueDetail
 from dashboard.reads.timeouts import queue_timeout
 from pages.components.charts import counts_figure
 from pages.components.consumer_table import show_consumer_table, shown_in_part
+from pages.components.dead_letter_view import show_dead_letters
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.freshness import show_freshness
@@ -146,11 +147,15 @@ def show_queue(row: TenantRow) -> None:
         show_chart(row, detail)
     st.subheader("Consumers")
     live_consumers(row.queue)
-    actions_tab, peek_tab, settings_tab = st.tabs(["Actions", "Messages", "Settings"])
+    actions_tab, peek_tab, dead_tab, settings_tab = st.tabs(
+        ["Actions", "Messages", "Dead letters", "Settings"]
+    )
     with actions_tab:
         show_actions(session, row)
     with peek_tab:
         show_peek(session, row)
+    with dead_tab:
+        show_dead_letters(session, row)
     with settings_tab:
         if detail is not None:
             show_settings(row, detail)

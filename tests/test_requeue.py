@@ -51,6 +51,8 @@ def test_requeue_sends_dead_letters_back_where_they_died(
         "moved": 7,
         "failed": 0,
         "skipped": 0,
+        # None redriven WARREN_MAX_REDRIVES times yet.
+        "held_back": 0,
         "left": 0,
         "stopped": None,
         "held_after": {},  # into each message's x-death queue: none named beforehand
@@ -64,7 +66,7 @@ def test_requeue_sends_dead_letters_back_where_they_died(
         "ok",
         False,
     )
-    assert record.counts == {"moved": 7, "failed": 0, "skipped": 0}
+    assert record.counts == {"moved": 7, "failed": 0, "skipped": 0, "held_back": 0}
     assert record.actor.startswith("guest (cli, ")
 
 
@@ -80,6 +82,7 @@ def test_without_yes_nothing_moves_and_the_refusal_is_audited(
     assert refused.stderr == (
         f"warren: Requeue moves up to 3 of the 3 ready messages of {dlq!r} to the queue each one "
         f"died in (x-death), each removed from {dlq!r} only after the broker confirmed its copy. "
+        f"Those Warren redrove 3 times or more are held back, at the end of {dlq!r}. "
         "Nothing was moved: add --yes to do it.\n"
     )
     assert dry.returncode == 0
@@ -275,6 +278,7 @@ def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
         "failed": 0,
         "skipped": 0,
         "kept": 3,
+        "held_back": 0,
         "left": 3,
         "stopped": None,
         "held_after": {},

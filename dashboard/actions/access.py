@@ -69,6 +69,29 @@ def change(
 
 
 @contextmanager
+def touching(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str,
+    parameters: dict,
+    counts_deliveries: bool,
+) -> Iterator[Entry]:
+    """A read that shows payloads (peek, browse, export): recorded like an action, by anyone who
+    may read. One that counts deliveries against the messages (a quorum queue) is a change."""
+    if counts_deliveries:
+        with change(session, actor, action, target, parameters) as entry:
+            yield entry
+        return
+    audit = AuditLog(session.settings.audit_db)
+    with (
+        audit.action(actor, action, target, parameters, False, session.vhost) as entry,
+        naming_a_missing_vhost(session.client, session.vhost),
+    ):
+        yield entry
+
+
+@contextmanager
 def planning(
     session: Session, actor: str, action: str, target: str, parameters: dict, dry_run: bool
 ) -> Iterator[None]:

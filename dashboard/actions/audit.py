@@ -11,7 +11,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,12 +60,19 @@ class AuditRecord(BaseModel):
 
 
 class Entry:
-    """The action in progress: what it reports, written when it ends."""
+    """The action in progress: what it reports, written when it ends, and on `checkpoint`."""
 
-    def __init__(self) -> None:
+    def __init__(self, save: "Callable[[Entry], None] | None" = None) -> None:
         self.outcome = "ok"
         self.counts: dict = {}
         self.error: str | None = None
+        self._save = save
+
+    def checkpoint(self) -> None:
+        """Write the counts so far, before a step that must not happen unrecorded (a discard
+        records the ids it is about to delete); a failure to write refuses the step."""
+        if self._save is not None:
+            self._save(self)
 
 
 class AuditLog:
@@ -108,7 +115,7 @@ class AuditLog:
                 f"The audit log at {self.path} cannot be written ({exc}), so Warren did not "
                 f"{action} {target!r}: nothing was changed."
             ) from None
-        entry = Entry()
+        entry = Entry(lambda entry: self._checkpoint(row_id, action, target, entry))
         try:
             yield entry
         except ReadOnly as exc:
@@ -122,6 +129,18 @@ class AuditLog:
             raise
         finally:
             self._finish(row_id, entry)
+
+    def _checkpoint(self, row_id: int, action: str, target: str, entry: Entry) -> None:
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "UPDATE actions SET counts = ? WHERE id = ?", (json.dumps(entry.counts), row_id)
+                )
+        except (OSError, sqlite3.Error) as exc:
+            raise WarrenError(
+                f"The audit log at {self.path} cannot be written ({exc}), so Warren did not go "
+                f"on with {action} {target!r}."
+            ) from None
 
     def _finish(self, row_id: int, entry: Entry) -> None:
         # The action already happened: a failure to write its end must not hide its result.

@@ -161,7 +161,7 @@ class MoveCapturedPlan(MovePlan):
     @property
     def route(self) -> Route:
         back = capture_names(self.exchange).exchange
-        return lambda _properties, key: (self.exchange if key == self.tenant else back, key)
+        return lambda _properties, key, _body: (self.exchange if key == self.tenant else back, key)
 
     def move(
         self, session: Session, progress: Progress | None, cancel: threading.Event | None
@@ -169,10 +169,10 @@ class MoveCapturedPlan(MovePlan):
         route, tenant = self.route, self.tenant
         matched = []
 
-        def counting(properties, key):
+        def counting(properties, key, body):
             if key == tenant:
                 matched.append(1)
-            return route(properties, key)
+            return route(properties, key, body)
 
         result = Mover(
             session, self.source, counting, self.limit, progress=progress, cancel=cancel

@@ -11,7 +11,7 @@ duplicated.
 Speed comes from never waiting on one message: a SelectConnection consumes under a prefetch
 window and publishes each copy as it arrives, and confirms (often `multiple`) ack the source up
 to the last confirmed delivery in one frame. The per-message frames bypass pika's general
-machinery (see `mover_connection`). The window matters most: the broker confirms
+machinery (see `broker/delivery_connection`). The window matters most: the broker confirms
 persistent copies in batches, so a wide window keeps it busy while earlier confirms are due.
 It starts narrow and widens once the first deliveries show how big the messages are, so that
 the bytes in flight stay bounded whatever the queue holds.
@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 
 from pika.spec import Basic, BasicProperties
 
-from dashboard.actions.mover_connection import MoverConnection
+from dashboard.broker.delivery_connection import DeliveryConnection
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 
-# Where a copy goes: (exchange, routing key), decided per message from its properties and the
-# routing key it came with (None: leave it in the source).
-Route = Callable[[BasicProperties, str], tuple[str, str] | None]
-Transform = Callable[[BasicProperties], BasicProperties]
+# Where a copy goes: (exchange, routing key), decided per message from its properties, the
+# routing key it came with and its body (None: leave it in the source).
+Route = Callable[[BasicProperties, str, bytes], tuple[str, str] | None]
+# A copy's properties, from the original's and where the copy goes.
+Transform = Callable[[BasicProperties, tuple[str, str]], BasicProperties]
 Progress = Callable[["MoveResult"], None]
 
 IDLE_SECONDS = 2.0
@@ -57,6 +58,10 @@ class MoveResult:
     skipped: int = 0
     # Filtered moves only: messages that did not match, put back where they came from.
     kept: int = 0
+    # Requeues: messages redriven too often, put back at the end of the source.
+    held_back: int = 0
+    # The moved copies by where they went: (exchange, routing key) -> how many.
+    moved_to: dict[tuple[str, str], int] = field(default_factory=dict)
     delivered: int = 0
     stopped: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -79,10 +84,10 @@ def window_for(largest_body: int, most: int = MAX_WINDOW) -> int:
 
 def to_queue(queue: str) -> Route:
     """Every copy to `queue`, through the default exchange."""
-    return lambda _properties, _key: ("", queue)
+    return lambda _properties, _key, _body: ("", queue)
 
 
-def keep_properties(properties: BasicProperties) -> BasicProperties:
+def keep_properties(properties: BasicProperties, _target: tuple[str, str]) -> BasicProperties:
     return properties
 
 
@@ -115,6 +120,8 @@ class Mover:
         self._pending: dict[int, int] = {}
         self._next_seq = 1
         self._confirmed: set[int] = set()
+        # Source delivery tag -> where its copy went, until the original is acked.
+        self._target_of: dict[int, tuple[str, str]] = {}
         # Originals whose copies are confirmed, not acked yet (see `_ack_confirmed`), in order.
         self._ackable: deque[int] = deque()
         # Prefetch of all consumers started: at most this many deliveries are unacked.
@@ -128,7 +135,7 @@ class Mover:
         self._sent = 0
         self._last_activity = time.monotonic()
         self._last_progress = 0.0
-        self._connection: MoverConnection | None = None
+        self._connection: DeliveryConnection | None = None
         self._source_channel = None
         self._target_channel = None
         self._consumer_tags: list[str] = []
@@ -146,7 +153,7 @@ class Mover:
         # The nodes of a cluster in turn, until one accepts the connection.
         for params in self.session.amqp_parameters(f"warren-mover {self.source}"):
             self._error = None
-            self._connection = MoverConnection(
+            self._connection = DeliveryConnection(
                 params,
                 on_open_callback=self._on_open,
                 on_open_error_callback=self._on_open_error,
@@ -226,7 +233,7 @@ class Mover:
             self._widen()
         properties = BasicProperties()
         properties.decode(encoded_properties)
-        target = self.route(properties, routing_key)
+        target = self.route(properties, routing_key, body)
         if target is None:
             # Requeued, it would come straight back: stop here instead of going round.
             self.result.skipped += 1
@@ -264,9 +271,10 @@ class Mover:
             return
         exchange, routing_key = target
         self._pending[self._next_seq] = delivery_tag
+        self._target_of[delivery_tag] = target
         self._next_seq += 1
         if self.transform is not keep_properties:
-            encoded = b"".join(self.transform(properties).encode())
+            encoded = b"".join(self.transform(properties, target).encode())
         self._connection.publish(
             self._target_channel.channel_number, exchange, routing_key, encoded, body
         )
@@ -318,14 +326,18 @@ class Mover:
             count = min(count, self.limit - self._window_total - self.result.moved)
         if count <= 0:
             return
-        for _ in range(count - 1):
-            self._ackable.popleft()
-        self._source_channel.basic_ack(self._ackable.popleft(), multiple=True)
+        moved_to = self.result.moved_to
+        for _ in range(count):
+            tag = self._ackable.popleft()
+            target = self._target_of.pop(tag)
+            moved_to[target] = moved_to.get(target, 0) + 1
+        self._source_channel.basic_ack(tag, multiple=True)
         self.result.moved += count
         self._report()
 
     def _settle_back(self, delivery_tags: list[int]) -> None:
         for tag in delivery_tags:
+            self._target_of.pop(tag, None)
             if self._source_channel and self._source_channel.is_open:
                 self._source_channel.basic_nack(tag, requeue=True)
             self.result.failed += 1
@@ -420,16 +432,19 @@ def move_through_holding(
     transform: Transform = keep_properties,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    rate: float | None = None,
 ) -> tuple[MoveResult, str | None]:
     """Move up to `limit` messages out of `source` into the new queue `holding`, then on from
-    there by `route` (which may lead back to `source`): the mover never meets its own copies in
-    a queue it reads. The second move's result, and the holding queue's name if anything is left
-    in it (a crash or a refusal in between: the messages wait there, not lost)."""
+    there by `route` (which may lead back to `source`), at most `rate` a second: the mover never
+    meets its own copies in a queue it reads. The second move's result, and the holding queue's
+    name if anything is left in it (a crash or a refusal in between: the messages wait there,
+    not lost)."""
     _holding_queue(session, holding)
     out = Mover(session, source, to_queue(holding), limit, progress=progress, cancel=cancel).run()
     back = Mover(
-        session, holding, _or_back_to(route, source), out.moved, transform, progress=progress
-    ).run()
+        session, holding, _or_back_to(route, source), out.moved, transform, rate=rate,
+        progress=progress,
+    ).run()  # fmt: skip
     if session.ready_count(holding) == 0:
         _holding_queue(session, holding, delete=True)
         return back, None
@@ -438,7 +453,7 @@ def move_through_holding(
 
 def _or_back_to(route: Route, source: str) -> Route:
     """`route`, with a message it finds no destination for returned to `source`."""
-    return lambda properties, key: route(properties, key) or ("", source)
+    return lambda properties, key, body: route(properties, key, body) or ("", source)
 
 
 def _holding_queue(session: Session, queue: str, delete: bool = False) -> None:

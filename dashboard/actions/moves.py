@@ -54,6 +54,8 @@ class MovePlan(BaseModel, ABC):
     holding: str | None = None
     # What each queue it writes into would do with the messages, by its own rules.
     arrivals: list[Arrival] = Field(default_factory=list)
+    # At most this many copies a second (a redrive that does not flatten recovering consumers).
+    rate: float | None = Field(default=None, gt=0)
 
     @property
     def loses(self) -> int:

@@ -2,11 +2,10 @@
 shows, and past the queue's delivery limit the broker dead-letters or drops the message when it
 is put back. So there a peek follows the rule of every action: only users who may act, after a
 confirmation, audited, and its result says what the limit took, from the counts the broker sent.
-A peek at a classic queue costs nothing lasting and stays a read."""
+A peek at a classic queue costs nothing lasting and stays a read, recorded too: it shows
+payloads."""
 
-import time
-
-from dashboard.actions.access import access_of, change
+from dashboard.actions.access import access_of, touching
 from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.errors import ConfirmationRequired
@@ -16,37 +15,22 @@ from dashboard.reads.peek import PeekPlan, PeekResult, fetch_messages
 def peek(
     session: Session, plan: PeekPlan, count: int, actor: str, confirmed: bool = False
 ) -> PeekResult:
-    """Up to `count` ready messages of the plan's queue, put back. A quorum queue needs
-    `confirmed` from a user who may act (one who may not is refused, with or without it)."""
-    if not plan.counts_deliveries:
-        return fetch_messages(session, plan, count)
-    if not confirmed and access_of(session).may_act:
+    """Up to `count` ready messages of the plan's queue, put back, audited. A quorum queue
+    needs `confirmed` from a user who may act (one who may not is refused, with or without it)."""
+    if plan.counts_deliveries and not confirmed and access_of(session).may_act:
         raise ConfirmationRequired(f"{plan.sentence} Confirm to peek anyway.")
     parameters = {"vhost": session.vhost, "count": count}
-    with change(session, actor, "peek", plan.queue, parameters) as entry:
+    with touching(session, actor, "peek", plan.queue, parameters, plan.counts_deliveries) as entry:
         result = fetch_messages(session, plan, count)
+        entry.counts = {"peeked": len(result.messages)}
+        if not plan.counts_deliveries:
+            return result
         session.changed(plan.queue)
         result = _with_limit_taken(result, plan.delivery_limit)
         kept = len(result.messages) - result.past_limit
-        result.ready_after = _ready_once_back(session, plan.queue, kept)
-        entry.counts = {
-            "peeked": len(result.messages),
-            "past_limit": result.past_limit,
-            "ready_after": result.ready_after,
-        }
+        result.ready_after = session.ready_once_back(plan.queue, kept)
+        entry.counts |= {"past_limit": result.past_limit, "ready_after": result.ready_after}
     return result
-
-
-def _ready_once_back(session: Session, queue: str, kept: int, seconds: float = 3) -> int:
-    """The queue's ready count once the `kept` messages the peek put back are in it: a quorum
-    queue applies the returns after the HTTP answer (seen on 3.10: 0 ready right after a peek of
-    5). A consumer may take them first, so after `seconds` the count is what it is."""
-    deadline = time.monotonic() + seconds
-    ready = session.ready_count(queue)
-    while ready < kept and time.monotonic() < deadline:
-        time.sleep(0.05)
-        ready = session.ready_count(queue)
-    return ready
 
 
 def _with_limit_taken(result: PeekResult, limit: int | None) -> PeekResult:

@@ -44,13 +44,17 @@ class RepublishPlan(MovePlan):
 
     def parameters(self, vhost: str) -> dict:
         """What the audit log records about this republish."""
-        return {
-            "priority": self.priority,
-            "to": self.to_queue,
-            "routing_key": self.routing_key,
-            "limit": self.limit,
-            "vhost": vhost,
-        } | ({"holding": self.holding} if self.holding else {})
+        return (
+            {
+                "priority": self.priority,
+                "to": self.to_queue,
+                "routing_key": self.routing_key,
+                "limit": self.limit,
+                "vhost": vhost,
+            }
+            | ({"holding": self.holding} if self.holding else {})
+            | ({"rate": self.rate} if self.rate else {})
+        )
 
     @property
     def warnings(self) -> list[str]:
@@ -100,7 +104,7 @@ class RepublishPlan(MovePlan):
     ) -> Moved:
         priority = self.priority
 
-        def with_priority(properties):
+        def with_priority(properties, _target):
             changed = copy.copy(properties)
             changed.priority = priority
             return changed
@@ -109,17 +113,17 @@ class RepublishPlan(MovePlan):
             route = (
                 to_queue(self.to_queue)
                 if self.to_queue
-                else (lambda _properties, _key: (self.exchange, self.routing_key))
+                else (lambda _properties, _key, _body: (self.exchange, self.routing_key))
             )
             mover = Mover(
-                session, self.source, route, self.limit, with_priority, progress=progress,
-                cancel=cancel,
+                session, self.source, route, self.limit, with_priority, rate=self.rate,
+                progress=progress, cancel=cancel,
             )  # fmt: skip
             result, holding = mover.run(), None
         else:
             result, holding = move_through_holding(
                 session, self.source, self.holding, self.limit, to_queue(self.source),
-                with_priority, progress, cancel,
+                with_priority, progress, cancel, self.rate,
             )  # fmt: skip
         return Moved(result, {"moved": result.moved, "failed": result.failed}, holding)
 
@@ -131,6 +135,7 @@ def plan_republish(
     to: str | None,
     routing_key: str | None,
     limit: int | None,
+    rate: float | None = None,
 ) -> RepublishPlan:
     """To queue `to` (default: `source`, in place), or to the tenant exchange with
     `routing_key`; the plan names what the target does with priorities."""
@@ -147,6 +152,7 @@ def plan_republish(
         priority=priority,
         ready=ready,
         limit=most,
+        rate=rate,
         arrivals=[arrival(queue_rules(session, target, info), most)] if elsewhere else [],
         to_queue=target,
         routing_key=routing_key,

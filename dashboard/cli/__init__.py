@@ -7,7 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dashboard.cli import changes, reads, watch
+from dashboard.cli import changes, letters, reads, watch
+from dashboard.cli.selecting import add_selection
 from dashboard.errors import WarrenError
 
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     change = _changer(sub)
     _looks(sub, read)
     _moves(change)
+    _letters(sub, read, change)
     _changes(change)
     audit_cmd = _command(sub, "audit", reads.audit, "the latest admin actions, newest first")
     audit_cmd.add_argument(
@@ -98,9 +100,14 @@ def _moves(change) -> None:
     origin.add_argument("--connection", help="pod whose unacked messages go back to ready")
     requeue_cmd.add_argument("--to", help="queue to put into (default: each x-death queue)")
     requeue_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
-    requeue_cmd.add_argument("--tenant", help="only those that died with this routing key")
-    requeue_cmd.add_argument("--reason", help="only this x-death reason (rejected, expired, ...)")
-    requeue_cmd.add_argument("--header", help="only those whose header NAME=VALUE")
+    add_selection(requeue_cmd)
+    requeue_cmd.add_argument("--priority", type=int, help="give the copies this priority")
+    requeue_cmd.add_argument(
+        "--include-redriven",
+        action="store_true",
+        help="also messages redriven WARREN_MAX_REDRIVES times or more (held back otherwise)",
+    )
+    _throttled(requeue_cmd)
     _accepts_loss(requeue_cmd)
     republish_cmd = change(
         "republish", changes.republish_messages, "copy messages with a new priority"
@@ -110,7 +117,48 @@ def _moves(change) -> None:
     republish_cmd.add_argument("--to", help="queue to put into (default: the same queue)")
     republish_cmd.add_argument("--routing-key", help="publish to the tenant exchange with this")
     republish_cmd.add_argument("--limit", type=int, help="at most this many (default: all ready)")
+    _throttled(republish_cmd)
     _accepts_loss(republish_cmd)
+    publish_cmd = change(
+        "publish", letters.publish_file, "publish an exported file into a queue or the exchange"
+    )
+    publish_cmd.add_argument("--file", required=True, help="JSON lines, as `warren export` writes")
+    target = publish_cmd.add_mutually_exclusive_group()
+    target.add_argument("--queue", help="queue to put into (default: the tenant exchange)")
+    target.add_argument(
+        "--routing-key", help="to the tenant exchange with this (default: each message's own)"
+    )
+    publish_cmd.add_argument(
+        "--skip", type=int, default=0, help="skip this many messages (resume a stopped run)"
+    )
+    _throttled(publish_cmd)
+    _accepts_loss(publish_cmd)
+
+
+def _throttled(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--rate", type=float, help="at most this many messages a second (default: no limit)"
+    )
+
+
+def _letters(sub, read, change) -> None:
+    browse = read(
+        "browse", letters.browse_queue, "look through a whole queue: counts by death, a page"
+    )
+    browse.add_argument("--queue", required=True, help="queue name, exactly")
+    add_selection(browse)
+    browse.add_argument("--offset", type=int, default=0, help="page from this match (default 0)")
+    browse.add_argument("--size", type=int, default=20, help="messages on the page (default 20)")
+    browse.add_argument("--by-header", help="also count the matches by this header's value")
+    browse.add_argument("--yes", action="store_true", help="confirm on a quorum queue (a change)")
+    export = read("export", letters.export_queue, "write a queue's messages out as JSON lines")
+    export.add_argument("--queue", required=True, help="queue name, exactly")
+    export.add_argument("--file", required=True, help="where to write (- for standard output)")
+    add_selection(export)
+    export.add_argument("--yes", action="store_true", help="confirm on a quorum queue (a change)")
+    discard = change("discard", letters.discard_messages, "delete the selected messages of a queue")
+    discard.add_argument("--queue", required=True, help="queue name, exactly")
+    add_selection(discard)
 
 
 def _accepts_loss(command: argparse.ArgumentParser) -> None:

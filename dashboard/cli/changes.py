@@ -24,12 +24,13 @@ from dashboard.actions.moves import Moved, MovePlan, run_move
 from dashboard.actions.peek import peek, peek_sentence
 from dashboard.actions.purge import plan_purge, purge
 from dashboard.actions.republish import plan_republish
-from dashboard.actions.requeue import RequeueFilter, plan_requeue
+from dashboard.actions.requeue import plan_requeue
 from dashboard.actions.requeue_connection import plan_requeue_connection, requeue_connection
 from dashboard.actions.unbind import unbind, unbind_sentence
 from dashboard.broker.session import Session
 from dashboard.cli.output import format_message, format_table, print_json, report
 from dashboard.cli.reads import open_session
+from dashboard.cli.selecting import selection_of
 from dashboard.errors import WarrenError
 from dashboard.reads.peek import PEEK_NOTICE, plan_peek
 from dashboard.reads.unrouted import capture_names
@@ -51,15 +52,19 @@ def actor(session: Session) -> str:
 def requeue_messages(args: argparse.Namespace) -> int:
     if args.connection:
         return _requeue_connection(args)
-    only = _requeue_filter(args)
+    only = selection_of(args)
+    _check_priority(args.priority)
     with open_session(args) as session:
         asked = {"to": args.to, "limit": args.limit, "vhost": session.vhost}
-        with _planning(args, session, "requeue", args.source, asked):
-            plan = plan_requeue(session, args.source, args.to, args.limit, only)
+        with planned(args, session, "requeue", args.source, asked):
+            plan = plan_requeue(
+                session, args.source, args.to, args.limit, only, args.priority,
+                _rate(args), args.include_redriven,
+            )  # fmt: skip
         would = {"would_move": plan.limit, "ready": plan.ready}
-        declined = _declined_move(args, session, plan, plan.model_dump(), would)
-        if declined is not None:
-            return declined
+        refused = _declined_move(args, session, plan, plan.model_dump(), would)
+        if refused is not None:
+            return refused
         moved = _run_move(args, session, plan)
         left = session.ready_count(args.source)
     result = moved.result
@@ -67,9 +72,16 @@ def requeue_messages(args: argparse.Namespace) -> int:
         "dry_run": False, **moved.counts, "left": left, "stopped": result.stopped,
         "held_after": moved.held_after,
     }  # fmt: skip
+    held = (
+        f" {count(result.held_back, 'message')} redriven {plan.hold_back_from} times or more "
+        "held back (--include-redriven takes them too)."
+        if result.held_back
+        else ""
+    )
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
         f"{args.source!r}; {left:,} ready there now."
+        + held
         + moved.held_words()
         + (f" Stopped: {result.stopped}." if not result.clean else "")
     )
@@ -77,28 +89,30 @@ def requeue_messages(args: argparse.Namespace) -> int:
     return 0 if moved.clean else 1
 
 
-def _requeue_filter(args: argparse.Namespace) -> RequeueFilter:
-    header, value = None, None
-    if args.header:
-        if "=" not in args.header:
-            raise WarrenError(f"--header takes NAME=VALUE; {args.header!r} has no '='.")
-        header, value = args.header.split("=", 1)
-    return RequeueFilter(tenant=args.tenant, reason=args.reason, header=header, value=value)
+def _check_priority(priority: int | None) -> None:
+    if priority is not None and not 0 <= priority <= 255:
+        raise WarrenError(f"--priority takes 0 to 255; {priority} is out of range.")
+
+
+def _rate(args: argparse.Namespace) -> float | None:
+    if args.rate is not None and args.rate <= 0:
+        raise WarrenError(f"--rate takes messages per second above 0; {args.rate} is not.")
+    return args.rate
 
 
 def _requeue_connection(args: argparse.Namespace) -> int:
     """Unacked messages go back to ready only when their consumer's connection closes."""
     with open_session(args) as session:
-        with _planning(args, session, "requeue-connection", args.connection, {}):
+        with planned(args, session, "requeue-connection", args.connection, {}):
             plan = plan_requeue_connection(session, args.connection)
         ask = Ask(
             "requeue-connection", plan.connection, plan.model_dump(), plan.sentence,
             "changed", answer=plan.connection,
         )  # fmt: skip
         dry_counts = {"unacked": plan.unacked, "would_lose": plan.loses}
-        declined = _declined(args, session, ask, plan.model_dump(), dry_counts)
-        if declined is not None:
-            return declined
+        refused = declined(args, session, ask, plan.model_dump(), dry_counts)
+        if refused is not None:
+            return refused
         ready_after = requeue_connection(session, plan, actor(session), force=args.force)
     record = {
         "dry_run": False, **plan.model_dump(), "unacked_returned": plan.unacked,
@@ -113,8 +127,7 @@ def _requeue_connection(args: argparse.Namespace) -> int:
 
 
 def republish_messages(args: argparse.Namespace) -> int:
-    if not 0 <= args.priority <= 255:
-        raise WarrenError(f"--priority takes 0 to 255; {args.priority} is out of range.")
+    _check_priority(args.priority)
     with open_session(args) as session:
         asked = {
             "priority": args.priority,
@@ -123,14 +136,15 @@ def republish_messages(args: argparse.Namespace) -> int:
             "limit": args.limit,
             "vhost": session.vhost,
         }
-        with _planning(args, session, "republish", args.queue, asked):
+        with planned(args, session, "republish", args.queue, asked):
             plan = plan_republish(
-                session, args.queue, args.priority, args.to, args.routing_key, args.limit
-            )
+                session, args.queue, args.priority, args.to, args.routing_key, args.limit,
+                _rate(args),
+            )  # fmt: skip
         dry_record = plan.model_dump() | {"warnings": plan.warnings}
-        declined = _declined_move(args, session, plan, dry_record, {"would_move": plan.limit})
-        if declined is not None:
-            return declined
+        refused = _declined_move(args, session, plan, dry_record, {"would_move": plan.limit})
+        if refused is not None:
+            return refused
         moved = _run_move(args, session, plan)
     record = {
         "dry_run": False,
@@ -151,7 +165,7 @@ def _declined_move(
     args: argparse.Namespace, session: Session, plan: MovePlan, dry_record: dict, would: dict
 ) -> int | None:
     ask = Ask(plan.action, plan.source, plan.parameters(session.vhost), plan.sentence, "moved")
-    return _declined(args, session, ask, dry_record, would)
+    return declined(args, session, ask, dry_record, would)
 
 
 def _run_move(args: argparse.Namespace, session: Session, plan: MovePlan) -> Moved:
@@ -185,15 +199,15 @@ def peek_messages(args: argparse.Namespace) -> int:
 
 def purge_queue(args: argparse.Namespace) -> int:
     with open_session(args) as session:
-        with _planning(args, session, "purge", args.queue, {"vhost": session.vhost}):
+        with planned(args, session, "purge", args.queue, {"vhost": session.vhost}):
             plan = plan_purge(session, args.queue)
         # Destructive: on a terminal, the queue's name must be typed back.
         ask = Ask(
             "purge", args.queue, {"vhost": session.vhost}, plan.sentence, "purged", args.queue
         )
-        declined = _declined(args, session, ask, plan.model_dump(), {"would_purge": plan.ready})
-        if declined is not None:
-            return declined
+        refused = declined(args, session, ask, plan.model_dump(), {"would_purge": plan.ready})
+        if refused is not None:
+            return refused
         purged = purge(session, plan, actor(session))
     record = {"dry_run": False, "queue": args.queue, "purged": purged}
     return report(args, record, f"Purged {count(purged, 'ready message')} of {args.queue!r}.")
@@ -218,9 +232,9 @@ def bind_tenants(args: argparse.Namespace) -> int:
         parameters = specs[0].model_dump(exclude={"tenant"}) | {"tenants": tenants}
         sentence = bind_sentence(specs, session.exchange)
         ask = Ask("bind", ", ".join(tenants), parameters, sentence, "changed")
-        declined = _declined(args, session, ask, {"tenants": tenants}, {"tenants": len(tenants)})
-        if declined is not None:
-            return declined
+        refused = declined(args, session, ask, {"tenants": tenants}, {"tenants": len(tenants)})
+        if refused is not None:
+            return refused
         results = bind(session, specs, actor(session))
     records = [result.model_dump() for result in results]
     if args.json:
@@ -235,9 +249,9 @@ def unbind_tenant(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         sentence = unbind_sentence(session.exchange, args.tenant, args.delete_queue, args.force)
         ask = Ask("unbind", args.tenant, parameters, sentence, "changed", answer=args.tenant)
-        declined = _declined(args, session, ask, {"tenant": args.tenant, **parameters}, {})
-        if declined is not None:
-            return declined
+        refused = declined(args, session, ask, {"tenant": args.tenant, **parameters}, {})
+        if refused is not None:
+            return refused
         result = unbind(session, args.tenant, args.delete_queue, args.force, actor(session))
     summary = f"Unbound {args.tenant!r} from {', '.join(result.queues)}." + (
         f" Deleted {', '.join(result.deleted)} ({count(result.dropped, 'message')} dropped)."
@@ -256,9 +270,7 @@ def _tenant_file(path: str) -> list[str]:
         raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
 
 
-def _planning(
-    args: argparse.Namespace, session: Session, action: str, target: str, parameters: dict
-):
+def planned(args: argparse.Namespace, session: Session, action: str, target: str, parameters: dict):
     """Around the plan: a plan that fails is audited as the action (see `access.planning`)."""
     return planning(session, actor(session), action, target, parameters, args.dry_run)
 
@@ -274,7 +286,7 @@ class Ask(NamedTuple):
     answer: str = "yes"
 
 
-def _declined(
+def declined(
     args: argparse.Namespace, session: Session, ask: Ask, dry_record: dict, dry_counts: dict
 ) -> int | None:
     """The exit code when the change does not happen (a dry run, or no confirmation), each
@@ -338,14 +350,14 @@ def _show_progress(result: MoveResult) -> None:
 def capture_unrouted(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         asked = {"vhost": session.vhost}
-        with _planning(args, session, "capture", session.exchange, asked):
+        with planned(args, session, "capture", session.exchange, asked):
             plan = plan_capture(session)
         if plan.already:
             return report(args, {"dry_run": args.dry_run, **plan.model_dump()}, plan.sentence)
         ask = Ask("capture", plan.exchange, asked, plan.sentence, "changed")
-        declined = _declined(args, session, ask, plan.model_dump(), {})
-        if declined is not None:
-            return declined
+        refused = declined(args, session, ask, plan.model_dump(), {})
+        if refused is not None:
+            return refused
         capture(session, plan, actor(session))
     record = {"dry_run": False, **plan.model_dump()}
     summary = (
@@ -359,12 +371,12 @@ def move_captured(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         asked = {"tenant": args.tenant, "vhost": session.vhost}
         source = capture_names(session.exchange).queue
-        with _planning(args, session, "move-captured", source, asked):
+        with planned(args, session, "move-captured", source, asked):
             plan = plan_move_captured(session, args.tenant)
         would = {"would_move": plan.matching, "ready": plan.ready}
-        declined = _declined_move(args, session, plan, plan.model_dump(), would)
-        if declined is not None:
-            return declined
+        refused = _declined_move(args, session, plan, plan.model_dump(), would)
+        if refused is not None:
+            return refused
         moved = _run_move(args, session, plan)
         summary = moved_captured_sentence(session, plan, moved)
     record = {"dry_run": False, **moved.counts, "to": plan.to}

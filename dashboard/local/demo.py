@@ -88,6 +88,7 @@ def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
         "WARREN_DEAD_LETTER_WINDOW_SECONDS": "60",
         "WARREN_REDELIVERY_WINDOW_SECONDS": "120",
         "WARREN_BACKLOG_WINDOW_SECONDS": "120",
+        "WARREN_MAX_REDRIVES": "3",
         # Removed with the broker: a new demo starts with no history and an empty audit log.
         "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
         "WARREN_AUDIT_DB": str(broker.base_dir / "audit.sqlite"),

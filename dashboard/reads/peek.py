@@ -29,9 +29,10 @@ PEEK_NOTICE = (
     "queue, is marked redelivered, and is briefly unavailable to consumers."
 )
 QUORUM_NOTICE = (
-    "On a quorum queue each peek also counts as a delivery: it raises the message's "
+    "On a quorum queue each {verb} also counts as a delivery: it raises the message's "
     "x-delivery-count toward the queue's delivery limit, past which the broker dead-letters or "
-    "drops it. So a peek there is a change: only users who may act can do it, and it is audited."
+    "drops it. So a {verb} there is a change: only users who may act can do it, and it is "
+    "audited."
 )
 
 
@@ -60,18 +61,19 @@ class PeekPlan(BaseModel):
 
     @property
     def sentence(self) -> str:
-        if not self.counts_deliveries:
-            return PEEK_NOTICE
+        return PEEK_NOTICE if not self.counts_deliveries else self.cost_sentence("peek")
+
+    def cost_sentence(self, verb: str) -> str:
+        """What a `verb` (peek, browse, export) costs on this quorum queue."""
         cost = (
             f" A message already delivered {self.delivery_limit} times is "
-            f"{self.over_limit_fate} when the peek puts it back; how many are that close shows "
-            "only once they are delivered, and the result says."
+            f"{self.over_limit_fate} when the {verb} puts it back; how many are that close "
+            "shows only once they are delivered, and the result says."
             if self.delivery_limit is not None
             else ""
         )
-        return (
-            f"Queue {self.queue!r} is a quorum queue. {QUORUM_NOTICE} {self.limit_sentence}{cost}"
-        )
+        notice = QUORUM_NOTICE.format(verb=verb)
+        return f"Queue {self.queue!r} is a quorum queue. {notice} {self.limit_sentence}{cost}"
 
 
 class Death(BaseModel):
@@ -194,17 +196,36 @@ def delivery_limit_sentence(info: QueueInfo, version: BrokerVersion) -> str:
 def decode_message(position: int, item: dict) -> PeekedMessage:
     """One message as the management API gives it (any properties and headers a publisher set),
     decoded for a person."""
-    properties = dict(item.get("properties") or {})
-    headers = dict(properties.pop("headers", None) or {})
-    deaths = _deaths(headers.pop("x-death", None))
     payload = base64.b64decode(item["payload"]) if item.get("payload") else b""
-    size = int(item.get("payload_bytes", len(payload)))
-    kind, shown, cut = render_payload(payload, size)
-    return PeekedMessage(
-        position=position,
+    return message_of(
+        position,
         exchange=item.get("exchange", ""),
         routing_key=item.get("routing_key", ""),
         redelivered=bool(item.get("redelivered")),
+        properties=dict(item.get("properties") or {}),
+        payload=payload,
+        size=int(item.get("payload_bytes", len(payload))),
+    )
+
+
+def message_of(
+    position: int,
+    exchange: str,
+    routing_key: str,
+    redelivered: bool,
+    properties: dict,
+    payload: bytes,
+    size: int,
+) -> PeekedMessage:
+    """A message decoded for a person: `payload` is the first bytes of `size`."""
+    headers = dict(properties.pop("headers", None) or {})
+    deaths = _deaths(headers.pop("x-death", None))
+    kind, shown, cut = render_payload(payload, size)
+    return PeekedMessage(
+        position=position,
+        exchange=exchange,
+        routing_key=routing_key,
+        redelivered=redelivered,
         delivery_count=_int_or_none(headers.get("x-delivery-count")),
         properties=properties,
         headers=headers,

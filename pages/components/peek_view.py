@@ -13,6 +13,7 @@ from dashboard.reads.peek import (
     MAX_COUNT,
     PEEK_NOTICE,
     QUORUM_NOTICE,
+    PeekedMessage,
     PeekPlan,
     PeekResult,
     may_need_confirmation,
@@ -55,7 +56,9 @@ def show_peek(session: Session, row: TenantRow) -> None:
         queue = st.radio("Queue", queues, horizontal=True, format_func=literal)
         wanted = st.number_input("Messages", min_value=1, max_value=MAX_COUNT, value=5)
         confirmed = (
-            st.checkbox("I accept the cost on quorum queues", help=QUORUM_NOTICE)
+            st.checkbox(
+                "I accept the cost on quorum queues", help=QUORUM_NOTICE.format(verb="peek")
+            )
             if offer_confirmation
             else False
         )
@@ -68,7 +71,7 @@ def show_peek(session: Session, row: TenantRow) -> None:
     result = or_error(lambda: peek(session, plan, int(wanted), actor, confirmed))
     if result is not None:
         show_cost(plan, result)
-        show_messages(result)
+        show_messages(result.messages, result.queue)
 
 
 def show_cost(plan: PeekPlan, result: PeekResult) -> None:
@@ -81,10 +84,10 @@ def show_cost(plan: PeekPlan, result: PeekResult) -> None:
         st.caption(literal(cost))
 
 
-def show_messages(result: PeekResult) -> None:
-    if not result.messages:
-        st.info(f"Queue {literal(result.queue)} has no ready message.")
-    for message in result.messages:
+def show_messages(messages: list[PeekedMessage], queue: str) -> None:
+    if not messages:
+        st.info(f"Queue {literal(queue)} has no ready message.")
+    for message in messages:
         title = (
             f"#{message.position} · {count(message.size, 'byte')} · {message.kind}"
             f"{' · redelivered' if message.redelivered else ''}"

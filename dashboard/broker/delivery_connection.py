@@ -1,4 +1,4 @@
-"""The mover's AMQP connection: pika for everything except the frames every message costs.
+"""An AMQP connection for the frames every message costs: pika for everything else.
 
 A move spends most of its Python time in pika's general machinery for three frames in and three
 frames out per message (parsing into objects, callback lookups, one socket write per frame). Here
@@ -42,7 +42,7 @@ def _skip_short_string(data: bytes, at: int) -> int:
     return at + 1 + data[at]
 
 
-class MoverConnection(SelectConnection):
+class DeliveryConnection(SelectConnection):
     """A SelectConnection that hands deliveries on `delivering_channel` to `on_delivery` as raw
     (tag, routing key, properties, body) and publishes copies through `publish`."""
 

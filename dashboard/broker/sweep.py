@@ -1,0 +1,202 @@
+"""A sweep: one pass over the ready messages of a queue that leaves them where they are.
+
+Every message is delivered and held unacked until the pass ends; then the channel closes and the
+broker puts each one back in its place, in its order. Only those the caller chose to take are
+acked, after it decided (a discard, which records their ids first). If Warren dies mid-pass,
+the connection drops and the broker puts every unacked message back: nothing leaves the queue
+but what was acked on purpose.
+
+What it costs: the queue's messages are out of consumers' reach while the pass holds them (one
+pass over 100,000 messages takes seconds), each comes back marked redelivered, and on a quorum
+queue each counts one delivery (`x-delivery-count`), toward the queue's delivery limit. A pass
+longer than the broker's consumer timeout is cut short by it, and says so.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pika.spec import BasicProperties
+
+from dashboard.broker.delivery_connection import DeliveryConnection
+from dashboard.broker.session import Session
+from dashboard.errors import BrokerError, NotFound, WarrenError
+
+# The pass ends once no message came for this long (the queue held fewer than it said, or a
+# consumer took some meanwhile).
+IDLE_SECONDS = 1.0
+TICK_SECONDS = 0.1
+
+
+@dataclass
+class Delivery:
+    tag: int
+    routing_key: str
+    properties: BasicProperties
+    body: bytes
+
+
+# Called with each delivery in queue order; True: take (ack) it once the pass has seen all.
+Visit = Callable[[Delivery], bool]
+# Called once the pass has seen all, with the count taken, before any ack: may refuse by raising.
+BeforeTaking = Callable[[int], None]
+
+
+@dataclass
+class SweepResult:
+    seen: int = 0
+    taken: int = 0
+    stopped: str | None = None
+    seconds: float = 0.0
+
+
+class Sweep:
+    """One pass over at most `limit` ready messages of `queue`."""
+
+    def __init__(
+        self,
+        session: Session,
+        queue: str,
+        limit: int,
+        visit: Visit,
+        before_taking: BeforeTaking | None = None,
+    ):
+        self.session = session
+        self.queue = queue
+        self.limit = limit
+        self.visit = visit
+        self.before_taking = before_taking
+        self.result = SweepResult()
+        self._take: list[int] = []
+        self._connection: DeliveryConnection | None = None
+        self._channel = None
+        self._consumer_tag: str | None = None
+        self._last_delivery = time.monotonic()
+        self._ending = False
+        self._error: BaseException | None = None
+
+    def run(self) -> SweepResult:
+        started = time.monotonic()
+        if self.limit > 0:
+            self._connect()
+        self.result.seconds = time.monotonic() - started
+        if self._error is not None:
+            raise self._error
+        return self.result
+
+    def _connect(self) -> None:
+        for params in self.session.amqp_parameters(f"warren-sweep {self.queue}"):
+            self._error = None
+            self._connection = DeliveryConnection(
+                params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            self._connection.ioloop.start()
+            self._connection.ioloop.close()
+            if not isinstance(self._error, _Unreachable):
+                return
+
+    def _on_open_error(self, _connection, error) -> None:
+        self._error = _Unreachable(
+            f"Cannot open an AMQP connection to {self.session.settings.display_amqp_url()}: "
+            f"{type(error).__name__}; nothing was read."
+        )
+        self._connection.ioloop.stop()
+
+    def _on_open(self, connection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        self._connection.delivering_channel = channel.channel_number
+        self._connection.on_delivery = self._on_delivery
+        # No prefetch limit: the pass holds every message it sees until the end (AMQP's limit,
+        # 65,535, is below what a dead-letter queue holds in an incident).
+        channel.basic_qos(prefetch_count=0, callback=self._start)
+
+    def _start(self, _frame) -> None:
+        self._consumer_tag = self._channel.basic_consume(self.queue, _taken_by_connection)
+        self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    def _on_delivery(self, tag: int, routing_key: str, encoded: bytes, body: bytes) -> None:
+        self._last_delivery = time.monotonic()
+        if self._ending or self.result.seen >= self.limit:
+            # Past the limit: held like the rest, and put back with them.
+            return
+        self.result.seen += 1
+        properties = BasicProperties()
+        properties.decode(encoded)
+        try:
+            if self.visit(Delivery(tag, routing_key, properties, body)):
+                self._take.append(tag)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if self.result.seen >= self.limit:
+            self._end()
+
+    def _tick(self) -> None:
+        if self._ending or self._connection.is_closed:
+            return
+        if time.monotonic() - self._last_delivery > IDLE_SECONDS:
+            self.result.stopped = f"{self.queue!r} had no more ready messages"
+            self._end()
+            return
+        self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    def _end(self) -> None:
+        """Take what was chosen, then close: the broker puts everything else back."""
+        self._ending = True
+        if self._take:
+            try:
+                if self.before_taking is not None:
+                    self.before_taking(len(self._take))
+            except Exception as exc:
+                self._fail(exc)
+                return
+            for tag in self._take:
+                self._channel.basic_ack(tag)
+            self.result.taken = len(self._take)
+        self._channel.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Nothing is taken: every message goes back."""
+        self._error = exc
+        self._ending = True
+        self._take.clear()
+        self._channel.close()
+
+    def _on_channel_closed(self, _channel, reason) -> None:
+        if not self._ending:
+            self._ending = True
+            self._take.clear()
+            self.result.stopped = f"the broker closed the channel: {reason}"
+            self._error = self._error or _refusal(self.queue, reason)
+        if self._connection.is_open:
+            self._connection.close()
+
+    def _on_closed(self, _connection, reason) -> None:
+        if not self._ending:
+            self.result.stopped = f"the connection closed: {reason}"
+            self._error = self._error or WarrenError(
+                f"The AMQP connection closed during the pass over {self.queue!r} ({reason}); "
+                "every message it held went back to the queue."
+            )
+        self._connection.ioloop.stop()
+
+
+class _Unreachable(WarrenError):
+    """No node accepted the connection: the next one is tried."""
+
+
+def _refusal(queue: str, reason) -> WarrenError:
+    code, text = getattr(reason, "reply_code", None), getattr(reason, "reply_text", reason)
+    error = NotFound if code == 404 else BrokerError
+    return error(f"Queue {queue!r} cannot be read: {text}.")
+
+
+def _taken_by_connection(*_delivery) -> None:
+    """Deliveries go to `Sweep._on_delivery` through the connection, never to pika's consumer."""

@@ -1,5 +1,7 @@
 """The consumers and tenant pages, run by Streamlit's AppTest against the real broker."""
 
+import signal
+import subprocess
 import time
 
 import pika
@@ -10,7 +12,15 @@ from dashboard.reads.consumers import SETTLING_SECONDS, fetch_consumers
 from dashboard.reads.overview import fetch_overview
 from pages.components.blocks import table_of
 from pages.components.formatting import literal
-from tests.support.helpers import queue_counts, tenant_with_messages, wait_until
+from tests.support.helpers import (
+    DASHBOARD,
+    cli_environment,
+    fill,
+    queue_counts,
+    ready_count,
+    tenant_with_messages,
+    wait_until,
+)
 
 
 def settled(session_for, exchange: str, condition) -> None:
@@ -365,3 +375,31 @@ def test_a_number_column_without_any_value_shows_empty_cells_not_none():
     assert table["publish_rate"].dtype == "float64"
     assert table["publish_rate"].isna().all()
     assert table["tenant"].tolist() == ["acme"]
+
+
+def test_a_move_whose_process_died_shows_as_interrupted_on_the_tenant_page(
+    broker, settings_for, channel, unique, console, tmp_path
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
+    dlq = f"{queue}.dlq"
+    fill(channel, dlq, 2000)
+    audit = tmp_path / "audit.sqlite"
+    command = ["requeue", "--from", dlq, "--to", queue, "--rate", "100", "--yes"]
+    killed = subprocess.Popen(
+        [*DASHBOARD, *command], env=cli_environment(broker, audit), stderr=subprocess.DEVNULL
+    )
+    # Past its first progress reports (every 2 s) into the audit record.
+    wait_until(lambda: ready_count(settings_for(), queue) >= 300, what="300 moved")
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+
+    app = acme_page(console, exchange, audit)
+
+    assert not app.exception
+    [warning] = [w.value.replace("\\", "") for w in app.warning if "did not finish" in w.value]
+    assert warning.startswith(f"The requeue of {dlq} started at ")
+    assert f"did not finish. The process running it (pid {killed.pid}) ended before" in warning
+    assert "Counts then: moved " in warning
+    [record] = AuditLog(audit).records()
+    assert record.outcome == "interrupted"

@@ -2,18 +2,30 @@
 disturb every other test): polling shows it stale and recovers without leaking threads or
 sockets; a move it interrupts stops with exact counts, nothing lost, and a rerun completes."""
 
+import json
 import os
+import subprocess
 import threading
 
 import pika
 import pytest
 
+from dashboard.actions.audit import AuditLog
 from dashboard.actions.mover import MAX_WINDOW, Mover, to_queue
 from dashboard.broker.amqp import close_quietly
 from dashboard.broker.session import Session
 from dashboard.reads.poll import overview_poll
 from dashboard.settings import load_settings
-from tests.support.helpers import drain, fill, ready_count, tenant_with_messages, wait_until
+from tests.support.helpers import (
+    DASHBOARD,
+    cli_environment,
+    drain,
+    fill,
+    ready_count,
+    run_cli,
+    tenant_with_messages,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -120,6 +132,8 @@ def test_a_broker_restart_during_a_move_loses_nothing_and_a_rerun_completes(
     in_target = ready_count(node_settings, target)
     assert in_target >= result.moved  # every confirmed copy survived the restart
     assert 30000 <= in_source + in_target <= 30000 + MAX_WINDOW
+    # What is in both places, the result counted as perhaps so.
+    assert 0 < in_source + in_target - 30000 <= result.may_be_duplicated
 
     rerun = Mover(node_session(), source, to_queue(target), limit=in_source).run()
 
@@ -128,3 +142,39 @@ def test_a_broker_restart_during_a_move_loses_nothing_and_a_rerun_completes(
     ids = {properties.message_id for _, properties in drain(after, target)}
     close_quietly(after.connection)
     assert ids == {f"m-{n}" for n in range(30000)}
+
+
+def test_a_broker_killed_during_a_requeue_is_counted_honestly_and_the_rerun_warned(
+    node, node_settings, node_channel, unique, tmp_path
+):
+    source, target = unique("src"), unique("dst")
+    for queue in (source, target):
+        node_channel.queue_declare(queue, durable=True)
+    fill(node_channel, source, 20000)
+    audit = tmp_path / "audit.sqlite"
+    command = ["requeue", "--from", source, "--to", target, "--rate", "4000", "--yes", "--json"]
+    running = subprocess.Popen(
+        [*DASHBOARD, *command], env=cli_environment(node, audit), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_until(lambda: ready_count(node_settings, target) >= 3000, what="3,000 moved")
+
+    node.kill()
+    out, _err = running.communicate(timeout=60)
+    node.start()
+
+    done = json.loads(out)
+    in_source = ready_count(node_settings, source)
+    in_target = ready_count(node_settings, target)
+    assert in_source + in_target >= 20000  # nothing lost
+    assert in_source + in_target - 20000 <= done["may_be_duplicated"]
+    [record] = AuditLog(audit).records()
+    assert record.outcome == "stopped"
+    assert record.counts["may_be_duplicated"] == done["may_be_duplicated"]
+    dry = run_cli(node, audit, "requeue", "--from", source, "--to", target, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        f"Note: the last requeue from {source!r} (" in dry.stdout
+        and f"ended stopped with up to {done['may_be_duplicated']:,} messages perhaps in both"
+        in dry.stdout
+    ), dry.stdout

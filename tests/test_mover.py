@@ -78,6 +78,28 @@ def test_full_target_refuses_and_the_rest_stays_in_the_source(
     assert ids == {f"m-{n}".encode() for n in range(40)}
 
 
+def test_a_target_full_mid_window_keeps_what_it_confirmed_and_duplicates_nothing(
+    session_for, settings_for, channel, unique
+):
+    source, target = unique("src"), unique("dst")
+    declare(channel, source)
+    channel.queue_declare(
+        target, durable=True, arguments={"x-max-length": 800, "x-overflow": "reject-publish"}
+    )
+    fill(channel, source, 2000)
+
+    # The default window: hundreds of copies in flight when the first is refused.
+    result = Mover(session_for(), source, to_queue(target), limit=2000).run()
+
+    assert result.stopped == "the broker refused a copy (nack)"
+    assert (result.moved, result.failed, result.may_be_duplicated) == (800, 1200, 0)
+    in_source = {properties.message_id for _, properties in drain(channel, source)}
+    in_target = {properties.message_id for _, properties in drain(channel, target)}
+    assert (len(in_source), len(in_target)) == (1200, 800)
+    assert in_source | in_target == {f"m-{n}" for n in range(2000)}
+    assert not in_source & in_target
+
+
 def test_cancel_stops_with_exact_counts(session_for, settings_for, channel, unique):
     source, target = unique("src"), unique("dst")
     declare(channel, source, target)

@@ -55,7 +55,7 @@ def test_requeue_sends_dead_letters_back_where_they_died(
         "held_back": 0,
         "left": 0,
         "stopped": None,
-        "held_after": {},  # into each message's x-death queue: none named beforehand
+        "held_after": {queue: 7},  # each message's x-death queue, as the copies went
     }
     settings = settings_for()
     assert (ready_count(settings, queue), ready_count(settings, dlq)) == (7, 0)
@@ -66,7 +66,9 @@ def test_requeue_sends_dead_letters_back_where_they_died(
         "ok",
         False,
     )
-    assert record.counts == {"moved": 7, "failed": 0, "skipped": 0, "held_back": 0}
+    assert record.counts == {
+        "moved": 7, "failed": 0, "skipped": 0, "held_back": 0, f"ready:{queue}": 7,
+    }  # fmt: skip
     assert record.actor.startswith("guest (cli, ")
 
 
@@ -144,14 +146,28 @@ def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
     in_source, in_target = ready_once_returned(settings, [source, target], 20000)
     assert 0 < in_source < 20000
     assert in_source + in_target - 20000 <= MAX_WINDOW  # duplicates bounded by the window
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    [killed_record] = audit.records()
+    assert killed_record.ended_at is None  # started, never ended: its process is gone
+
+    # The next Warren process marks it interrupted, with the counts of its last report, and
+    # the rerun's plan says what that run may have left in both queues.
+    dry = subprocess.run([*command, "--dry-run"], env=environment, capture_output=True, text=True)
+    marked = next(r for r in audit.records() if r.id == killed_record.id)
+    assert marked.outcome == "interrupted"
+    assert marked.error.startswith(f"The process running it (pid {killed.pid}) ended before")
+    in_flight = marked.counts["in_flight"]
+    assert 0 < marked.counts["moved"] <= in_target and 0 < in_flight <= MAX_WINDOW
+    assert (
+        f"Note: the last requeue from {source!r} (" in dry.stdout
+        and f"ended interrupted with up to {in_flight:,} messages perhaps in both" in dry.stdout
+    ), dry.stdout
 
     rerun = subprocess.run([*command, "--yes", "--json"], env=environment, capture_output=True)
 
     assert json.loads(rerun.stdout)["moved"] == in_source
     bodies = [body for body, _ in drain(channel, target)]
     assert set(bodies) == {f"m-{n}".encode() for n in range(20000)}
-    unfinished = [r for r in AuditLog(tmp_path / "audit.sqlite").records() if r.ended_at is None]
-    assert len(unfinished) == 1  # the killed run: started, never ended
 
 
 def test_purge_counts_exactly_and_leaves_unacked_with_their_consumer(
@@ -281,7 +297,7 @@ def test_filtered_requeue_moves_the_matches_and_keeps_the_rest(
         "held_back": 0,
         "left": 3,
         "stopped": None,
-        "held_after": {},
+        "held_after": {home: 2},
     }
     assert sorted(body for body, _ in drain(channel, home)) == [b"d-0", b"d-4"]
     assert sorted(body for body, _ in drain(channel, dlq)) == [b"d-1", b"d-2", b"d-3"]

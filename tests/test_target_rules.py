@@ -4,6 +4,7 @@ pushes them out first, and reject-publish lets the queue go over its limit."""
 
 import json
 
+import pika
 import pytest
 
 from dashboard.actions.audit import AuditLog
@@ -145,3 +146,61 @@ def test_a_requeue_into_a_full_queue_says_what_it_would_push_out_and_needs_force
 
 def queue_counts_of(channel, queue: str) -> int:
     return ready_and_consumers(channel, queue)[0]
+
+
+def test_a_requeue_into_their_own_queues_counts_the_split_first(broker, channel, unique, tmp_path):
+    # Two tenants' dead letters in one queue, each back to the queue it died in; one of those
+    # is at its length limit, with drop-head and no dead-letter exchange.
+    dlq, roomy, full = unique("shared-dlq"), unique("roomy"), unique("full")
+    channel.queue_declare(dlq, durable=True)
+    channel.queue_declare(roomy, durable=True)
+    channel.queue_declare(full, durable=True, arguments={"x-max-length": 3})
+    fill(channel, full, 3)
+    for number, home in enumerate([roomy, full, roomy, full, roomy]):
+        channel.basic_publish("", dlq, f"d-{number}".encode(), pika.BasicProperties(headers={
+            "x-death": [{"queue": home, "reason": "rejected", "count": 1, "exchange": "",
+                         "routing-keys": [home]}]}))  # fmt: skip
+    audit = tmp_path / "audit.sqlite"
+
+    dry = run_cli(broker, audit, "requeue", "--from", dlq, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (
+        f"'{full}' holds 3 of at most 3 with drop-head: the 2 messages coming in would push the "
+        "2 oldest out, lost (no dead-letter exchange)."
+    ) in dry.stdout
+    assert "2 messages would be lost: refused unless forced." in dry.stdout
+    refused = run_cli(broker, audit, "requeue", "--from", dlq, "--yes")
+    assert refused.returncode == 1
+    assert "2 messages would be lost by the queues' own rules" in refused.stderr
+    # The pass that counted the split left every dead letter where it was.
+    assert queue_counts_of(channel, dlq) == 5
+
+    forced = run_cli(broker, audit, "requeue", "--from", dlq, "--yes", "--force", "--json")
+
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["held_after"] == {roomy: 3, full: 3}
+
+
+def test_a_limit_in_bytes_is_planned_at_the_incoming_average_size(
+    broker, channel, unique, tmp_path
+):
+    source, target = unique("src"), unique("bytes")
+    channel.queue_declare(source, durable=True)
+    channel.queue_declare(target, durable=True, arguments={"x-max-length-bytes": 1000})
+    for _ in range(10):
+        channel.basic_publish("", source, b"x" * 200)
+    channel.basic_publish("", target, b"y" * 500)
+    audit = tmp_path / "audit.sqlite"
+
+    def dry_run() -> str:
+        done = run_cli(broker, audit, "requeue", "--from", source, "--to", target, "--dry-run")
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # The broker's byte counts come with its statistics, a few seconds late.
+    said = wait_until(lambda: "holds about 500 bytes" in (out := dry_run()) and out,
+                      what="the byte counts in the statistics")  # fmt: skip
+    assert (
+        f"'{target}' holds about 500 bytes of at most 1,000 (at the incoming messages' average "
+        "size) with drop-head: the 10 messages coming in would push the 8 oldest out, lost"
+    ) in said

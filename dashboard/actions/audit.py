@@ -9,6 +9,8 @@ import contextlib
 import csv
 import io
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +44,12 @@ ADD_VHOST = (
     "ALTER TABLE actions ADD COLUMN vhost TEXT",
     "UPDATE actions SET vhost = json_extract(parameters, '$.vhost') WHERE vhost IS NULL",
 )
+# Added later: which process runs an action (host:pid:start), so that the next Warren process
+# on that host can tell an action whose process died from one still running.
+ADD_OWNER = ("ALTER TABLE actions ADD COLUMN owner TEXT",)
+INTERRUPTED = "interrupted"
+# Outcomes after which a rerun may meet messages that are in two places.
+UNCLEAN = ("interrupted", "stopped", "failed")
 
 
 class AuditRecord(BaseModel):
@@ -68,11 +76,17 @@ class Entry:
         self.error: str | None = None
         self._save = save
 
-    def checkpoint(self) -> None:
-        """Write the counts so far, before a step that must not happen unrecorded (a discard
-        records the ids it is about to delete); a failure to write refuses the step."""
-        if self._save is not None:
+    def checkpoint(self, required: bool = True) -> None:
+        """Write the counts so far: before a step that must not happen unrecorded (a discard
+        records the ids it is about to delete; a failure to write refuses the step), or as
+        progress (`required=False`: a failure to write is let pass)."""
+        if self._save is None:
+            return
+        try:
             self._save(self)
+        except WarrenError:
+            if required:
+                raise
 
 
 class AuditLog:
@@ -84,10 +98,11 @@ class AuditLog:
         db = sqlite3.connect(self.path, timeout=5)
         db.executescript(SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
-        if "vhost" not in columns:
-            with db:
-                for statement in ADD_VHOST:
-                    db.execute(statement)
+        for column, statements in (("vhost", ADD_VHOST), ("owner", ADD_OWNER)):
+            if column not in columns:
+                with db:
+                    for statement in statements:
+                        db.execute(statement)
         return db
 
     @contextmanager
@@ -102,12 +117,15 @@ class AuditLog:
     ) -> Iterator[Entry]:
         """Record `action` (in `vhost`) before it runs and its outcome after; a failure is
         recorded too."""
-        values = (actor, action, target, json.dumps(parameters), int(dry_run), vhost, time.time())
+        values = (
+            actor, action, target, json.dumps(parameters), int(dry_run), vhost, time.time(),
+            this_process(),
+        )  # fmt: skip
         try:
             with self._connect() as db:
                 row_id = db.execute(
                     "INSERT INTO actions (actor, action, target, parameters, dry_run, vhost,"
-                    " started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     values,
                 ).lastrowid
         except (OSError, sqlite3.Error) as exc:
@@ -149,6 +167,53 @@ class AuditLog:
                 "UPDATE actions SET ended_at = ?, outcome = ?, counts = ?, error = ? WHERE id = ?",
                 (time.time(), entry.outcome, json.dumps(entry.counts), entry.error, row_id),
             )
+
+    def mark_interrupted(self) -> int:
+        """Mark the actions of this host whose process ended before they did as interrupted,
+        with the counts of their last report; how many. (Another host's are left: whether its
+        process still runs cannot be told from here.)"""
+        if not self.path.exists():
+            return 0
+        host = socket.gethostname()
+        # At a start: an audit log that cannot be read leaves the marking to the next start.
+        with contextlib.suppress(OSError, sqlite3.Error), self._connect() as db:
+            rows = db.execute(
+                "SELECT id, owner, counts FROM actions WHERE ended_at IS NULL AND owner LIKE ?",
+                (f"{host}:%",),
+            ).fetchall()
+            gone = [(row_id, owner, counts) for row_id, owner, counts in rows if _gone(owner)]
+            for row_id, owner, counts in gone:
+                db.execute(
+                    "UPDATE actions SET ended_at = ?, outcome = ?, error = ? WHERE id = ?",
+                    (time.time(), INTERRUPTED, _interrupted_words(owner, counts), row_id),
+                )
+            return len(gone)
+        return 0
+
+    def interrupted_on(self, targets: set[str], since: float) -> list[AuditRecord]:
+        """The actions on `targets` marked interrupted that started after `since`."""
+        return [
+            record
+            for record in self.records(200)
+            if record.outcome == INTERRUPTED
+            and record.target in targets
+            and record.started_at >= since
+        ]
+
+    def last_unclean(self, action: str, target: str) -> AuditRecord | None:
+        """The latest `action` on `target` if it ended unclean (interrupted, stopped, failed)
+        with messages perhaps in two places; None otherwise."""
+        try:
+            recent = self.records(50)
+        except (OSError, sqlite3.Error):
+            # Said by the action itself, which refuses to run without its record.
+            return None
+        latest = [r for r in recent if (r.action, r.target) == (action, target)]
+        if not latest or latest[0].dry_run or latest[0].outcome not in UNCLEAN:
+            return None
+        record = latest[0]
+        doubled = record.counts.get("may_be_duplicated") or record.counts.get("in_flight")
+        return record if doubled or record.outcome == INTERRUPTED else None
 
     def records(self, limit: int = 500, vhosts: set[str] | None = None) -> list[AuditRecord]:
         """The latest actions, newest first: all of them, or those in `vhosts`."""
@@ -234,3 +299,35 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def _inert(value):
     """A cell a spreadsheet shows as text: a leading quote before what would start a formula."""
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def this_process() -> str:
+    """host:pid:start, the start in clock ticks after boot (a pid is reused, a start is not)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def _started(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The fields after the command name (which may hold spaces), the start being the 22nd.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _gone(owner: str) -> bool:
+    _host, pid, started = owner.rsplit(":", 2)
+    return not pid.isdigit() or _started(int(pid)) != started
+
+
+def _interrupted_words(owner: str, counts: str | None) -> str:
+    pid = owner.rsplit(":", 2)[1]
+    known = json.loads(counts) if counts else {}
+    in_flight = known.get("in_flight")
+    doubled = (
+        f"; up to {in_flight:,} messages in flight then may be in both places" if in_flight else ""
+    )
+    return (
+        f"The process running it (pid {pid}) ended before it finished: the counts are those of "
+        f"its last report{doubled}."
+    )

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from dashboard.actions.access import change
 from dashboard.actions.audit import count
 from dashboard.actions.mover import Mover, Progress, Route
-from dashboard.actions.moves import Moved, MovePlan
-from dashboard.actions.target_rules import arrival, queue_rules
+from dashboard.actions.moves import Moved, MovePlan, noting_earlier
+from dashboard.actions.target_rules import arrival_from
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 from dashboard.reads.unrouted import (
@@ -195,7 +195,7 @@ def plan_move_captured(session: Session, tenant: str) -> MoveCapturedPlan:
             f"Tenant {tenant!r} is not bound to exchange {session.exchange!r} yet: onboard it "
             "first, then move its captured messages."
         )
-    return MoveCapturedPlan(
+    plan = MoveCapturedPlan(
         source=unrouted.capture_queue,
         ready=unrouted.captured,
         limit=unrouted.captured,
@@ -203,8 +203,11 @@ def plan_move_captured(session: Session, tenant: str) -> MoveCapturedPlan:
         exchange=session.exchange,
         to=captured.bound_to,
         matching=captured.messages,
-        arrivals=[arrival(queue_rules(session, captured.bound_to), captured.messages)],
+        arrivals=[
+            arrival_from(session, unrouted.capture_queue, captured.bound_to, captured.messages)
+        ],
     )
+    return noting_earlier(session, plan)
 
 
 def moved_captured_sentence(session: Session, plan: MoveCapturedPlan, moved: Moved) -> str:

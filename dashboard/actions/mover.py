@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pika.exceptions import ConnectionClosedByBroker, ConnectionClosedByClient
 from pika.spec import Basic, BasicProperties
 
 from dashboard.broker.delivery_connection import DeliveryConnection
@@ -56,6 +57,14 @@ class MoveResult:
     moved: int = 0
     failed: int = 0
     skipped: int = 0
+    # Of the `failed`, those whose copy may be in the target too: confirmed, or sent and not
+    # confirmed, when the connection broke, or acked after a return (which one was returned is
+    # not known). The original is back in the source: the message may be in both places.
+    may_be_duplicated: int = 0
+    # At the latest progress report: at most this many originals out of the source unacked
+    # (the window in force, or what is left to move), each of which a crash leaves in the
+    # source and perhaps in the target too.
+    in_flight: int = 0
     # Filtered moves only: messages that did not match, put back where they came from.
     kept: int = 0
     # Requeues: messages redriven too often, put back at the end of the source.
@@ -128,6 +137,8 @@ class Mover:
         self._window_total = 0
         self._settled_upto = 0
         self._tainted = False
+        # Returns whose copy's ack has not come yet.
+        self._returns = 0
         self._consuming = False
         # Deliveries not yet published (held back by the rate limit), in delivery order.
         self._waiting: deque = deque()
@@ -280,7 +291,9 @@ class Mover:
         )
 
     def _on_return(self, _channel, _method, _properties, _body) -> None:
-        # The returned copy's own confirm is still to come: from here on, nothing is acked.
+        # The returned copy's own confirm is still to come, as an ack: from here on, an ack
+        # may be that of a copy that is not in the target.
+        self._returns += 1
         self._taint("a copy could not be routed to its target (returned)")
 
     def _on_confirm(self, frame) -> None:
@@ -290,12 +303,36 @@ class Mover:
         if isinstance(method, Basic.Nack):
             self._taint("the broker refused a copy (nack)")
         if self._tainted:
-            self._settle_back([self._pending.pop(seq) for seq in seqs if seq in self._pending])
+            self._settle_tainted(method, [seq for seq in seqs if seq in self._pending])
         else:
             self._confirmed.update(seqs)
             self._take_confirmed_prefix()
             self._ack_confirmed()
         self._maybe_finish()
+
+    def _settle_tainted(self, method, seqs: list[int]) -> None:
+        """After a refusal: a nacked copy's original goes back. An acked copy is in the target,
+        so its original may go, one by one (the acks of the window's prefix no longer apply);
+        after a return, an ack may be the returned copy's own, so its original goes back, and
+        the others covered are counted as perhaps in both places."""
+        if isinstance(method, Basic.Ack) and not self._returns:
+            self._ack_each(seqs)
+            return
+        if isinstance(method, Basic.Ack):
+            returned = min(self._returns, len(seqs))
+            self._returns -= returned
+            self.result.may_be_duplicated += len(seqs) - returned
+        self._settle_back([self._pending.pop(seq) for seq in seqs])
+
+    def _ack_each(self, seqs: list[int]) -> None:
+        moved_to = self.result.moved_to
+        for seq in seqs:
+            tag = self._pending.pop(seq)
+            self._confirmed.discard(seq)
+            target = self._target_of.pop(tag)
+            moved_to[target] = moved_to.get(target, 0) + 1
+            self._source_channel.basic_ack(tag)
+            self.result.moved += 1
 
     def _covered(self, upto: int) -> list[int]:
         """Pending sequence numbers up to `upto`: a prefix of the (ordered) pending dict."""
@@ -347,6 +384,9 @@ class Mover:
             self._tainted = True
             self.result.stopped = reason
             self._stop_consuming()
+            # Confirmed already, waiting for the copies before them: their originals may go.
+            if self._source_channel.is_open and not self._returns:
+                self._ack_each([seq for seq in self._pending if seq in self._confirmed])
 
     # -- ending -------------------------------------------------------------------------------
 
@@ -393,6 +433,8 @@ class Mover:
         now = time.monotonic()
         if self.progress and (force or now - self._last_progress > 0.5):
             self._last_progress = now
+            settled = self.result.moved + self.result.failed + self.result.skipped
+            self.result.in_flight = min(self._window_total, self.limit - settled)
             self.progress(self.result)
 
     def _on_channel_closed(self, _channel, reason) -> None:
@@ -404,9 +446,16 @@ class Mover:
     def _on_closed(self, _connection, reason) -> None:
         unsettled = len(self._pending) + len(self._waiting) + len(self._ackable)
         if unsettled or self._consuming:
-            # The broker returns every unacked original to the source when the connection dies
-            # (those whose copies were confirmed are then in both places).
+            # The broker returns every unacked original to the source when the connection dies:
+            # those whose copies were confirmed are then in both places, and those whose copies
+            # were sent may be.
             self.result.failed += unsettled
+            self.result.may_be_duplicated += len(self._pending) + len(self._ackable)
+            if not isinstance(reason, ConnectionClosedByBroker | ConnectionClosedByClient):
+                # Lost, not closed: if the broker itself went down, the acks it had not yet
+                # written to disk are lost with it, and those originals come back to the source
+                # beside their confirmed copies (seen after a SIGKILL of the node).
+                self.result.may_be_duplicated += self.result.moved
             self._pending.clear()
             self._waiting.clear()
             self._ackable.clear()

@@ -138,7 +138,9 @@ def plan_publish(
         rate=rate,
     )
     if to_queue is not None:
-        plan.arrivals = [arrival(queue_rules(session, to_queue), plan.publishing)]
+        size = sum(len(body_of(message)) for message in messages[skip:])
+        rules = queue_rules(session, to_queue)
+        plan.arrivals = [arrival(rules, plan.publishing, incoming_bytes=size)]
     return plan
 
 

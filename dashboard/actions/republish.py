@@ -19,8 +19,8 @@ from dashboard.actions.mover import (
     move_through_holding,
     to_queue,
 )
-from dashboard.actions.moves import Moved, MovePlan, at_most
-from dashboard.actions.target_rules import arrival, queue_rules, queue_settings
+from dashboard.actions.moves import Moved, MovePlan, at_most, noting_earlier
+from dashboard.actions.target_rules import arrival_from, queue_settings
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 
@@ -147,13 +147,13 @@ def plan_republish(
     most = at_most(ready, limit)
     # In place, the same messages come back: the queue holds no more than before.
     elsewhere = target is not None and target != source
-    return RepublishPlan(
+    plan = RepublishPlan(
         source=source,
         priority=priority,
         ready=ready,
         limit=most,
         rate=rate,
-        arrivals=[arrival(queue_rules(session, target, info), most)] if elsewhere else [],
+        arrivals=[arrival_from(session, source, target, most, info)] if elsewhere else [],
         to_queue=target,
         routing_key=routing_key,
         exchange=session.exchange if routing_key else "",
@@ -162,3 +162,4 @@ def plan_republish(
         broker_version=session.broker_version(),
         holding=holding_queue_name("republish", source) if target == source else None,
     )
+    return noting_earlier(session, plan)

@@ -15,9 +15,17 @@ from dashboard.actions.mover import (
     move_through_holding,
     to_queue,
 )
-from dashboard.actions.moves import Moved, MovePlan, at_most
-from dashboard.actions.target_rules import arrival, queue_rules
+from dashboard.actions.moves import Moved, MovePlan, at_most, noting_earlier
+from dashboard.actions.target_rules import (
+    Arrival,
+    arrival,
+    arrival_from,
+    queue_rules,
+    queue_settings,
+)
 from dashboard.broker.session import Session
+from dashboard.broker.sweep import Delivery, Sweep
+from dashboard.errors import NotFound
 from dashboard.reads.selection import REDRIVES_HEADER, Selection, first_death, redrives_of
 
 
@@ -36,6 +44,10 @@ def counting_a_redrive(properties: BasicProperties) -> BasicProperties:
     headers[REDRIVES_HEADER] = redrives_of(headers) + 1
     changed.headers = headers
     return changed
+
+
+# A requeue into each message's own queue counts the split in one pass up to this many.
+SPLIT_PASS_MOST = 10_000
 
 
 class RequeuePlan(MovePlan):
@@ -174,7 +186,7 @@ def plan_requeue(
     ready = session.ready_count(source)
     only = only or Selection()
     most = at_most(ready, limit)
-    return RequeuePlan(
+    plan = RequeuePlan(
         source=source,
         to=to,
         ready=ready,
@@ -184,6 +196,60 @@ def plan_requeue(
         rate=rate,
         hold_back_from=None if include_redriven else session.settings.max_redrives,
         holding=holding_queue_name("requeue", source) if only.active else None,
-        # Into each message's x-death queue, the split is known only message by message.
-        arrivals=[arrival(queue_rules(session, to), most)] if to else [],
+        arrivals=[arrival_from(session, source, to, most)] if to else [],
     )
+    if to is None:
+        plan.arrivals = _split_arrivals(session, plan)
+    return noting_earlier(session, plan)
+
+
+def _split_arrivals(session: Session, plan: RequeuePlan) -> list[Arrival]:
+    """Into each message's own x-death queue: how many go where is known only from the
+    messages, so one pass over them counts it (and their bytes), leaving them in place; then
+    each queue's rules say what it does with its share. Not on a quorum queue, where the pass
+    would count a delivery against each, nor past SPLIT_PASS_MOST (a plan is said at once)."""
+    kind = queue_settings(session, plan.source).type
+    if kind == "quorum" or plan.limit > SPLIT_PASS_MOST or plan.limit == 0:
+        why = "a quorum queue" if kind == "quorum" else f"over {SPLIT_PASS_MOST:,} messages"
+        return [_unknown_split(plan.source, why)]
+    shares: dict[str, list[int]] = {}
+
+    def visit(delivery: Delivery) -> bool:
+        properties = delivery.properties
+        if plan._held_back(properties) or not plan.only.matches(
+            properties, delivery.routing_key, delivery.body
+        ):
+            return False
+        target = back_to_where_it_died(properties, delivery.routing_key, delivery.body)
+        if target is not None:
+            share = shares.setdefault(target[1], [0, 0])
+            share[0] += 1
+            share[1] += len(delivery.body)
+        return False
+
+    Sweep(session, plan.source, plan.limit, visit).run()
+    return [_share(session, queue, n, size) for queue, (n, size) in sorted(shares.items())]
+
+
+def _share(session: Session, queue: str, incoming: int, size: int) -> Arrival:
+    try:
+        rules = queue_rules(session, queue)
+    except NotFound:
+        return Arrival(
+            queue=queue, incoming=incoming, excess=0, lost=0,
+            sentence=(
+                f"{count(incoming, 'message')} died in queue {queue!r}, which no longer exists: "
+                "the move stops at the first of them (its copy comes back), which stays."
+            ),
+        )  # fmt: skip
+    return arrival(rules, incoming, incoming_bytes=size)
+
+
+def _unknown_split(source: str, why: str) -> Arrival:
+    return Arrival(
+        queue=source, incoming=0, excess=0, lost=0,
+        sentence=(
+            f"What each message's own queue does with it is not counted beforehand ({source!r} "
+            f"is {why}); the result gives what each holds afterwards."
+        ),
+    )  # fmt: skip

@@ -18,7 +18,7 @@ from dashboard.broker.amqp import close_quietly, connect, connection_parameters,
 from dashboard.broker.management import ManagementClient
 from dashboard.broker.metrics import QueueMetrics, metrics_url
 from dashboard.broker.versions import BrokerVersion
-from dashboard.errors import BrokerUnreachable
+from dashboard.errors import BrokerError, BrokerUnreachable
 from dashboard.settings import Settings
 
 T = TypeVar("T")
@@ -123,6 +123,14 @@ class Session:
 
     def ready_count(self, queue: str) -> int:
         return self.queue_counts(queue)[0]
+
+    def ready_count_or_none(self, queue: str) -> int | None:
+        """The ready count, or None when the broker does not answer (a result after a fault
+        still reports what it knows)."""
+        try:
+            return self.ready_count(queue)
+        except BrokerError:
+            return None
 
     def ready_once_back(self, queue: str, back: int, seconds: float = 3) -> int:
         """The queue's ready count once `back` messages a read put back are in it: a quorum

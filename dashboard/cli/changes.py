@@ -66,7 +66,7 @@ def requeue_messages(args: argparse.Namespace) -> int:
         if refused is not None:
             return refused
         moved = _run_move(args, session, plan)
-        left = session.ready_count(args.source)
+        left = session.ready_count_or_none(args.source)
     result = moved.result
     record = {
         "dry_run": False, **moved.counts, "left": left, "stopped": result.stopped,
@@ -80,8 +80,10 @@ def requeue_messages(args: argparse.Namespace) -> int:
     )
     summary = (
         f"Moved {result.moved:,}; {result.failed + result.skipped:,} sent back to "
-        f"{args.source!r}; {left:,} ready there now."
+        f"{args.source!r}; "
+        + (f"{left:,} ready there now." if left is not None else "the broker did not answer since.")
         + held
+        + moved.doubled_words(args.source)
         + moved.held_words()
         + (f" Stopped: {result.stopped}." if not result.clean else "")
     )
@@ -154,6 +156,7 @@ def republish_messages(args: argparse.Namespace) -> int:
     }
     summary = (
         f"Republished {moved.result.moved:,} with priority {args.priority}."
+        + moved.doubled_words(args.queue)
         + moved.held_words()
         + (f" Some messages are still in holding queue {moved.holding!r}." if moved.holding else "")
     )

@@ -88,6 +88,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
 def open_session(args: argparse.Namespace) -> Iterator[Session]:
     """The run's session in its vhost: a failure there that a missing vhost explains names it."""
     session = Session(settings_of(args))
+    AuditLog(session.settings.audit_db).mark_interrupted()
     with session, naming_a_missing_vhost(session.client, session.vhost):
         yield session
 

@@ -281,6 +281,11 @@ class LocalBroker:
         if self.owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
+    def kill(self) -> None:
+        """SIGKILL the node, as a crash would: its files stay, and `start` brings it back."""
+        self._kill_group()
+        self.ready = False
+
     def _kill_group(self) -> None:
         """Whatever the node left in its session (erl_child_setup, inet_gethost) goes too."""
         if self.process is None:

@@ -3,7 +3,7 @@ carries (the tenant and reason of its first `x-death`, its routing key, a header
 message id, text in its body, how often Warren redrove it). Browse, export, requeue, republish
 and discard all select the same way, so what a search showed is what the action takes."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 # The header each copy a redrive makes carries: how many times Warren put it back.
 REDRIVES_HEADER = "x-warren-redrives"
@@ -21,6 +21,7 @@ class Selection(BaseModel):
     text: str | None = None
     # Leave out messages redriven this many times or more.
     redrives_below: int | None = None
+    _ids: frozenset[str] = PrivateAttr(default=frozenset())
 
     @property
     def active(self) -> bool:
@@ -30,18 +31,26 @@ class Selection(BaseModel):
     def reads_body(self) -> bool:
         return self.text is not None
 
+    def model_post_init(self, _context) -> None:
+        # Looked up once per message of a pass: a set, not the list of thousands of ids.
+        self._ids = frozenset(self.message_ids)
+
     def matches(self, properties, routing_key: str, body: bytes = b"") -> bool:
+        """Whether the message holds every criterion given (the cheap ones asked first)."""
+        if self._ids and properties.message_id not in self._ids:
+            return False
         headers = properties.headers or {}
-        death = first_death(headers)
-        checks = (
-            self.tenant is None or self.tenant in texts(death.get("routing-keys", [])),
-            self.reason is None or text(death.get("reason")) == self.reason,
-            self.header is None or text(headers.get(self.header)) == self.value,
-            not self.message_ids or properties.message_id in self.message_ids,
-            self.text is None or self.text.encode() in body,
-            self.redrives_below is None or redrives_of(headers) < self.redrives_below,
-        )
-        return all(checks)
+        if self.header is not None and text(headers.get(self.header)) != self.value:
+            return False
+        if self.redrives_below is not None and redrives_of(headers) >= self.redrives_below:
+            return False
+        if self.tenant is not None or self.reason is not None:
+            death = first_death(headers)
+            if self.tenant is not None and self.tenant not in texts(death.get("routing-keys", [])):
+                return False
+            if self.reason is not None and text(death.get("reason")) != self.reason:
+                return False
+        return self.text is None or self.text.encode() in body
 
     @property
     def words(self) -> str:

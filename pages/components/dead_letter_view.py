@@ -305,6 +305,7 @@ def requeued(moved: Moved) -> tuple[bool, str]:
     return moved.clean, (
         f"Requeued {count(result.moved, 'dead letter')}; {result.kept:,} not selected stayed; "
         f"{result.failed + result.skipped:,} stayed in the dead-letter queue.{held}"
+        + literal(moved.doubled_words("the dead-letter queue"))
         + stopped_words(result)
     )
 

@@ -5,6 +5,7 @@ store, the shared polls, the charts' sources. Pages get their session from `curr
 import streamlit as st
 
 from dashboard.actions.access import Access, access_of, log_in
+from dashboard.actions.audit import AuditLog
 from dashboard.broker.session import Session
 from dashboard.errors import SettingsError, WarrenError
 from dashboard.logins import Credentials, KeptLogins
@@ -106,6 +107,8 @@ def _loaded_settings() -> Settings:
 # logged in gets its own; a bounded number, so old ones do not pile up.
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _session(fingerprint: str, _settings: Settings, _verified: Session | None) -> Session:
+    # A console that starts marks the moves a killed one left unfinished (see the Audit page).
+    AuditLog(_settings.audit_db).mark_interrupted()
     return _verified or Session(_settings)
 
 

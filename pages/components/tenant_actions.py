@@ -2,9 +2,12 @@
 Each asks in a dialog with what it will touch; moves run as jobs with progress and a stop
 button; every result gives exact counts."""
 
+import time
+from datetime import UTC, datetime
+
 import streamlit as st
 
-from dashboard.actions.audit import count
+from dashboard.actions.audit import AuditLog, count, readable
 from dashboard.actions.moves import Moved
 from dashboard.actions.purge import plan_purge, purge
 from dashboard.actions.republish import plan_republish
@@ -26,9 +29,11 @@ from pages.components.formatting import literal, typed_back
 from pages.components.state import after_action, shared_access
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
+INTERRUPTED_SHOWN_SECONDS = 24 * 3600
 
 
 def show_actions(session: Session, row: TenantRow) -> None:
+    show_interrupted(session, row)
     access = shared_access(session)
     if not access.may_act:
         st.info(f"Read-only: {literal(access.refusal or '')}.", icon=":material/lock:")
@@ -44,6 +49,22 @@ def show_actions(session: Session, row: TenantRow) -> None:
     show_republish(session, row)
     if dialog_button("Purge ready messages", "purge", row.queue, ":material/delete_sweep:"):
         purge_dialog(session, row.queue)
+
+
+def show_interrupted(session: Session, row: TenantRow) -> None:
+    """Moves on this tenant's queues whose process died (a console or CLI killed mid-move): as
+    the audit log has them, never as a progress bar that stopped moving."""
+    targets = {row.queue, *([row.dead_letter_queue] if row.dead_letter_queue else [])}
+    since = time.time() - INTERRUPTED_SHOWN_SECONDS
+    records = or_error(lambda: AuditLog(session.settings.audit_db).interrupted_on(targets, since))
+    for record in records or []:
+        started = datetime.fromtimestamp(record.started_at, UTC).strftime("%H:%M:%S UTC")
+        st.warning(
+            f"The {record.action} of {literal(record.target)} started at {started} by "
+            f"{literal(record.actor)} did not finish. {literal(record.error or '')} Counts "
+            f"then: {literal(readable(record.counts) or 'none reported')}.",
+            icon=":material/running_with_errors:",
+        )
 
 
 def show_requeue(session: Session, row: TenantRow) -> None:
@@ -65,7 +86,9 @@ def requeued(moved: Moved) -> tuple[bool, str]:
     result = moved.result
     return moved.clean, (
         f"Requeued {count(result.moved, 'dead letter')}; {result.failed + result.skipped:,} "
-        "stayed in the dead-letter queue." + stopped_words(result)
+        "stayed in the dead-letter queue."
+        + literal(moved.doubled_words("the dead-letter queue"))
+        + stopped_words(result)
     )
 
 
@@ -94,6 +117,7 @@ def republished(moved: Moved) -> tuple[bool, str]:
     )
     return moved.clean, (
         f"Republished {count(result.moved, 'message')}.{literal(moved.held_words())}{left}{held}"
+        f"{literal(moved.doubled_words('the queue'))}"
         f"{stopped_words(result)}"
     )
 

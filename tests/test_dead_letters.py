@@ -9,8 +9,9 @@ import time
 import pika
 
 from dashboard.actions.audit import AuditLog
+from dashboard.broker import sweep
 from dashboard.local.workload import declare_tenant
-from tests.support.helpers import drain, run_cli, wait_until
+from tests.support.helpers import drain, fill, run_cli, wait_until
 
 
 def dead_lettered(channel, unique, expired: int, rejected: int, body=None) -> tuple[str, str, str]:
@@ -290,3 +291,24 @@ def test_the_tenant_page_looks_through_dead_letters_and_acts_on_a_search(
         ("discard", "guest (console)", "ok"),
         ("browse", "guest (console)", "ok"),
     ]
+
+
+def test_a_pass_spread_over_channels_keeps_the_order_and_takes_exactly(
+    session_for, channel, unique, monkeypatch
+):
+    # A pass holds at most CHANNEL_HOLDS a channel: here 7, so 60 messages take 9 channels.
+    monkeypatch.setattr(sweep, "CHANNEL_HOLDS", 7)
+    queue = unique("many")
+    channel.queue_declare(queue, durable=True)
+    fill(channel, queue, 60)
+    seen: list[str] = []
+
+    def visit(delivery) -> bool:
+        seen.append(delivery.properties.message_id)
+        return delivery.properties.headers["n"] % 9 == 0
+
+    result = sweep.Sweep(session_for(), queue, 60, visit).run()
+
+    assert seen == names("m", 60)
+    assert (result.seen, result.taken, result.ready_after) == (60, 7, 53)
+    assert ids_in_order(channel, queue) == [f"m-{n}" for n in range(60) if n % 9]

@@ -81,7 +81,6 @@ def discard(session: Session, plan: DiscardPlan, actor: str) -> Discarded:
             result = Sweep(session, plan.queue, plan.ready, visit, record_first).run()
         finally:
             session.changed(plan.queue)
-        kept = result.seen - result.taken
-        ready_after = session.ready_once_back(plan.queue, kept)
+        ready_after = result.ready_after
         entry.counts = {"discarded": result.taken, "ids": ids, "ready_after": ready_after}
     return Discarded(queue=plan.queue, discarded=result.taken, ids=ids, ready_after=ready_after)

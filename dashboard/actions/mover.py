@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pika.exceptions import ConnectionClosedByBroker, ConnectionClosedByClient
 from pika.spec import Basic, BasicProperties
 
-from dashboard.broker.delivery_connection import DeliveryConnection
+from dashboard.broker.delivery_connection import DeliveryConnection, drive_first
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 
@@ -161,25 +161,24 @@ class Mover:
         if self.limit <= 0:
             self.result.finished_at = time.time()
             return self.result
-        # The nodes of a cluster in turn, until one accepts the connection.
-        for params in self.session.amqp_parameters(f"warren-mover {self.source}"):
-            self._error = None
-            self._connection = DeliveryConnection(
-                params,
-                on_open_callback=self._on_open,
-                on_open_error_callback=self._on_open_error,
-                on_close_callback=self._on_closed,
-            )
-            self._connection.ioloop.start()
-            self._connection.ioloop.close()
-            if self._error is None:
-                break
+        parameters = self.session.amqp_parameters(f"warren-mover {self.source}")
+        drive_first(parameters, self._connect, lambda: self._error is None)
         self.result.finished_at = time.time()
         if self._error is not None and self.result.delivered == 0:
             raise self._error
         return self.result
 
     # -- setting up ---------------------------------------------------------------------------
+
+    def _connect(self, params) -> DeliveryConnection:
+        self._error = None
+        self._connection = DeliveryConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        return self._connection
 
     def _on_open(self, connection) -> None:
         connection.channel(on_open_callback=self._on_target_open)
@@ -201,7 +200,7 @@ class Mover:
     def _on_source_open(self, channel) -> None:
         self._source_channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        self._connection.delivering_channel = channel.channel_number
+        self._connection.delivering_channels = {channel.channel_number}
         self._connection.on_delivery = self._on_delivery
         self._consuming = True
         self._consume(min(PROBE_WINDOW, self.window, self.limit))
@@ -229,8 +228,9 @@ class Mover:
     # -- moving -------------------------------------------------------------------------------
 
     def _on_delivery(
-        self, delivery_tag: int, routing_key: str, encoded_properties: bytes, body: bytes
-    ) -> None:
+        self, _channel: int, delivery_tag: int, routing_key: str, encoded_properties: bytes,
+        body: bytes,
+    ) -> None:  # fmt: skip
         self._last_activity = time.monotonic()
         if self.result.delivered >= self.limit:
             # Acks are held back so that the broker cannot get this far (see `_ack_confirmed`).

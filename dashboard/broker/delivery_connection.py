@@ -12,7 +12,7 @@ is AMQP 0-9-1's (section 4.2 of the spec).
 """
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pika import frame
 from pika.adapters.select_connection import SelectConnection
@@ -25,8 +25,8 @@ BASIC = 60
 BASIC_DELIVER = struct.pack(">HH", BASIC, 60)
 BASIC_PUBLISH = struct.pack(">HH", BASIC, 40)
 
-# (delivery tag, routing key, encoded properties, body) of one complete delivery.
-OnDelivery = Callable[[int, str, bytes, bytes], None]
+# (channel, delivery tag, routing key, encoded properties, body) of one complete delivery.
+OnDelivery = Callable[[int, int, str, bytes, bytes], None]
 
 
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:
@@ -43,15 +43,16 @@ def _skip_short_string(data: bytes, at: int) -> int:
 
 
 class DeliveryConnection(SelectConnection):
-    """A SelectConnection that hands deliveries on `delivering_channel` to `on_delivery` as raw
-    (tag, routing key, properties, body) and publishes copies through `publish`."""
+    """A SelectConnection that hands deliveries on `delivering_channels` to `on_delivery` as raw
+    (channel, tag, routing key, properties, body) and publishes copies through `publish`."""
 
     def __init__(self, *args, **kwargs):
         self._outgoing: list[bytes] = []
-        self.delivering_channel: int | None = None
+        self.delivering_channels: set[int] = set()
         self.on_delivery: OnDelivery | None = None
-        # The delivery being assembled: [tag, routing key, properties, body size, body chunks].
-        self._delivery: list | None = None
+        # Per channel (their frames may interleave), the delivery being assembled:
+        # [tag, routing key, properties, body size, body chunks].
+        self._deliveries: dict[int, list] = {}
         super().__init__(*args, **kwargs)
 
     # -- out ------------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class DeliveryConnection(SelectConnection):
     # -- in -------------------------------------------------------------------------------------
 
     def _on_data_available(self, data_in: bytes) -> None:
-        if self.delivering_channel is None:
+        if not self.delivering_channels:
             super()._on_data_available(data_in)
             return
         data = self._frame_buffer + data_in if self._frame_buffer else data_in
@@ -95,7 +96,7 @@ class DeliveryConnection(SelectConnection):
                 raise InvalidFrameError("Invalid FRAME_END marker")
             # As pika counts them: its heartbeat checker takes bytes read as signs of life.
             self.bytes_received += end + 1 - at
-            if channel == self.delivering_channel and self._take(kind, data, at + 7, end):
+            if channel in self.delivering_channels and self._take(kind, channel, data, at + 7, end):
                 at = end + 1
                 continue
             _consumed, value = frame.decode_frame(data[at : end + 1])
@@ -104,8 +105,9 @@ class DeliveryConnection(SelectConnection):
             self._process_frame(value)
         self._frame_buffer = data[at:]
 
-    def _take(self, kind: int, data: bytes, start: int, end: int) -> bool:
-        """Whether the frame in data[start:end] was part of a delivery, and taken."""
+    def _take(self, kind: int, channel: int, data: bytes, start: int, end: int) -> bool:
+        """Whether the frame in data[start:end] was part of a delivery on `channel`, and taken."""
+        delivery = self._deliveries.get(channel)
         if kind == FRAME_METHOD:
             if data[start : start + 4] != BASIC_DELIVER:
                 return False
@@ -114,16 +116,30 @@ class DeliveryConnection(SelectConnection):
             (tag,) = struct.unpack_from(">Q", data, at)
             key_at = _skip_short_string(data, at + 9)
             routing_key = data[key_at + 1 : key_at + 1 + data[key_at]].decode()
-            self._delivery = [tag, routing_key, b"", 0, []]
-        elif kind == FRAME_HEADER and self._delivery is not None:
+            self._deliveries[channel] = [tag, routing_key, b"", 0, []]
+            return True
+        if kind == FRAME_HEADER and delivery is not None:
             (size,) = struct.unpack_from(">Q", data, start + 4)
-            self._delivery[2:4] = data[start + 12 : end], size
-        elif kind == FRAME_BODY and self._delivery is not None:
-            self._delivery[4].append(data[start:end])
+            delivery[2:4] = data[start + 12 : end], size
+        elif kind == FRAME_BODY and delivery is not None:
+            delivery[4].append(data[start:end])
         else:
             return False
-        tag, routing_key, properties, size, chunks = self._delivery
-        if kind != FRAME_METHOD and sum(map(len, chunks)) >= size:
-            self._delivery = None
-            self.on_delivery(tag, routing_key, properties, b"".join(chunks))
+        tag, routing_key, properties, size, chunks = delivery
+        if sum(map(len, chunks)) >= size:
+            del self._deliveries[channel]
+            self.on_delivery(channel, tag, routing_key, properties, b"".join(chunks))
         return True
+
+
+def drive_first(
+    parameters: Iterable, connect: Callable[[object], DeliveryConnection], done: Callable[[], bool]
+) -> None:
+    """Run the I/O loop of `connect(params)` for the nodes of a cluster in turn, until `done()`
+    says one took the connection."""
+    for params in parameters:
+        connection = connect(params)
+        connection.ioloop.start()
+        connection.ioloop.close()
+        if done():
+            return

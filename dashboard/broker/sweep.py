@@ -1,6 +1,6 @@
 """A sweep: one pass over the ready messages of a queue that leaves them where they are.
 
-Every message is delivered and held unacked until the pass ends; then the channel closes and the
+Every message is delivered and held unacked until the pass ends; then its channels close and the
 broker puts each one back in its place, in its order. Only those the caller chose to take are
 acked, after it decided (a discard, which records their ids first). If Warren dies mid-pass,
 the connection drops and the broker puts every unacked message back: nothing leaves the queue
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pika.spec import BasicProperties
 
-from dashboard.broker.delivery_connection import DeliveryConnection
+from dashboard.broker.delivery_connection import DeliveryConnection, drive_first
 from dashboard.broker.session import Session
 from dashboard.errors import BrokerError, NotFound, WarrenError
 
@@ -26,6 +26,11 @@ from dashboard.errors import BrokerError, NotFound, WarrenError
 # consumer took some meanwhile).
 IDLE_SECONDS = 1.0
 TICK_SECONDS = 0.1
+# The broker finds an ack by walking its channel's unacked messages from the oldest: an ack
+# deep inside 100,000 held on one channel cost it about 20 ms (1,000 acks: 20 s). So a pass
+# spreads what it holds over channels of at most this many (a discard of 1,000 in 100,000:
+# see the README's Performance).
+CHANNEL_HOLDS = 5_000
 
 
 @dataclass
@@ -46,6 +51,8 @@ BeforeTaking = Callable[[int], None]
 class SweepResult:
     seen: int = 0
     taken: int = 0
+    # The queue's ready count once what the pass held is back in it.
+    ready_after: int = 0
     stopped: str | None = None
     seconds: float = 0.0
 
@@ -67,10 +74,12 @@ class Sweep:
         self.visit = visit
         self.before_taking = before_taking
         self.result = SweepResult()
-        self._take: list[int] = []
+        # What the pass chose to take: (channel number, delivery tag), in delivery order.
+        self._take: list[tuple[int, int]] = []
         self._connection: DeliveryConnection | None = None
-        self._channel = None
-        self._consumer_tag: str | None = None
+        # Channel number -> channel, and how many deliveries each holds.
+        self._channels: dict[int, object] = {}
+        self._held: dict[int, int] = {}
         self._last_delivery = time.monotonic()
         self._ending = False
         self._error: BaseException | None = None
@@ -78,25 +87,30 @@ class Sweep:
     def run(self) -> SweepResult:
         started = time.monotonic()
         if self.limit > 0:
-            self._connect()
-        self.result.seconds = time.monotonic() - started
+            parameters = self.session.amqp_parameters(f"warren-sweep {self.queue}")
+            drive_first(
+                parameters, self._connect, lambda: not isinstance(self._error, _Unreachable)
+            )
         if self._error is not None:
             raise self._error
+        # Done once the broker has put back what the pass held (a moment after its channels
+        # closed: about 70,000 a second here), so that the next look sees them all.
+        back = self.result.seen - self.result.taken
+        self.result.ready_after = self.session.ready_once_back(
+            self.queue, back, seconds=3 + back / 10_000
+        )
+        self.result.seconds = time.monotonic() - started
         return self.result
 
-    def _connect(self) -> None:
-        for params in self.session.amqp_parameters(f"warren-sweep {self.queue}"):
-            self._error = None
-            self._connection = DeliveryConnection(
-                params,
-                on_open_callback=self._on_open,
-                on_open_error_callback=self._on_open_error,
-                on_close_callback=self._on_closed,
-            )
-            self._connection.ioloop.start()
-            self._connection.ioloop.close()
-            if not isinstance(self._error, _Unreachable):
-                return
+    def _connect(self, params) -> DeliveryConnection:
+        self._error = None
+        self._connection = DeliveryConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        return self._connection
 
     def _on_open_error(self, _connection, error) -> None:
         self._error = _Unreachable(
@@ -106,32 +120,43 @@ class Sweep:
         self._connection.ioloop.stop()
 
     def _on_open(self, connection) -> None:
-        connection.channel(on_open_callback=self._on_channel_open)
+        connection.on_delivery = self._on_delivery
+        self._open_channel()
+        connection.ioloop.call_later(TICK_SECONDS, self._tick)
+
+    def _open_channel(self) -> None:
+        self._connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_channel_open(self, channel) -> None:
-        self._channel = channel
+        number = channel.channel_number
+        self._channels[number] = channel
+        self._held[number] = 0
         channel.add_on_close_callback(self._on_channel_closed)
-        self._connection.delivering_channel = channel.channel_number
-        self._connection.on_delivery = self._on_delivery
-        # No prefetch limit: the pass holds every message it sees until the end (AMQP's limit,
-        # 65,535, is below what a dead-letter queue holds in an incident).
-        channel.basic_qos(prefetch_count=0, callback=self._start)
+        self._connection.delivering_channels.add(number)
+        # Each channel holds at most CHANNEL_HOLDS; once it does, the next one takes over.
+        channel.basic_qos(
+            prefetch_count=CHANNEL_HOLDS,
+            callback=lambda _frame: channel.basic_consume(self.queue, _taken_by_connection),
+        )
 
-    def _start(self, _frame) -> None:
-        self._consumer_tag = self._channel.basic_consume(self.queue, _taken_by_connection)
-        self._connection.ioloop.call_later(TICK_SECONDS, self._tick)
-
-    def _on_delivery(self, tag: int, routing_key: str, encoded: bytes, body: bytes) -> None:
+    def _on_delivery(
+        self, channel: int, tag: int, routing_key: str, encoded: bytes, body: bytes
+    ) -> None:
         self._last_delivery = time.monotonic()
+        self._held[channel] += 1
         if self._ending or self.result.seen >= self.limit:
             # Past the limit: held like the rest, and put back with them.
             return
         self.result.seen += 1
+        # One channel consumes at a time: two at once would interleave their deliveries, and
+        # the pass would see the queue out of its order.
+        if self._held[channel] == CHANNEL_HOLDS and self.result.seen < self.limit:
+            self._open_channel()
         properties = BasicProperties()
         properties.decode(encoded)
         try:
             if self.visit(Delivery(tag, routing_key, properties, body)):
-                self._take.append(tag)
+                self._take.append((channel, tag))
         except Exception as exc:
             self._fail(exc)
             return
@@ -157,25 +182,34 @@ class Sweep:
             except Exception as exc:
                 self._fail(exc)
                 return
-            for tag in self._take:
-                self._channel.basic_ack(tag)
+            for channel, tag in self._take:
+                self._channels[channel].basic_ack(tag)
             self.result.taken = len(self._take)
-        self._channel.close()
+        self._close_channels()
 
     def _fail(self, exc: BaseException) -> None:
         """Nothing is taken: every message goes back."""
         self._error = exc
         self._ending = True
         self._take.clear()
-        self._channel.close()
+        self._close_channels()
 
-    def _on_channel_closed(self, _channel, reason) -> None:
+    def _close_channels(self) -> None:
+        for channel in list(self._channels.values()):
+            if channel.is_open:
+                channel.close()
+        if not self._channels and self._connection.is_open:
+            self._connection.close()
+
+    def _on_channel_closed(self, channel, reason) -> None:
+        self._channels.pop(channel.channel_number, None)
         if not self._ending:
             self._ending = True
             self._take.clear()
             self.result.stopped = f"the broker closed the channel: {reason}"
             self._error = self._error or _refusal(self.queue, reason)
-        if self._connection.is_open:
+            self._close_channels()
+        if not self._channels and self._connection.is_open:
             self._connection.close()
 
     def _on_closed(self, _connection, reason) -> None:

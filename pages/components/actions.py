@@ -13,7 +13,7 @@ from dashboard.actions.jobs import JOBS, Job
 from dashboard.actions.mover import MoveResult, Progress
 from dashboard.actions.moves import MovePlan, run_move
 from dashboard.broker.session import Session
-from pages.components.formatting import literal
+from pages.components.formatting import literal, typed_back
 
 
 def console_actor(session: Session) -> str:
@@ -103,3 +103,11 @@ def move_progress(
 
 def stopped_words(result: MoveResult) -> str:
     return "" if result.clean else f" Stopped: {literal(result.stopped or 'unknown')}."
+
+
+def typed_and_pressed(name: str, button: str, key: str) -> bool:
+    """A destructive action's last step: `name` typed back, then its button pressed."""
+    typed = st.text_input(f"Type {literal(name)} to confirm", key=f"{key}-confirm-{name}")
+    return st.button(
+        button, type="primary", disabled=not typed_back(typed, name), key=f"{key}-go-{name}"
+    )

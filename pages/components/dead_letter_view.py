@@ -26,13 +26,15 @@ from pages.components.actions import (
     dialog_button,
     move_progress,
     stopped_words,
+    typed_and_pressed,
 )
 from pages.components.blocks import fitted_table
 from pages.components.charts import count_axis
 from pages.components.errors import or_error
-from pages.components.formatting import literal, typed_back
+from pages.components.formatting import literal
 from pages.components.peek_view import show_messages
 from pages.components.state import after_action, shared_access
+from pages.components.tenant_actions import rate_input
 
 PAGE_SIZE = 20
 TALLY_COLUMNS = {
@@ -317,18 +319,14 @@ def requeue_selection_dialog(session: Session, row: TenantRow, selection: Select
     priority = (
         st.number_input("Priority", 0, 255, 9, key=f"rs-priority-{dlq}") if with_priority else None
     )
-    rate = st.number_input(
-        "At most this many a second (0: no limit)", min_value=0, value=0, key=f"rs-rate-{dlq}"
-    )
+    rate = rate_input(f"rs-rate-{dlq}")
     include = st.checkbox(
         f"Include messages redriven {session.settings.max_redrives} times or more",
         key=f"rs-include-{dlq}",
     )
     new_priority = None if priority is None else int(priority)
     plan = or_error(
-        lambda: plan_requeue(
-            session, dlq, None, None, selection, new_priority, float(rate) or None, include
-        )
+        lambda: plan_requeue(session, dlq, None, None, selection, new_priority, rate, include)
     )
     if plan is not None:
         # The job is the tenant queue's requeue: one at a time, shown on the page.
@@ -341,10 +339,7 @@ def discard_dialog(session: Session, dlq: str, selection: Selection) -> None:
     if plan is None:
         return
     st.markdown(literal(plan.sentence))
-    typed = st.text_input(f"Type {literal(dlq)} to confirm", key=f"discard-confirm-{dlq}")
-    if st.button(
-        "Discard", type="primary", disabled=not typed_back(typed, dlq), key=f"discard-go-{dlq}"
-    ):
+    if typed_and_pressed(dlq, "Discard", "discard"):
         done = or_error(lambda: discard(session, plan, console_actor(session)))
         if done is None:
             return

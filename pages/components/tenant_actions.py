@@ -23,9 +23,10 @@ from pages.components.actions import (
     dialog_button,
     move_progress,
     stopped_words,
+    typed_and_pressed,
 )
 from pages.components.errors import or_error
-from pages.components.formatting import literal, typed_back
+from pages.components.formatting import literal
 from pages.components.state import after_action, shared_access
 
 DESTINATIONS = ("this queue", "another queue", "the tenant exchange")
@@ -94,7 +95,8 @@ def requeued(moved: Moved) -> tuple[bool, str]:
 
 @st.dialog("Requeue dead letters", on_dismiss=closer("requeue"))
 def requeue_dialog(session: Session, queue: str, dead_letter_queue: str, shown: int) -> None:
-    plan = or_error(lambda: plan_requeue(session, dead_letter_queue, None, shown))
+    rate = rate_input(f"requeue-rate-{queue}")
+    plan = or_error(lambda: plan_requeue(session, dead_letter_queue, None, shown, rate=rate))
     if plan is not None:
         confirm_move(session, queue, plan)
 
@@ -134,17 +136,24 @@ def republish_dialog(session: Session, row: TenantRow) -> None:
     elif where == "the tenant exchange":
         routing_key = st.text_input("Routing key", value=row.tenant) or None
     limit = st.number_input("At most (0: every ready message)", min_value=0, value=0)
+    rate = rate_input(f"republish-rate-{row.queue}")
     if where != "this queue" and not (to or routing_key):
         st.info("Name where the copies go.")
         return
     to = to or (row.queue if where == "this queue" else None)
     plan = or_error(
         lambda: plan_republish(
-            session, row.queue, int(priority), to, routing_key, int(limit) or None
+            session, row.queue, int(priority), to, routing_key, int(limit) or None, rate
         )
     )
     if plan is not None:
         confirm_move(session, row.queue, plan)
+
+
+def rate_input(key: str) -> float | None:
+    """A redrive's throttle, so that it does not flatten a consumer that is just recovering."""
+    rate = st.number_input("At most this many a second (0: no limit)", min_value=0, key=key)
+    return float(rate) or None
 
 
 @st.dialog("Purge ready messages", on_dismiss=closer("purge"))
@@ -153,10 +162,7 @@ def purge_dialog(session: Session, queue: str) -> None:
     if plan is None:
         return
     st.markdown(literal(plan.sentence))
-    typed = st.text_input(f"Type {literal(queue)} to confirm", key=f"purge-confirm-{queue}")
-    if st.button(
-        "Purge", type="primary", disabled=not typed_back(typed, queue), key=f"purge-go-{queue}"
-    ):
+    if typed_and_pressed(queue, "Purge", "purge"):
         purged = or_error(lambda: purge(session, plan, console_actor(session)))
         if purged is None:
             return

@@ -147,8 +147,9 @@ def show_queue(row: TenantRow) -> None:
         show_chart(row, detail)
     st.subheader("Consumers")
     live_consumers(row.queue)
+    # Keyed: the tab open stays open when an action in it runs the page again.
     actions_tab, peek_tab, dead_tab, settings_tab = st.tabs(
-        ["Actions", "Messages", "Dead letters", "Settings"]
+        ["Actions", "Messages", "Dead letters", "Settings"], key=f"tabs-{row.queue}"
     )
     with actions_tab:
         show_actions(session, row)

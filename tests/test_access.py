@@ -10,7 +10,13 @@ from dashboard.actions.access import access_from, change
 from dashboard.actions.audit import AuditLog
 from dashboard.errors import ReadOnly
 from dashboard.reads.overview import fetch_overview
-from tests.support.helpers import queue_counts, run_cli, tenant_with_messages, wait_until
+from tests.support.helpers import (
+    message_labels,
+    queue_counts,
+    run_cli,
+    tenant_with_messages,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +209,7 @@ def test_a_user_without_monitoring_gets_every_panel_it_may_read_and_hears_what_i
     assert tenant.dataframe[0].value.iloc[0]["Value"] == "classic"  # the Settings tab
     next(button for button in tenant.button if button.label == "Peek").click().run()
     assert not tenant.exception and not tenant.error
-    assert len(tenant.expander) == 2  # the two ready messages; the pod holds the third
+    assert len(message_labels(tenant)) == 2  # the two ready messages; the pod holds the third
     nodes = app.switch_page("pages/nodes.py").run()
     assert not nodes.exception and not nodes.error
     assert [i.value.replace("\\", "") for i in nodes.info] == [

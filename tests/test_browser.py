@@ -2,6 +2,7 @@
 broker with the demo's workload, and the console served as `warren demo` serves it. Each test
 leaves a screenshot in test-artifacts/screenshots (or $WARREN_SCREENSHOTS)."""
 
+import json
 import os
 import re
 import socket
@@ -225,6 +226,28 @@ def test_a_requeue_shows_its_progress_then_its_counts(page: Page, demo: Demo):
     shot(page, "requeue-progress")
     expect(page.get_by_text("Requeued 60,000 dead letters")).to_be_visible(timeout=120_000)
     assert queue_counts(demo.settings, queue)[0] == 60_000
+
+
+def test_dead_letters_are_looked_through_and_an_export_replayed(page: Page, demo: Demo, tmp_path):
+    queue = extra_tenant(demo, "replay-me", dead=30)
+    open_tenant(page, demo, "replay-me")
+    page.get_by_role("tab", name="Dead letters").click()
+    page.get_by_role("button", name="Look through").click()
+    expect(page.get_by_text(f"Looked through 30 messages of {queue}.dlq")).to_be_visible()
+    shot(page, "dead-letters")
+
+    exported = tmp_path / "replay.jsonl"
+    lines = [{"routing_key": "replay-me", "properties": {"message_id": f"r-{n}"}, "body": "job"}
+             for n in range(2)]  # fmt: skip
+    exported.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page.get_by_text("Replay an exported file").click()
+    page.locator("input[type=file]").set_input_files(str(exported))
+    expect(page.get_by_text("Publish 2 messages of replay.jsonl to")).to_be_visible()
+    page.get_by_role("button", name="Publish", exact=True).click()
+
+    expect(page.get_by_text(f"Published 2 messages. {queue} holds 2 ready now.")).to_be_visible()
+    assert queue_counts(demo.settings, queue)[0] == 2
+    assert queue_counts(demo.settings, f"{queue}.dlq")[0] == 30
 
 
 def test_the_stuck_pod_is_freed_from_the_consumers_page(page: Page, demo: Demo):

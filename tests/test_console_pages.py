@@ -16,6 +16,7 @@ from tests.support.helpers import (
     DASHBOARD,
     cli_environment,
     fill,
+    message_labels,
     queue_counts,
     ready_count,
     tenant_with_messages,
@@ -167,7 +168,7 @@ def test_tenant_page_deep_link_settings_consumers_and_peek(
     assert not app.exception
     [payload] = [code.value for code in app.code]
     assert payload == "<script>alert(1)</script> **not bold**"
-    assert [expander.label for expander in app.expander] == ["#1 · 38 bytes · text · died 1x"]
+    assert message_labels(app) == ["#1 · 38 bytes · text · died 1x"]
     frames = [frame.value for frame in app.dataframe]
     [deaths] = [frame for frame in frames if "reason" in frame.columns]
     properties, headers = [frame for frame in frames if list(frame.columns) == ["name", "value"]]

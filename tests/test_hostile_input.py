@@ -18,7 +18,7 @@ from dashboard.errors import WarrenError
 from dashboard.reads.peek import SHOW_CHARS, decode_message, render_payload
 from dashboard.visible import visible
 from pages.components.formatting import literal, typed_back
-from tests.support.helpers import run_cli, tenant_with_messages
+from tests.support.helpers import message_labels, run_cli, tenant_with_messages
 
 PUNCTUATION = set(string.punctuation)
 # What a publisher can put in a header, as the management API gives it back: JSON values, nested.
@@ -187,8 +187,8 @@ def test_hostile_payloads_stay_text_on_the_tenant_page(channel, unique, console)
     app.button(key=f"FormSubmitter:peek-{queue}-Peek").click().run()
 
     assert not app.exception
-    assert len(app.expander) == len(PAYLOADS)
-    kinds = [expander.label.split(" · ")[2] for expander in app.expander]
+    assert len(message_labels(app)) == len(PAYLOADS)
+    kinds = [label.split(" · ")[2] for label in message_labels(app)]
     assert kinds == ["binary", "binary", "text", "text", "text", "text", "text"]
     for markdown in app.markdown:
         assert "<script" not in markdown.value and "<img" not in markdown.value

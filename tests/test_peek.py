@@ -17,7 +17,13 @@ from dashboard.local.workload import declare_tenant
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.peek import SHOW_CHARS, PeekResult, may_need_confirmation, plan_peek
 from pages.components.formatting import literal
-from tests.support.helpers import fill, ready_and_consumers, run_cli, tenant_with_messages
+from tests.support.helpers import (
+    fill,
+    message_labels,
+    ready_and_consumers,
+    run_cli,
+    tenant_with_messages,
+)
 
 QUORUM_CONSENT = "I accept the cost on quorum queues"
 
@@ -273,7 +279,7 @@ def test_the_tenant_page_offers_the_confirmation_for_a_quorum_dead_letter_queue(
     assert app.info[-1].value == f"Queue {literal(f'{queue}.dlq')} has no ready message."
     app.radio[0].set_value(queue)
     app.button(key=submit).click().run()
-    assert [expander.label for expander in app.expander] == ["#1 · 1 byte · text"]
+    assert message_labels(app) == ["#1 · 1 byte · text"]
 
 
 def quorum_with_limit(channel, queue: str, limit: int, messages: int, **arguments) -> None:

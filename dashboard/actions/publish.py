@@ -89,28 +89,33 @@ class Published(BaseModel):
     ready_after: dict[str, int] = {}
 
 
-def read_export(path: str) -> list[ExportedMessage]:
-    """Every line of the file, checked before anything is published: a bad line is named."""
+def read_export(path: str) -> str:
+    """An export file's text, or the sentence why it cannot be read."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise WarrenError(f"Cannot read {path}: {exc.strerror}.") from None
     except UnicodeDecodeError:
         raise WarrenError(f"{path} is not UTF-8 text: an export is JSON lines.") from None
+
+
+def parse_export(name: str, text: str) -> list[ExportedMessage]:
+    """Every line of the export `name`, checked before anything is published: a bad line is
+    named."""
     messages = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             message = ExportedMessage.model_validate(json.loads(line))
         except (ValueError, ValidationError):
             raise WarrenError(
-                f"Line {number} of {path} is not an exported message (a JSON object with "
+                f"Line {number} of {name} is not an exported message (a JSON object with "
                 "routing_key, properties and body or body_base64): nothing was published."
             ) from None
         if len(body_of(message)) > BODY_MOST:
             raise WarrenError(
-                f"Line {number} of {path} has a body over {BODY_MOST:,} bytes: nothing was "
+                f"Line {number} of {name} has a body over {BODY_MOST:,} bytes: nothing was "
                 "published."
             )
         messages.append(message)
@@ -119,17 +124,19 @@ def read_export(path: str) -> list[ExportedMessage]:
 
 def plan_publish(
     session: Session,
-    path: str,
+    name: str,
+    text: str,
     to_queue: str | None,
     routing_key: str | None,
     skip: int = 0,
     rate: float | None = None,
 ) -> PublishPlan:
-    messages = read_export(path)
+    """Publishing the export `text` (from file `name`)."""
+    messages = parse_export(name, text)
     if not 0 <= skip <= len(messages):
         raise WarrenError(f"--skip takes 0 to {len(messages):,} here; {skip} is out of range.")
     plan = PublishPlan(
-        path=path,
+        path=name,
         messages=messages,
         skip=skip,
         to_queue=to_queue,

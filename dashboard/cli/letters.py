@@ -8,7 +8,7 @@ import sys
 from dashboard.actions.audit import count
 from dashboard.actions.browse import browse, export
 from dashboard.actions.discard import discard, plan_discard
-from dashboard.actions.publish import plan_publish, publish
+from dashboard.actions.publish import plan_publish, publish, read_export
 from dashboard.cli.changes import Ask, actor, declined, planned
 from dashboard.cli.output import format_message, format_table, print_json, report
 from dashboard.cli.reads import open_session
@@ -122,8 +122,9 @@ def publish_file(args: argparse.Namespace) -> int:
     with open_session(args) as session:
         asked = {"vhost": session.vhost, "file": args.file}
         with planned(args, session, "publish", args.queue or session.exchange, asked):
+            text = read_export(args.file)
             plan = plan_publish(
-                session, args.file, args.queue, args.routing_key, args.skip, args.rate
+                session, args.file, text, args.queue, args.routing_key, args.skip, args.rate
             )
         parameters = plan.parameters(session.vhost)
         ask = Ask("publish", plan.target, parameters, plan.sentence, "published")

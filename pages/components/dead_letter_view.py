@@ -11,6 +11,7 @@ from dashboard.actions.audit import count
 from dashboard.actions.browse import browse, export
 from dashboard.actions.discard import discard, plan_discard
 from dashboard.actions.moves import Moved
+from dashboard.actions.publish import Published, plan_publish, publish
 from dashboard.actions.requeue import plan_requeue
 from dashboard.broker.session import Session
 from dashboard.reads.dead_letters import Browse, Tally
@@ -33,6 +34,7 @@ from pages.components.charts import count_axis
 from pages.components.errors import or_error
 from pages.components.formatting import literal
 from pages.components.peek_view import show_messages
+from pages.components.server_guards import accept_uploads
 from pages.components.state import after_action, shared_access
 from pages.components.tenant_actions import rate_input
 
@@ -57,11 +59,22 @@ TALLY_TITLES = {
 
 
 def show_dead_letters(session: Session, row: TenantRow) -> None:
-    dlq = row.dead_letter_queue
-    if not dlq:
+    if row.dead_letter_queue:
+        show_look(session, row, row.dead_letter_queue)
+    else:
         st.info("This tenant has no dead-letter queue: rejected and expired messages are dropped.")
-        return
-    job = current_job("requeue", row.queue)
+    # Outside the expander, which closes when the page runs again.
+    done = st.session_state.pop(f"replayed-{row.queue}", None)
+    if done is not None:
+        (st.success if done[0] else st.warning)(done[1])
+    with st.expander("Replay an exported file"):
+        show_replay(session, row)
+
+
+def show_look(session: Session, row: TenantRow, dlq: str) -> None:
+    # The selection's requeue is a job of the dead-letter queue: the Actions tab shows the
+    # tenant's whole requeue, this tab its own.
+    job = current_job("requeue", dlq)
     if job is not None:
         move_progress(job.id, requeued, lambda: _after(session, row.queue, dlq))
     done = st.session_state.pop(f"discarded-{dlq}", None)
@@ -252,7 +265,7 @@ def show_selection_actions(
 ) -> None:
     access = shared_access(session)
     dlq = result.queue
-    job = current_job("requeue", row.queue)
+    job = current_job("requeue", dlq)
     if job is not None and not job.done:
         return
     data = _export_data(session, result, selection)
@@ -329,8 +342,7 @@ def requeue_selection_dialog(session: Session, row: TenantRow, selection: Select
         lambda: plan_requeue(session, dlq, None, None, selection, new_priority, rate, include)
     )
     if plan is not None:
-        # The job is the tenant queue's requeue: one at a time, shown on the page.
-        confirm_move(session, row.queue, plan)
+        confirm_move(session, dlq, plan)
 
 
 @st.dialog("Discard the selection", on_dismiss=closer("discard"))
@@ -350,3 +362,57 @@ def discard_dialog(session: Session, dlq: str, selection: Selection) -> None:
         close_dialog("discard")
         _after(session, dlq)
         st.rerun()
+
+
+def show_replay(session: Session, row: TenantRow) -> None:
+    """An export (JSON lines, as Export writes them) published back after a fix, at least
+    once: into the tenant's queue, or through the tenant exchange by each one's routing key."""
+    access = shared_access(session)
+    if not access.may_act:
+        st.caption(f"Read-only: {literal(access.refusal or '')}.")
+        return
+    accept_uploads()
+    uploaded = st.file_uploader(
+        "JSON lines (up to 1 MB here; larger files: `warren publish --file`)",
+        type=["jsonl", "json", "txt"], key=f"replay-file-{row.queue}",
+    )  # fmt: skip
+    if uploaded is None:
+        return
+    into = st.radio(
+        "Into", [f"queue {row.queue}", "the tenant exchange, by each message's routing key"],
+        key=f"replay-into-{row.queue}", format_func=literal,
+    )  # fmt: skip
+    rate = rate_input(f"replay-rate-{row.queue}")
+    to_queue = row.queue if into.startswith("queue ") else None
+    text = uploaded.getvalue().decode("utf-8", errors="replace")
+    plan = or_error(lambda: plan_publish(session, uploaded.name, text, to_queue, None, rate=rate))
+    if plan is None:
+        return
+    st.markdown(literal(plan.sentence))
+    force = plan.loses > 0 and st.checkbox(
+        f"Lose {count(plan.loses, 'message')} anyway", key=f"replay-force-{row.queue}"
+    )
+    if st.button(
+        "Publish", type="primary", disabled=plan.loses > 0 and not force,
+        key=f"replay-go-{row.queue}",
+    ):  # fmt: skip
+        published = or_error(lambda: publish(session, plan, console_actor(session), force))
+        if published is None:
+            return
+        st.session_state[f"replayed-{row.queue}"] = (published.stopped is None, replayed(published))
+        after_action(session, row.queue)
+        st.rerun()
+
+
+def replayed(published: Published) -> str:
+    held = "".join(
+        f" {literal(queue)} holds {ready:,} ready now."
+        for queue, ready in published.ready_after.items()
+    )
+    stopped = (
+        f" Stopped: {literal(published.stopped)}; the {published.resume_skip:,} before it are "
+        "published."
+        if published.stopped
+        else ""
+    )
+    return f"Published {count(published.published, 'message')}.{held}{stopped}"

@@ -226,3 +226,8 @@ def ready_once_returned(settings, queues: list[str], count: int) -> list[int]:
 
     wait_until(all_back, what=f"{count:,} messages ready in {', '.join(queues)}")
     return counts
+
+
+def message_labels(app) -> list[str]:
+    """The labels of the messages a page shows (their expanders are labelled "#1 · ...")."""
+    return [expander.label for expander in app.expander if expander.label.startswith("#")]

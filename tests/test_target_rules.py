@@ -204,3 +204,22 @@ def test_a_limit_in_bytes_is_planned_at_the_incoming_average_size(
         f"'{target}' holds about 500 bytes of at most 1,000 (at the incoming messages' average "
         "size) with drop-head: the 10 messages coming in would push the 8 oldest out, lost"
     ) in said
+
+
+def test_a_holding_queue_s_way_back_is_planned_by_the_source_s_rules(
+    broker, channel, unique, tmp_path
+):
+    queue = unique("ttl")
+    channel.queue_declare(
+        queue, durable=True, arguments={"x-message-ttl": 60_000, "x-max-length": 3}
+    )
+    fill(channel, queue, 3)
+
+    done = run_cli(broker, tmp_path / "audit.sqlite", "republish", "--queue", queue,
+                   "--priority", "5", "--dry-run")  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    # Back into the room they left: no length excess, and the TTL said.
+    assert f"On the way back from holding queue 'warren.republish.{queue}." in done.stdout
+    assert f"'{queue}' expires messages not taken within 60,000 ms" in done.stdout
+    assert "would be lost" not in done.stdout

@@ -20,7 +20,7 @@ from dashboard.actions.mover import (
     to_queue,
 )
 from dashboard.actions.moves import Moved, MovePlan, at_most, noting_earlier
-from dashboard.actions.target_rules import arrival_from, queue_settings
+from dashboard.actions.target_rules import arrival_from, queue_settings, way_back
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 
@@ -162,4 +162,6 @@ def plan_republish(
         broker_version=session.broker_version(),
         holding=holding_queue_name("republish", source) if target == source else None,
     )
+    if plan.holding is not None:
+        plan.arrivals = [way_back(session, source, plan.holding, most)]
     return noting_earlier(session, plan)

@@ -22,6 +22,7 @@ from dashboard.actions.target_rules import (
     arrival_from,
     queue_rules,
     queue_settings,
+    way_back,
 )
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
@@ -200,6 +201,9 @@ def plan_requeue(
     )
     if to is None:
         plan.arrivals = _split_arrivals(session, plan)
+    if plan.holding is not None:
+        # Those not selected go back to the dead-letter queue through the holding queue.
+        plan.arrivals.append(way_back(session, source, plan.holding, most))
     return noting_earlier(session, plan)
 
 

@@ -100,6 +100,17 @@ def arrival_from(
     return arrival(rules, incoming, incoming_bytes=size)
 
 
+def way_back(session: Session, source: str, holding: str, incoming: int) -> Arrival:
+    """Up to `incoming` messages of `source` that a holding queue sends back to it: into the
+    room they left, by the source's rules as they stand (what arrived meanwhile may not fit)."""
+    rules = queue_rules(session, source)
+    rules.ready = max(0, rules.ready - incoming)
+    back = arrival(rules, incoming)
+    if back.sentence is not None:
+        back.sentence = f"On the way back from holding queue {holding!r}: {back.sentence}"
+    return back
+
+
 def bytes_of(session: Session, queue: str, messages: int) -> int | None:
     """About how many bytes `messages` of `queue` hold, at its average ready size (from the
     broker's statistics); None when it reports none."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pika.exceptions import ConnectionClosedByBroker, ConnectionClosedByClient
 from pika.spec import Basic, BasicProperties
 
-from dashboard.broker.delivery_connection import DeliveryConnection, drive_first
+from dashboard.broker.delivery_connection import DeliveryConnection, OnItsOwnConnection
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 
@@ -100,8 +100,10 @@ def keep_properties(properties: BasicProperties, _target: tuple[str, str]) -> Ba
     return properties
 
 
-class Mover:
+class Mover(OnItsOwnConnection):
     """One move from `source`, driven by its own connection's I/O loop in the calling thread."""
+
+    untouched = "nothing was moved"
 
     def __init__(
         self,
@@ -161,8 +163,7 @@ class Mover:
         if self.limit <= 0:
             self.result.finished_at = time.time()
             return self.result
-        parameters = self.session.amqp_parameters(f"warren-mover {self.source}")
-        drive_first(parameters, self._connect, lambda: self._error is None)
+        self._drive(f"warren-mover {self.source}")
         self.result.finished_at = time.time()
         if self._error is not None and self.result.delivered == 0:
             raise self._error
@@ -170,25 +171,8 @@ class Mover:
 
     # -- setting up ---------------------------------------------------------------------------
 
-    def _connect(self, params) -> DeliveryConnection:
-        self._error = None
-        self._connection = DeliveryConnection(
-            params,
-            on_open_callback=self._on_open,
-            on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_closed,
-        )
-        return self._connection
-
     def _on_open(self, connection) -> None:
         connection.channel(on_open_callback=self._on_target_open)
-
-    def _on_open_error(self, _connection, error) -> None:
-        self._error = WarrenError(
-            f"Cannot open an AMQP connection to {self.session.settings.display_amqp_url()}: "
-            f"{type(error).__name__}; nothing was moved."
-        )
-        self._connection.ioloop.stop()
 
     def _on_target_open(self, channel) -> None:
         self._target_channel = channel

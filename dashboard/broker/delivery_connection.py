@@ -18,6 +18,9 @@ from pika import frame
 from pika.adapters.select_connection import SelectConnection
 from pika.exceptions import InvalidFrameError
 
+from dashboard.broker.session import Session
+from dashboard.errors import WarrenError
+
 FRAME_METHOD, FRAME_HEADER, FRAME_BODY = 1, 2, 3
 FRAME_END = 0xCE
 FRAME_OVERHEAD = 8  # type (1), channel (2), size (4), and the end octet
@@ -130,6 +133,40 @@ class DeliveryConnection(SelectConnection):
             del self._deliveries[channel]
             self.on_delivery(channel, tag, routing_key, properties, b"".join(chunks))
         return True
+
+
+class Unreachable(WarrenError):
+    """No node of the cluster took the connection."""
+
+
+class OnItsOwnConnection:
+    """For a piece of work that drives a DeliveryConnection of its own, on the first node of
+    the cluster that takes it (the mover, a sweep): `_on_open` and `_on_closed` are its own."""
+
+    session: Session
+    # What the sentence says when no node takes the connection ("nothing was moved").
+    untouched = "nothing was touched"
+
+    def _drive(self, name: str) -> None:
+        parameters = self.session.amqp_parameters(name)
+        drive_first(parameters, self._connect, lambda: not isinstance(self._error, Unreachable))
+
+    def _connect(self, params) -> DeliveryConnection:
+        self._error = None
+        self._connection = DeliveryConnection(
+            params,
+            on_open_callback=self._on_open,
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_closed,
+        )
+        return self._connection
+
+    def _on_open_error(self, _connection, error) -> None:
+        self._error = Unreachable(
+            f"Cannot open an AMQP connection to {self.session.settings.display_amqp_url()}: "
+            f"{type(error).__name__}; {self.untouched}."
+        )
+        self._connection.ioloop.stop()
 
 
 def drive_first(

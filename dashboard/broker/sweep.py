@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pika.spec import BasicProperties
 
-from dashboard.broker.delivery_connection import DeliveryConnection, drive_first
+from dashboard.broker.delivery_connection import DeliveryConnection, OnItsOwnConnection
 from dashboard.broker.session import Session
 from dashboard.errors import BrokerError, NotFound, WarrenError
 
@@ -57,8 +57,10 @@ class SweepResult:
     seconds: float = 0.0
 
 
-class Sweep:
+class Sweep(OnItsOwnConnection):
     """One pass over at most `limit` ready messages of `queue`."""
+
+    untouched = "nothing was read"
 
     def __init__(
         self,
@@ -87,10 +89,7 @@ class Sweep:
     def run(self) -> SweepResult:
         started = time.monotonic()
         if self.limit > 0:
-            parameters = self.session.amqp_parameters(f"warren-sweep {self.queue}")
-            drive_first(
-                parameters, self._connect, lambda: not isinstance(self._error, _Unreachable)
-            )
+            self._drive(f"warren-sweep {self.queue}")
         if self._error is not None:
             raise self._error
         # Done once the broker has put back what the pass held (a moment after its channels
@@ -101,23 +100,6 @@ class Sweep:
         )
         self.result.seconds = time.monotonic() - started
         return self.result
-
-    def _connect(self, params) -> DeliveryConnection:
-        self._error = None
-        self._connection = DeliveryConnection(
-            params,
-            on_open_callback=self._on_open,
-            on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_closed,
-        )
-        return self._connection
-
-    def _on_open_error(self, _connection, error) -> None:
-        self._error = _Unreachable(
-            f"Cannot open an AMQP connection to {self.session.settings.display_amqp_url()}: "
-            f"{type(error).__name__}; nothing was read."
-        )
-        self._connection.ioloop.stop()
 
     def _on_open(self, connection) -> None:
         connection.on_delivery = self._on_delivery
@@ -220,10 +202,6 @@ class Sweep:
                 "every message it held went back to the queue."
             )
         self._connection.ioloop.stop()
-
-
-class _Unreachable(WarrenError):
-    """No node accepted the connection: the next one is tried."""
 
 
 def _refusal(queue: str, reason) -> WarrenError:

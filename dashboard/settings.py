@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     metrics_url: str = "auto"
     # Bindings, queue settings and rates rarely change: at most this often at scale.
     topology_seconds: float = Field(default=60, ge=1, le=3600)
+    # Rates and ack counters need the broker's full queue list, seconds at 10,000 queues: the
+    # one-shot and the console's first page read them only up to this many queues in the vhost.
+    statistics_up_to: int = Field(default=1000, ge=0)
     # Every change refused, for everyone.
     read_only: bool = False
     # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":

@@ -14,7 +14,7 @@ from dashboard.reads.unrouted import unrouted_sentence
 from dashboard.reads.waiting import longest_waiting_first
 from pages.components.blocks import fitted_table, headline
 from pages.components.errors import or_error
-from pages.components.formatting import literal
+from pages.components.formatting import clock_text, literal
 from pages.components.freshness import show_freshness
 from pages.components.navigation import (
     ONBOARDING_PAGE,
@@ -229,7 +229,9 @@ def live_overview() -> None:
         show_freshness(snapshot)
         return
     source = "metrics endpoint" if snapshot.data.counts_from == "metrics" else "management API"
-    show_freshness(snapshot, f", counts from the {source}")
+    listed = snapshot.data.statistics_at
+    rates = f"rates from {clock_text(listed)}" if listed else "rates with the next listing"
+    show_freshness(snapshot, f", counts from the {source}, {rates}")
     trends = read_trends(snapshot.data, snapshot.fetched_at)
     show_headline(snapshot.data)
     show_attention(snapshot.data)

@@ -3,6 +3,7 @@ from this broker, with the topology listed again when a queue appears."""
 
 from dashboard.broker.metrics import QueueCounts, parse_metrics
 from dashboard.local.rabbitmq import free_port
+from dashboard.local.workload import declare_tenant
 from dashboard.reads.overview import OverviewReader, fetch_overview
 from tests.support.helpers import tenant_with_messages, wait_until
 
@@ -43,13 +44,61 @@ def test_counts_from_the_endpoint_equal_the_management_api(session_for, channel,
         lambda: counts(fetch_overview(session)) == expected,
         what="the management API's counts to settle",
     )
-    reader = OverviewReader(session)
+    listed = fetch_overview(session)
+    # As at scale: more queues in the vhost than this.
+    reader = OverviewReader(session_for(tenant_exchange=exchange, statistics_up_to=0))
 
-    listed, from_metrics = reader.read(), reader.read()
+    first, second = reader.read(), reader.read()
 
-    assert (listed.counts_from, from_metrics.counts_from) == ("management", "metrics")
+    assert [view.counts_from for view in (listed, first, second)] == [
+        "management", "metrics", "metrics"
+    ]  # fmt: skip
+    # The first page does not wait for the statistics: the second read lists them.
+    assert (first.statistics_at, second.statistics_at is not None) == (None, True)
+    assert (first.rows[0].acks, second.rows[0].acks) == (None, 0)
+    assert counts(first) == counts(second) == counts(listed) == expected
+    assert first.totals == second.totals == listed.totals
+
+
+def test_the_one_shot_without_statistics_gives_the_same_counts_with_or_without_the_endpoint(
+    broker, session_for, channel, unique, pod
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 4)
+    channel.basic_publish("", f"{queue}.dlq", b"dead", mandatory=True)
+    by_policy = declare_tenant(channel, exchange, "bravo", unique("bravo"), dead_letters=False)
+    channel.queue_declare(f"{by_policy}.dead", durable=True)
+    channel.basic_publish("", f"{by_policy}.dead", b"dead", mandatory=True)
+    policy = unique("dlx")
+    definition = f'{{"dead-letter-exchange": "", "dead-letter-routing-key": "{by_policy}.dead"}}'
+    broker.ctl("set_policy", policy, f"^{by_policy}$", definition, "--apply-to", "queues")
+    assert pod(unique("pod")).hold(queue, prefetch=1, expect=1) == 1
+    expected = [("acme", 3, 1, 1, 1), ("bravo", 0, 0, 0, 1)]
+    try:
+        with_statistics = wait_until(
+            lambda: (
+                (view := fetch_overview(session_for(tenant_exchange=exchange)))
+                and counts(view) == expected
+                and view
+            ),
+            what="the management API's counts to settle",
+        )
+        from_metrics = fetch_overview(session_for(tenant_exchange=exchange), statistics=False)
+        listed = fetch_overview(
+            session_for(tenant_exchange=exchange, metrics_url="off"), statistics=False
+        )
+    finally:
+        broker.ctl("clear_policy", policy)
+
     assert counts(from_metrics) == counts(listed) == expected
-    assert from_metrics.totals == listed.totals
+    assert [from_metrics.counts_from, listed.counts_from] == ["metrics", "management"]
+    assert from_metrics.totals == listed.totals == with_statistics.totals
+    assert [row.dead_letter_queue for row in from_metrics.rows] == [
+        f"{queue}.dlq",
+        f"{by_policy}.dead",
+    ]
+    assert {(row.publish_rate, row.acks) for row in listed.rows} == {(None, None)}
+    assert (from_metrics.statistics_at, with_statistics.statistics_at is not None) == (None, True)
 
 
 def test_a_new_tenant_queue_shows_on_the_next_read(session_for, channel, unique):

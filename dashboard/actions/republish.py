@@ -20,9 +20,10 @@ from dashboard.actions.mover import (
     to_queue,
 )
 from dashboard.actions.moves import Moved, MovePlan, at_most, noting_earlier
-from dashboard.actions.target_rules import arrival_from, queue_settings, way_back
+from dashboard.actions.target_rules import arrival_from, way_back
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
+from dashboard.reads.queue_detail import queue_settings
 
 
 class RepublishPlan(MovePlan):

@@ -21,12 +21,12 @@ from dashboard.actions.target_rules import (
     arrival,
     arrival_from,
     queue_rules,
-    queue_settings,
     way_back,
 )
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
 from dashboard.errors import NotFound
+from dashboard.reads.queue_detail import queue_settings
 from dashboard.reads.selection import REDRIVES_HEADER, Selection, first_death, redrives_of
 
 

@@ -13,7 +13,6 @@ from dashboard.actions.target_rules import (
     arrival,
     loss_sentence,
     queue_rules,
-    queue_settings,
     refuse_loss,
 )
 from dashboard.broker.models import QueueInfo
@@ -22,6 +21,7 @@ from dashboard.errors import NotFound, WarrenError
 from dashboard.reads.consumers import fetch_consumers
 from dashboard.reads.models import ConsumerReport
 from dashboard.reads.peek import delivery_limit_sentence
+from dashboard.reads.queue_detail import queue_settings
 
 # How long the broker may take to put a closed channel's messages back.
 RETURN_SECONDS = 3.0

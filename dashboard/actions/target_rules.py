@@ -20,8 +20,7 @@ from dashboard.actions.audit import count
 from dashboard.broker.models import QueueInfo
 from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
-
-SETTINGS = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+from dashboard.reads.queue_detail import queue_settings
 
 Overflow = Literal["drop-head", "reject-publish", "reject-publish-dlx"]
 
@@ -50,12 +49,6 @@ class Arrival(BaseModel):
     # dead-letter exchange to take them.
     lost: int
     sentence: str | None
-
-
-def queue_settings(session: Session, queue: str) -> QueueInfo:
-    """A queue's type, arguments and policy (4.0 may answer a `columns=` GET with a list)."""
-    raw = session.client.get_queue(session.vhost, queue, SETTINGS)
-    return QueueInfo.model_validate(raw[0] if isinstance(raw, list) else raw)
 
 
 def queue_rules(session: Session, queue: str, info: QueueInfo | None = None) -> QueueRules:

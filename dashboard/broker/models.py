@@ -93,6 +93,8 @@ class QueueInfo(_ApiModel):
     consumers: int = 0
     arguments: dict = Field(default_factory=dict)
     effective_policy_definition: dict = Field(default_factory=dict)
+    # The name of the policy in force (a listing without statistics gives only this).
+    policy: str | None = None
     # Renamed in 3.11; both are sent by the versions Warren supports.
     consumer_capacity: float | None = None
     consumer_utilisation: float | None = None

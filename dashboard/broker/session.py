@@ -73,6 +73,11 @@ class Session:
         """The answering node's version, asked again after VERSION_SECONDS (an upgrade)."""
         return self.remembered("version", VERSION_SECONDS, self.client.broker_version)
 
+    def cluster_name(self) -> str:
+        """The cluster's name, asked again after VERSION_SECONDS (a metrics endpoint's answer
+        must name the same one)."""
+        return self.remembered("cluster", VERSION_SECONDS, self.client.cluster_name)
+
     def remembered(self, name: str, seconds: float, ask: Callable[[], T]) -> T:
         """`ask()`'s answer, asked again once it is older than `seconds` (a failure is not
         remembered)."""

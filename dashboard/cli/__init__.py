@@ -3,13 +3,32 @@
 # Its verbs, flags, output and exit codes are an interface scripts depend on: extend, don't break.
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from dashboard.cli import changes, letters, reads, watch
 from dashboard.cli.selecting import add_selection
 from dashboard.errors import WarrenError
+
+
+class _Verbs:
+    """The verbs of one CLI module, imported only when one of them runs: a verb pays for its
+    own imports only (a third of `warren tenants`'s start-up is the other verbs')."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __getattr__(self, name: str) -> Callable[[argparse.Namespace], int]:
+        def verb(args: argparse.Namespace) -> int:
+            return getattr(importlib.import_module(self.module), name)(args)
+
+        return verb
+
+
+changes, letters, reads, watch = (
+    _Verbs(f"dashboard.cli.{name}") for name in ("changes", "letters", "reads", "watch")
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +75,16 @@ def _looks(sub, read) -> None:
         choices=("ready", "wait"),
         default="ready",
         help="most ready first (default), or longest waiting work first",
+    )
+    tenants.add_argument(
+        "--statistics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also read rates, ack and redelivery counters and the oldest message's age, from "
+        "the broker's full queue list (slow at scale: seconds at 10,000 queues). Default: "
+        "only where the vhost has at most WARREN_STATISTICS_UP_TO (1,000) queues; without "
+        "them, counts come from the metrics endpoint (else a list of counts only), rates are "
+        "null and the no-acks and redelivery-loop flags are not judged",
     )
     consumers = read("consumers", reads.consumers, "per-consumer load, grouped by connection (pod)")
     consumers.add_argument(

@@ -95,7 +95,7 @@ def open_session(args: argparse.Namespace) -> Iterator[Session]:
 
 def tenants(args: argparse.Namespace) -> int:
     with open_session(args) as session:
-        overview = fetch_overview(session)
+        overview = fetch_overview(session, args.statistics)
         # The history the console and the watcher keep, and the broker's samples.
         history = open_history(session.settings)
         flag_overview(overview, history, session.settings, session=session)
@@ -120,6 +120,12 @@ def tenants(args: argparse.Namespace) -> int:
     )
     if unrouted and (unrouted.dropped or unrouted.captured):
         print(unrouted_sentence(unrouted))
+    if overview.statistics_at is None:
+        source = "metrics endpoint" if overview.counts_from == "metrics" else "management API"
+        print(
+            f"Counts only, from the {source}: rates and the no-acks and redelivery-loop flags "
+            "need --statistics (the default up to WARREN_STATISTICS_UP_TO queues in the vhost)."
+        )
     return 0
 
 

@@ -81,6 +81,7 @@ def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
         "WARREN_REFRESH_SECONDS": "5",
         "WARREN_REQUEST_TIMEOUT": "10",
         "WARREN_TOPOLOGY_SECONDS": "60",
+        "WARREN_STATISTICS_UP_TO": "1000",
         # Demo jobs take seconds, not minutes.
         "WARREN_STUCK_AFTER_SECONDS": "20",
         # The demo node's, which is the broker's default.

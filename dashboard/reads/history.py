@@ -71,9 +71,11 @@ class History:
         """One sample per tenant queue (a queue under two tenant ids is recorded once)."""
         moment = time.time() if at is None else at
         seen: dict[str, tuple] = {}
-        # A queue the broker has not counted yet reads 0: no sample, rather than a false one.
+        # A queue the broker has not counted yet reads 0: no sample, rather than a false one. Nor
+        # without its ack count (statistics not read): it would break the runs of equal counts
+        # that prove a silence.
         for row in overview.rows:
-            if not row.counted:
+            if not row.counted or row.acks is None:
                 continue
             seen[row.queue] = (
                 moment, self.broker, row.vhost, row.queue, row.ready, row.unacked, row.acks,

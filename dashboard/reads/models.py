@@ -57,10 +57,11 @@ class TenantRow(BaseModel):
     shares_queue_with: list[str] = Field(default_factory=list)
     dead_letter_queue: str | None = None
     dead_letters: int | None = None
-    # Cumulative acks of the queue, for telling "no acks over a window" from history.
-    acks: int = 0
+    # Cumulative acks of the queue, for telling "no acks over a window" from history; None
+    # where the statistics were not read (see reads/overview.py), like the rates.
+    acks: int | None = 0
     # Cumulative redeliveries (returns after a reject, a closed channel, a timeout).
-    redeliveries: int = 0
+    redeliveries: int | None = 0
     # The AMQP timestamp (epoch seconds) of the oldest ready message, where the broker reports
     # one: classic queues whose producers set the property.
     head_timestamp: float | None = None
@@ -116,6 +117,9 @@ class Overview(BaseModel):
     # Where the counts came from: the management API's queue list, or the metrics endpoint
     # (then rates and settings are from the last topology listing).
     counts_from: Literal["management", "metrics"] = "management"
+    # When the statistics (rates, ack and redelivery counters, the oldest message's timestamp)
+    # were listed; None: not read.
+    statistics_at: datetime | None = None
     # Read by the console's and the watcher's polls; None where nobody read it.
     unrouted: Unrouted | None = None
 

@@ -1,13 +1,22 @@
 """The tenant overview: queues bound to the tenant exchange, keyed by routing key = tenant id.
 
-An overview is a topology (the tenant bindings, the queues' settings, counts and rates, and where
-dead letters go) and, optionally, fresher counts laid over it. At thousands of queues the
-topology takes the broker seconds to list while counts come in a fraction of that from its
-metrics endpoint, so `OverviewReader` lists the topology less often than it reads counts.
+An overview joins three reads that cost the broker very differently at thousands of queues
+(measured at 10,000: see the README's *Performance*):
+- the topology: the tenant bindings, the queues' settings (type, arguments, policy) and where
+  dead letters go, listed without statistics (`disable_stats`), which the broker answers
+  several times faster;
+- the counts (ready, unacked, consumers): from the broker's metrics endpoint when it answers
+  for this broker, a fraction of a second; else from the management API's queue list;
+- the statistics (rates, ack and redelivery counters, the oldest message's timestamp, consumer
+  capacity): only the management API's full queue list has them, and it is the slow part.
+The one-shot reads the statistics where they are cheap (`statistics=None`); the console's poll
+(`OverviewReader`) shows its first page without them and lists them in the background.
 """
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Set
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -17,6 +26,7 @@ from dashboard.broker.models import Binding, QueueInfo, parse_all
 from dashboard.broker.session import Session
 from dashboard.errors import BrokerError, NotFound, TenantExchangeMissing
 from dashboard.reads.models import Overview, TenantRow, Totals
+from dashboard.reads.queue_detail import queue_settings
 
 QUEUE_COLUMNS = (
     "name",
@@ -38,10 +48,15 @@ QUEUE_COLUMNS = (
     "arguments",
     "effective_policy_definition",
 )
-# What a listing without statistics needs: where a queue's dead letters go.
-SETTINGS_COLUMNS = ("name", "vhost", "type", "arguments", "effective_policy_definition")
+# A listing without statistics: the broker sends no effective policy then, only its name.
+SETTINGS_COLUMNS = ("name", "vhost", "type", "state", "arguments", "policy")
+COUNT_COLUMNS = ("name", "messages_ready", "messages_unacknowledged", "messages", "consumers")
 DLX = "x-dead-letter-exchange"
 DLRK = "x-dead-letter-routing-key"
+# What the overview reads of a policy: where its queues' dead letters go.
+DEAD_LETTER_KEYS = ("dead-letter-exchange", "dead-letter-routing-key")
+# Requests of one read that go out at once.
+PARALLEL = 4
 
 
 def tenant_bindings(session: Session) -> list[Binding]:
@@ -77,24 +92,92 @@ class Topology(NamedTuple):
     queues: dict[str, QueueInfo]
     # Dead-letter exchange -> routing key -> the queue it routes that key to.
     dead_letter_routes: dict[str, dict[str, str]]
+    # Whether `queues` carry counts and statistics, or their settings only.
+    statistics: bool
 
 
 def fetch_topology(session: Session, statistics: bool = True) -> Topology:
-    """The tenant bindings, the queues and where dead letters go; without `statistics`, the
-    queues' settings only (no counts nor rates), which the broker lists several times faster."""
+    """The tenant bindings, the queues and where dead letters go, asked at once; without
+    `statistics`, the queues' settings only (no counts nor rates), which the broker lists
+    several times faster."""
     client, vhost = session.client, session.vhost
-    bindings = tenant_bindings(session)
     columns = QUEUE_COLUMNS if statistics else SETTINGS_COLUMNS
-    listed = client.list_queues_in(vhost, columns, statistics)
-    queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
-    bound = {binding.destination for binding in bindings}
-    exchanges = {
-        str(arguments[DLX])
-        for name in bound & queues.keys()
-        if (arguments := queues[name].effective_arguments).get(DLX)
-    }
-    routes = {dlx: _first_queue_by_key(client, vhost, dlx) for dlx in sorted(exchanges)}
-    return Topology(vhost, session.exchange, bindings, queues, routes)
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        listing = pool.submit(client.list_queues_in, vhost, columns, statistics)
+        bindings = tenant_bindings(session)
+        listed = listing.result()
+        queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
+        bound = {binding.destination for binding in bindings} & queues.keys()
+        if not statistics:
+            _fill_in_policies(session, pool, [queues[name] for name in bound])
+        exchanges = sorted(
+            {
+                str(arguments[DLX])
+                for name in bound
+                if (arguments := queues[name].effective_arguments).get(DLX)
+            }
+        )
+        found = pool.map(lambda dlx: _first_queue_by_key(client, vhost, dlx), exchanges)
+        routes = dict(zip(exchanges, found, strict=True))
+    return Topology(vhost, session.exchange, bindings, queues, routes, statistics)
+
+
+def _fill_in_policies(session: Session, pool: ThreadPoolExecutor, queues: list[QueueInfo]) -> None:
+    """Where each policy sends its queues' dead letters, read from one queue per policy (a
+    listing without statistics names a queue's policy but not its definition)."""
+    by_policy: dict[str, list[QueueInfo]] = defaultdict(list)
+    for queue in queues:
+        if queue.policy:
+            by_policy[queue.policy].append(queue)
+
+    def dead_letter_keys(members: list[QueueInfo]) -> dict:
+        try:
+            definition = queue_settings(session, members[0].name).effective_policy_definition
+        except NotFound:
+            return {}  # gone since the listing
+        return {key: definition[key] for key in DEAD_LETTER_KEYS if key in definition}
+
+    for members, keys in zip(
+        by_policy.values(), pool.map(dead_letter_keys, by_policy.values()), strict=True
+    ):
+        for queue in members:
+            queue.effective_policy_definition = keys
+
+
+def fetch_counts(session: Session) -> tuple[dict[str, QueueCounts], str]:
+    """Every queue's counts in the vhost, and where they came from: the metrics endpoint when
+    it answers for this broker, else the management API's queue list (slower, same numbers)."""
+    if session.metrics is not None:
+        try:
+            return metric_counts(session), "metrics"
+        except BrokerError:
+            pass
+    listed = session.client.list_queues_in(session.vhost, COUNT_COLUMNS)
+    return {
+        raw["name"]: QueueCounts(
+            raw["messages_ready"], raw["messages_unacknowledged"], raw["messages"], raw["consumers"]
+        )
+        for raw in listed
+        if "messages" in raw  # a new queue the broker has not counted yet
+    }, "management"
+
+
+class ForeignEndpoint(BrokerError):
+    """The metrics endpoint names another cluster than the management API: never mix its
+    counts in."""
+
+
+def metric_counts(session: Session) -> dict[str, QueueCounts]:
+    """The metrics endpoint's counts, where it names the same cluster as the management API
+    (asked at the same time, the first time)."""
+    with ThreadPoolExecutor(1) as pool:
+        cluster = pool.submit(session.cluster_name)
+        answer = session.metrics.read(session.vhost)
+        if answer.cluster != cluster.result():
+            raise ForeignEndpoint(
+                f"The metrics endpoint at {session.metrics.url} answers for another broker."
+            )
+    return answer.counts
 
 
 def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
@@ -105,96 +188,143 @@ def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
         topology = fetch_topology(session, statistics=False)
     except TenantExchangeMissing:
         return {}, set()
-    rows = build_rows(topology.bindings, topology.queues)
-    attach_dead_letters(rows, topology.queues, topology.dead_letter_routes)
+    rows = overview_of(topology).rows
     tenants = {queue: sorted(ids) for queue, ids in tenants_by_queue(topology.bindings).items()}
     return tenants, {row.dead_letter_queue for row in rows if row.dead_letter_queue}
 
 
-def fetch_overview(session: Session) -> Overview:
-    """The overview in one go: topology and counts from the management API."""
-    return overview_of(fetch_topology(session))
+def fetch_overview(session: Session, statistics: bool | None = True) -> Overview:
+    """The overview in one go. With `statistics`, everything from the management API's full
+    queue list; without, counts only (metrics endpoint, else a list of counts only) over the
+    topology, asked at once; None: the statistics too where the vhost has at most
+    WARREN_STATISTICS_UP_TO queues."""
+    if statistics:
+        return overview_of(fetch_topology(session))
+    with ThreadPoolExecutor(1) as pool:
+        counting = pool.submit(fetch_counts, session)
+        topology = fetch_topology(session, statistics=False)
+        counts, source = counting.result()
+    listed = None
+    if statistics is None and len(topology.queues) <= session.settings.statistics_up_to:
+        listed = fetch_topology(session)
+        topology = listed
+    return overview_of(topology, counts, source, listed.queues if listed else None)
 
 
-def overview_of(topology: Topology, counts: dict[str, QueueCounts] | None = None) -> Overview:
-    """The overview of `topology`, with `counts` (by queue name) instead of its own where given."""
-    queues = _with_counts(topology, counts) if counts else topology.queues
-    rows = build_rows(topology.bindings, queues)
-    attach_dead_letters(rows, queues, topology.dead_letter_routes)
+def overview_of(
+    topology: Topology,
+    counts: dict[str, QueueCounts] | None = None,
+    counts_from: str = "management",
+    statistics: dict[str, QueueInfo] | None = None,
+    statistics_at: datetime | None = None,
+) -> Overview:
+    """The overview of `topology`, with `counts` (by queue name) over its own where given and
+    the rates and counters of `statistics` (queues of a listing with them; by default the
+    topology's own, if it has them)."""
+    now = datetime.now(UTC)
+    if statistics is None and topology.statistics:
+        statistics = topology.queues
+    fresh = counts or {}
+    counted = _counts_of(topology.queues, fresh)
+    rows = build_rows(topology.bindings, topology.queues, counted, statistics or {}, fresh.keys())
+    attach_dead_letters(rows, topology.queues, counted, topology.dead_letter_routes)
     return Overview(
         vhost=topology.vhost,
         exchange=topology.exchange,
         rows=rows,
-        totals=totals_of(rows, queues),
-        fetched_at=datetime.now(UTC),
-        counts_from="metrics" if counts else "management",
+        totals=totals_of(rows, counted),
+        fetched_at=now,
+        counts_from=counts_from if counts else "management",
+        statistics_at=(statistics_at or now) if statistics else None,
     )
 
 
-def _with_counts(topology: Topology, counts: dict[str, QueueCounts]) -> dict[str, QueueInfo]:
-    """The queues, those bound or receiving dead letters with the fresher counts (a queue the
-    metrics do not list keeps its listed counts)."""
-    used = {binding.destination for binding in topology.bindings} | {
-        queue for routes in topology.dead_letter_routes.values() for queue in routes.values()
-    }
-    queues = dict(topology.queues)
-    for name in used & queues.keys() & counts.keys():
-        fresh = counts[name]
-        queues[name] = queues[name].model_copy(
-            update={
-                "messages_ready": fresh.ready,
-                "messages_unacknowledged": fresh.unacked,
-                "messages": fresh.total,
-                "consumers": fresh.consumers,
-                # The listing's head, while the fresher counts say it may still be there.
-                "head_message_timestamp": queues[name].head_message_timestamp
-                if fresh.ready
-                else None,
-            }
+def _counts_of(
+    queues: dict[str, QueueInfo], counts: dict[str, QueueCounts]
+) -> dict[str, QueueCounts]:
+    """Each queue's counts: `counts` where they have it, else the listing's own."""
+    return {
+        name: counts.get(name)
+        or QueueCounts(
+            queue.messages_ready, queue.messages_unacknowledged, queue.messages, queue.consumers
         )
-    return queues
+        for name, queue in queues.items()
+    }
 
 
 class OverviewReader:
-    """Overviews for a poll: counts every time, from the broker's metrics endpoint when it
-    answers for this broker; the topology (bindings, settings, rates) when a queue appeared or
-    went, else at most every WARREN_TOPOLOGY_SECONDS. Without a metrics endpoint, every read
-    lists everything from the management API."""
+    """Overviews for a poll. With a metrics endpoint that answers for this broker, the first
+    read lists the topology without statistics while it reads the counts, so that a first page
+    at scale (above WARREN_STATISTICS_UP_TO queues) does not wait for the broker's slow part;
+    each later read lays fresh counts over the topology,
+    lists it again (without statistics) when a queue appeared or went, and lists the statistics
+    when due: on the second read, then every WARREN_TOPOLOGY_SECONDS, in the poll's background.
+    Without the endpoint, every read lists everything with statistics (the counts need them)."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, clock: Callable[[], float] = time.monotonic):
         self.session = session
         self.metrics = session.metrics
+        self._clock = clock
         self._answered = False
-        self._cluster: str | None = None
         self._topology: Topology | None = None
+        self._statistics: dict[str, QueueInfo] = {}
+        self._statistics_at: datetime | None = None
         self._listed_at = 0.0
 
     def read(self) -> Overview:
-        due = time.monotonic() - self._listed_at >= self.session.settings.topology_seconds
-        if self.metrics is None or self._topology is None or due:
+        if self.metrics is None:
             return self._listed()
+        with ThreadPoolExecutor(1) as pool:
+            first = self._topology is None
+            topology = pool.submit(fetch_topology, self.session, False) if first else None
+            counts = self._metric_counts()
+            if counts is None:
+                return self._listed()
+            if topology is not None:
+                self._topology = topology.result()
+        cheap = len(self._topology.queues) <= self.session.settings.statistics_up_to
+        if counts.keys() != self._topology.queues.keys():
+            self._topology = fetch_topology(self.session, statistics=False)
+        elif (cheap or not first) and self._statistics_due():
+            self._list_statistics()
+        return overview_of(
+            self._topology,
+            counts | self._exact(counts),
+            "metrics",
+            self._statistics,
+            self._statistics_at,
+        )
+
+    def _metric_counts(self) -> dict[str, QueueCounts] | None:
+        """The endpoint's counts; None, and the endpoint given up, where it is another
+        broker's or where `auto` found none (a later failure is only this read's)."""
         try:
-            answer = self.metrics.read(self.session.vhost)
+            counts = metric_counts(self.session)
+        except ForeignEndpoint:
+            self.metrics = None
+            return None
         except BrokerError:
             if not self._answered:
-                self.metrics = None  # no endpoint where `auto` looked: the management API it is
-            return self._listed()
-        if answer.cluster != self._cluster:
-            self.metrics = None  # another broker's endpoint: never mix its counts in
-            return self._listed()
+                self.metrics = None
+            return None
         self._answered = True
-        if answer.counts.keys() != self._topology.queues.keys():
-            return self._listed()  # a queue appeared or went: it may be a tenant's
-        return overview_of(self._topology, answer.counts | self._exact(answer.counts))
+        return counts
+
+    def _statistics_due(self) -> bool:
+        elapsed = self._clock() - self._listed_at
+        return self._statistics_at is None or elapsed >= self.session.settings.topology_seconds
+
+    def _list_statistics(self) -> Topology:
+        self._topology = fetch_topology(self.session)
+        self._statistics = self._topology.queues
+        self._statistics_at = datetime.now(UTC)
+        self._listed_at = self._clock()
+        return self._topology
 
     def _listed(self) -> Overview:
-        self._topology = fetch_topology(self.session)
-        if self.metrics is not None and self._cluster is None:
-            self._cluster = self.session.client.cluster_name()
-        self._listed_at = time.monotonic()
-        overview = overview_of(self._topology, self._exact({}) or None)
-        overview.counts_from = "management"
-        return overview
+        topology = self._list_statistics()
+        exact = self._exact({})
+        return overview_of(topology, exact or None, statistics_at=self._statistics_at)
 
     def _exact(self, counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
         """Counts over AMQP of the queues an action just changed, which the broker's statistics
@@ -219,23 +349,41 @@ def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:
     return tenants
 
 
-def build_rows(bindings: list[Binding], queues: dict[str, QueueInfo]) -> list[TenantRow]:
-    """One row per (tenant id, queue), most backed-up first.
+def build_rows(
+    bindings: list[Binding],
+    queues: dict[str, QueueInfo],
+    counts: dict[str, QueueCounts],
+    statistics: dict[str, QueueInfo],
+    counted: Set[str] = frozenset(),
+) -> list[TenantRow]:
+    """One row per (tenant id, queue), most backed-up first; rates and counters from
+    `statistics` (None where it lacks the queue). The queues of `counted` were counted by the
+    broker (a fresh source listed them), the others only if their listing says so.
 
     A binding whose queue vanished between the two requests is skipped: it has no counts.
     """
     tenants_of_queue = tenants_by_queue(bindings)
     rows = [
-        _row(tenant, queues[queue_name], sorted(tenants - {tenant}))
-        for queue_name, tenants in tenants_of_queue.items()
-        if queue_name in queues
+        _row(
+            tenant,
+            queues[name],
+            counts[name],
+            statistics.get(name),
+            sorted(tenants - {tenant}),
+            name in counted,
+        )
+        for name, tenants in tenants_of_queue.items()
+        if name in queues
         for tenant in tenants
     ]
     return sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
 
 
 def attach_dead_letters(
-    rows: list[TenantRow], queues: dict[str, QueueInfo], routes: dict[str, dict[str, str]]
+    rows: list[TenantRow],
+    queues: dict[str, QueueInfo],
+    counts: dict[str, QueueCounts],
+    routes: dict[str, dict[str, str]],
 ) -> None:
     """Fill in each row's dead-letter queue and its message count.
 
@@ -252,7 +400,7 @@ def attach_dead_letters(
         exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, row.tenant))
         target = key if exchange == "" else routes.get(exchange, {}).get(key)
         if target in queues:
-            row.dead_letter_queue, row.dead_letters = target, queues[target].messages
+            row.dead_letter_queue, row.dead_letters = target, counts[target].total
 
 
 def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> dict[str, str]:
@@ -270,27 +418,35 @@ def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> 
     return routes
 
 
-def _row(tenant: str, queue: QueueInfo, others: list[str]) -> TenantRow:
-    stats = queue.message_stats
+def _row(
+    tenant: str,
+    queue: QueueInfo,
+    counts: QueueCounts,
+    statistics: QueueInfo | None,
+    others: list[str],
+    counted: bool,
+) -> TenantRow:
+    stats = statistics.message_stats if statistics else None
     return TenantRow(
         tenant=tenant,
         vhost=queue.vhost,
         queue=queue.name,
-        ready=queue.messages_ready,
-        unacked=queue.messages_unacknowledged,
-        total=queue.messages,
-        consumers=queue.consumers,
+        ready=counts.ready,
+        unacked=counts.unacked,
+        total=counts.total,
+        consumers=counts.consumers,
         publish_rate=_rate(stats and stats.publish_details),
         deliver_rate=_rate(stats and stats.deliver_get_details),
         ack_rate=_rate(stats and stats.ack_details),
-        consumer_capacity=queue.capacity,
+        consumer_capacity=statistics.capacity if statistics else None,
         queue_type=queue.type,
         state=queue.state,
         shares_queue_with=others,
-        acks=stats.ack if stats else 0,
-        redeliveries=stats.redeliver if stats else 0,
-        head_timestamp=queue.head_message_timestamp if queue.messages_ready else None,
-        counted=queue.counted,
+        acks=(stats.ack if stats else 0) if statistics else None,
+        redeliveries=(stats.redeliver if stats else 0) if statistics else None,
+        # The listing's head, while the counts say it may still be there.
+        head_timestamp=statistics.head_message_timestamp if statistics and counts.ready else None,
+        counted=counted or queue.counted or (statistics is not None and statistics.counted),
     )
 
 
@@ -298,13 +454,13 @@ def _rate(details) -> float | None:
     return details.rate if details is not None else None
 
 
-def totals_of(rows: list[TenantRow], queues: dict[str, QueueInfo]) -> Totals:
-    distinct = [queues[name] for name in {row.queue for row in rows}]
+def totals_of(rows: list[TenantRow], counts: dict[str, QueueCounts]) -> Totals:
+    distinct = [counts[name] for name in {row.queue for row in rows}]
     return Totals(
         tenants=len({row.tenant for row in rows}),
         queues=len(distinct),
-        ready=sum(queue.messages_ready for queue in distinct),
-        unacked=sum(queue.messages_unacknowledged for queue in distinct),
-        total=sum(queue.messages for queue in distinct),
+        ready=sum(queue.ready for queue in distinct),
+        unacked=sum(queue.unacked for queue in distinct),
+        total=sum(queue.total for queue in distinct),
         consumers=sum(queue.consumers for queue in distinct),
     )

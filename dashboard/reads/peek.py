@@ -12,11 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from dashboard.broker.models import QueueInfo, parse_all
+from dashboard.broker.models import QueueInfo
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import ServerError, WarrenError
 from dashboard.reads.models import TenantRow
+from dashboard.reads.queue_detail import queue_settings
 
 MAX_COUNT = 100
 # The broker cuts each payload to this many bytes before sending it (a 10 MB payload stays home).
@@ -117,11 +118,7 @@ class PeekResult(BaseModel):
 
 def plan_peek(session: Session, queue: str) -> PeekPlan:
     """The cost of peeking `queue`, from its type, arguments and policy."""
-    client = session.client
-    raw_info = client.get_queue(
-        session.vhost, queue, {"columns": "name,vhost,type,arguments,effective_policy_definition"}
-    )
-    info = parse_all(QueueInfo, [raw_info], f"queue {queue!r}")[0]
+    info = queue_settings(session, queue)
     version = session.broker_version()
     arguments = info.effective_arguments
     dead_letter_exchange = arguments.get("x-dead-letter-exchange")
@@ -129,7 +126,7 @@ def plan_peek(session: Session, queue: str) -> PeekPlan:
         vhost=session.vhost,
         queue=queue,
         # A type the broker did not state is taken as quorum: the cost errs on the safe side.
-        queue_type=raw_info.get("type", "quorum"),
+        queue_type=info.type if "type" in info.model_fields_set else "quorum",
         delivery_limit=_delivery_limit(info, version),
         limit_sentence=delivery_limit_sentence(info, version),
         dead_letter_exchange=None if dead_letter_exchange is None else str(dead_letter_exchange),

@@ -24,6 +24,15 @@ ARGUMENT_LABELS = {
 }
 
 
+SETTINGS = {"columns": "name,vhost,type,arguments,effective_policy_definition"}
+
+
+def queue_settings(session: Session, queue: str) -> QueueInfo:
+    """A queue's type, arguments and policy (4.0 may answer a `columns=` GET with a list)."""
+    raw = session.client.get_queue(session.vhost, queue, SETTINGS)
+    return QueueInfo.model_validate(raw[0] if isinstance(raw, list) else raw)
+
+
 # The broker's sampling step for the charts, in seconds.
 BROKER_STEP = 10
 # ... over this far back (its `basic` retention policy).

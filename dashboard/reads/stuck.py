@@ -55,7 +55,9 @@ def flag_overview(
     """
     moment = time.time() if now is None else now
     memory = Memory() if memory is None else memory
-    held = {row.queue: row.acks for row in overview.rows if row.unacked}
+    # Only where the statistics were read is an ack count known, and a silence provable.
+    judged = [row for row in overview.rows if row.acks is not None]
+    held = {row.queue: row.acks for row in judged if row.unacked}
     found: dict[str, tuple[float, bool] | None] = {}
     first_dead: dict[str, Sample] = {}
     first_redelivered: dict[str, Sample] = {}
@@ -93,7 +95,7 @@ def flag_overview(
         reach = moment - BROKER_SECONDS
         unsure = [
             row
-            for row in overview.rows
+            for row in judged
             if row.unacked
             and (
                 row.queue not in found
@@ -207,7 +209,7 @@ def tenant_flags(
 
 def _redelivery_loop(row: TenantRow, first: Sample | None, now: float) -> Flag | None:
     """Redeliveries growing faster than acks over the window: work that keeps coming back."""
-    if first is None or first.redeliveries is None:
+    if first is None or first.redeliveries is None or row.redeliveries is None:
         return None
     redelivered = row.redeliveries - first.redeliveries
     acked = row.acks - (first.acks or 0)

@@ -63,6 +63,8 @@ def _drain_text(row: TenantRow, seconds: float | None) -> str:
         return "never: no consumer"
     if row.ack_rate == 0:
         return "never: nothing is acked"
+    if row.acks is None:
+        return "unknown: the statistics were not read"
     # A queue that never acked has no ack rate at all.
     if row.acks == 0:
         return "never: nothing acked yet"

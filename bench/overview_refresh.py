@@ -1,18 +1,24 @@
-"""How long one tenant-overview refresh takes at 20, 1,000 and 10,000 tenant queues.
+"""What an overview costs at 20, 1,000 and 10,000 tenant queues, against the naive fetch.
 
 Builds its own disposable broker with one vhost per size (built once per run, via
 `POST /api/definitions`), then times, side by side in the same run:
-  - the console's refresh: counts from the broker's Prometheus endpoint laid over the topology
-    it keeps (what every poll does between topology listings);
-  - the topology listing: bindings of the tenant exchange + only the queue columns shown (what
-    a poll does every WARREN_TOPOLOGY_SECONDS, and what the one-shot CLI does);
-  - the naive baseline: every field of every queue plus every binding of the vhost;
-  - the CLI, `warren tenants --json`, as a whole process.
-Counts are checked equal between the two ways before timing.
+  - refresh: the console's warm poll, counts from the broker's metrics endpoint laid over the
+    topology it keeps;
+  - first read: a fresh poll's first overview (what a first page waits for): above
+    WARREN_STATISTICS_UP_TO queues, the topology without statistics and the counts, asked at
+    once;
+  - statistics: one listing of everything with the management API's statistics (what the poll
+    does every WARREN_TOPOLOGY_SECONDS, in its background);
+  - naive: every field of every queue plus every binding of the vhost;
+  - the one-shot `warren tenants --json` as a whole process, against a whole process that only
+    does the naive `GET /api/queues/{vhost}`.
+Every way's ready and consumer counts are checked against AMQP's (a passive declare of each
+queue) before timing. The last line gives how each cost grows from 1,000 to 10,000 tenants.
 Run: .venv/bin/python bench/overview_refresh.py [--sizes 20 1000 10000] [--repeat 10]
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -89,6 +95,30 @@ def naive_refresh(session: requests.Session, base: str, vhost: str) -> int:
     return len(queues) + len(bindings)
 
 
+NAIVE_PROCESS = """
+import sys, requests
+answer = requests.get(sys.argv[1], auth=("guest", "guest"), timeout=600)
+answer.raise_for_status()
+print(len(answer.json()))
+"""
+
+
+def amqp_counts(broker: LocalBroker, vhost: str, queues: list[str]) -> dict[str, tuple[int, int]]:
+    """(ready, consumers) of each queue from AMQP: no statistics lag."""
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url_for(vhost)))
+    channel = connection.channel()
+    counts = {}
+    for name in queues:
+        method = channel.queue_declare(name, passive=True).method
+        counts[name] = (method.message_count, method.consumer_count)
+    connection.close()
+    return counts
+
+
+def by_queue(rows) -> dict[str, tuple[int, int]]:
+    return {row["queue"]: (row["ready"], row["consumers"]) for row in rows}
+
+
 def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
     settings = load_settings(
         management_url=broker.management_url,
@@ -98,28 +128,46 @@ def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
         request_timeout=120,
         topology_seconds=3600,
     )
-    with Session(settings) as session:
-        listed = fetch_overview(session)
-        assert listed.totals.tenants == tenants, listed.totals
-        reader = OverviewReader(session)
-        reader.read()
-        counted = reader.read()
-        assert counted.counts_from == "metrics"
-        assert counted.totals == listed.totals, (counted.totals, listed.totals)
-        refresh = timed(reader.read, repeat)
-        topology = timed(lambda: fetch_overview(session), repeat)
-        http = session.client.session
-        naive = timed(lambda: naive_refresh(http, broker.management_url, vhost), repeat)
     env = os.environ | {
         "WARREN_MANAGEMENT_URL": broker.management_url,
+        "WARREN_METRICS_URL": broker.metrics_url,
         "WARREN_VHOST": vhost,
         "WARREN_TENANT_EXCHANGE": EXCHANGE,
         "WARREN_REQUEST_TIMEOUT": "120",
+        "WARREN_HISTORY_DB": str(broker.base_dir / f"{vhost}-history.sqlite"),
+        "WARREN_AUDIT_DB": str(broker.base_dir / f"{vhost}-audit.sqlite"),
     }
     command = [sys.executable, "-m", "dashboard", "tenants", "--json"]
-    cli = timed(lambda: subprocess.run(command, env=env, check=True, capture_output=True), 3)
+
+    def one_shot() -> list[dict]:
+        run = subprocess.run(command, env=env, check=True, capture_output=True)
+        return json.loads(run.stdout)
+
+    with Session(settings) as session:
+        reader = OverviewReader(session)
+        first = reader.read()
+        warm = reader.read()
+        listed = fetch_overview(session)
+        rows = [[row.model_dump() for row in view.rows] for view in (first, warm, listed)]
+        exact = amqp_counts(broker, vhost, sorted(by_queue(rows[0])))
+        for way in [*rows, one_shot()]:
+            assert len(way) == tenants and by_queue(way) == exact, "counts differ from AMQP"
+        refresh = timed(reader.read, repeat)
+        first_read = timed(lambda: OverviewReader(session).read(), repeat)
+        with_statistics = timed(lambda: fetch_overview(session), repeat)
+        http = session.client.session
+        naive = timed(lambda: naive_refresh(http, broker.management_url, vhost), repeat)
+    naive_command = [
+        sys.executable, "-c", NAIVE_PROCESS, f"{broker.management_url}{api_path('queues', vhost)}"
+    ]  # fmt: skip
+    processes = max(3, repeat // 2)
+    cli = timed(one_shot, processes)
+    naive_process = timed(
+        lambda: subprocess.run(naive_command, check=True, capture_output=True), processes
+    )
     return {
-        "tenants": tenants, "refresh": refresh, "topology": topology, "naive": naive, "cli": cli
+        "tenants": tenants, "refresh": refresh, "first": first_read,
+        "statistics": with_statistics, "naive": naive, "cli": cli, "naive_process": naive_process,
     }  # fmt: skip
 
 
@@ -137,18 +185,29 @@ def main() -> None:
             built = time.perf_counter()
             build_vhost(broker, vhost, size)
             print(f"built {size} tenant queues in {time.perf_counter() - built:.1f} s", flush=True)
-            time.sleep(6)  # the first stats emission, so that both ways count every message
+            time.sleep(6)  # the first stats emission, so that every way counts every message
             results.append(measure(broker, vhost, size, args.repeat))
+            print(f"measured {size}", flush=True)
     print(
-        f"\n{'tenants':>8} {'refresh':>10} {'topology':>10} {'naive':>10} {'naive/refresh':>14}"
-        f" {'naive/topology':>15} {'cli process':>12}"
+        f"\n{'tenants':>8} {'refresh':>10} {'first read':>10} {'statistics':>10} {'naive':>10}"
+        f" {'naive/refresh':>14} {'one-shot':>10} {'naive GET':>10} {'naive/one-shot':>15}"
     )
     for row in results:
         print(
-            f"{row['tenants']:>8,} {ms(row['refresh'])} {ms(row['topology'])} {ms(row['naive'])}"
-            f" {row['naive'] / row['refresh']:>13.1f}x {row['naive'] / row['topology']:>14.1f}x"
-            f" {row['cli'] * 1000:>10.0f}ms"
+            f"{row['tenants']:>8,} {ms(row['refresh'])} {ms(row['first'])}"
+            f" {ms(row['statistics'])} {ms(row['naive'])} {row['naive'] / row['refresh']:>13.1f}x"
+            f" {ms(row['cli'])} {ms(row['naive_process'])}"
+            f" {row['naive_process'] / row['cli']:>14.1f}x"
         )
+    sizes = {row["tenants"]: row for row in results}
+    if 1000 in sizes and 10000 in sizes:
+        small, large = sizes[1000], sizes[10000]
+        grows = ", ".join(
+            f"{name} {large[key] / small[key]:.1f}x"
+            for name, key in (("refresh", "refresh"), ("first read", "first"),
+                              ("one-shot", "cli"), ("naive", "naive"))
+        )  # fmt: skip
+        print(f"\n10x the tenants (1,000 -> 10,000) costs: {grows}")
 
 
 def ms(seconds: float) -> str:

@@ -3,8 +3,10 @@
 It answers the management API (`/api/...`) and the Prometheus plugin's `/metrics/detailed` for
 N tenant queues (default 100,000) in vhost `/`: queue `q.tenant-NNNNNN` bound to direct exchange
 `tenants` with routing key `tenant-NNNNNN`; every 10th queue dead-letters to `tenants.dlx`, which
-routes each of those tenant ids to `q.dead`. Half the queues have a consumer, grouped on channels
-and connections (the pods). It is read-only: nothing can be changed, published or consumed.
+routes each of those tenant ids to `q.dead`. Every odd-numbered queue has one consumer
+(prefetch 1), on a channel of its own by default, ten channels to a connection (a pod named
+`worker-NNNNN`); `consumers_per_channel` puts more on one channel. One policy applies to every
+tenant queue. It is read-only: nothing can be changed, published or consumed.
 
 The bodies have the shapes a real RabbitMQ 3.10.8 node (Debian's 3.10.8-1.1, Erlang 25.2.3,
 started by `dashboard.local.rabbitmq.LocalBroker`) sent to every request Warren makes, recorded
@@ -12,12 +14,14 @@ through a logging proxy: the same keys in the same order, the same value types (
 unconsumed queue's capacity, `[]` for an object a `columns=` filter empties, `"live"` as the
 state without statistics), gzip above 300 bytes as Cowboy sends it, the same 401 and 404
 bodies. Counts are deterministic per queue (`counts_of`) and the same in the management API and
-in the metrics text. Warren's own polling requests are built once at `start()`; any other
-(path, query) is built on its first request and kept (answers with broker samples, which move
-with time, for one sampling step).
+in the metrics text. The answers to Warren's polls (their columns taken from Warren's own
+constants) are built once at `start()`; any other (path, query) is built on its first request
+and kept (one holding broker samples, which move with time, for one sampling step only). The
+server's own work per request is then a dict lookup and a socket write.
 
     with SyntheticBroker(100_000) as broker:
-        broker.management_url, broker.metrics_url, broker.requests_seen
+        broker.management_url, broker.metrics_url  # Warren asks <metrics_url>/metrics/detailed
+        broker.requests_seen, broker.queries_seen, broker.late_builds, broker.totals
 
 Run: .venv/bin/python bench/synthetic_broker.py [--tenants 100000]  (serves until Ctrl-C)
 """
@@ -25,6 +29,8 @@ Run: .venv/bin/python bench/synthetic_broker.py [--tenants 100000]  (serves unti
 import argparse
 import base64
 import json
+import signal
+import sys
 import threading
 import time
 import zlib
@@ -197,12 +203,12 @@ CHANNEL_COUNTS = ("ack", "deliver", "deliver_get", "deliver_no_ack", "get", "get
 CHANNEL_COUNTS += ("get_no_ack", "redeliver")
 
 
-def rates(counts: dict[str, int], rate_of: Callable[[str], float]) -> dict[str, Any]:
+def rates(counts: dict[str, int], rate_for: Callable[[str], float]) -> dict[str, Any]:
     """A `message_stats` object: each count followed by its `_details`."""
     stats: dict[str, Any] = {}
     for name, count in counts.items():
         stats[name] = count
-        stats[f"{name}_details"] = Rate(count, rate_of(name))
+        stats[f"{name}_details"] = Rate(count, rate_for(name))
     return stats
 
 
@@ -1158,12 +1164,17 @@ class SyntheticBroker:
     """A RabbitMQ 3.10 management API and Prometheus endpoint on 127.0.0.1 (one port, paths
     `/api/` and `/metrics/detailed`), for `tenants` tenant queues; read-only."""
 
-    def __init__(self, tenants: int = 100_000, consumers_per_channel: int = 1,
+    def __init__(self, tenants: int = 100_000, *, consumers_per_channel: int = 1,
                  channels_per_connection: int = 10):  # fmt: skip
         self.tenants = tenants
         self.consumers_per_channel = consumers_per_channel
         self.channels_per_connection = channels_per_connection
+        # Requests by path, and by path with their query as sent.
         self.requests_seen: Counter[str] = Counter()
+        self.queries_seen: Counter[str] = Counter()
+        # Answers built after start (a request Warren's polls were not known to make), with the
+        # seconds each took: a benchmark can tell the broker's build from Warren's own time.
+        self.late_builds: list[tuple[str, float]] = []
         self.start_seconds: float | None = None
         self._cache: dict[tuple, Body] = {}
         self._build_lock = threading.Lock()
@@ -1221,9 +1232,10 @@ class SyntheticBroker:
         """ready, unacked, consumers (over every queue, `q.dead` too), dead_letters, ..."""
         return dict(self.world.totals)
 
-    def seen(self, path: str) -> None:
+    def seen(self, path: str, query: str) -> None:
         with self._seen_lock:
             self.requests_seen[path] += 1
+            self.queries_seen[f"{path}?{query}" if query else path] += 1
 
     def answer(self, path: str, query: str) -> Body:
         """The answer to GET `path?query`, from the cache when it is still right."""
@@ -1234,7 +1246,12 @@ class SyntheticBroker:
         with self._build_lock:  # one build at a time: a second asker waits, then reads it
             known = self._cache.get(key)
             if known is None or known.expires <= time.monotonic():
+                started = time.perf_counter()
                 known = self._cache[key] = self._build(path, key[1])
+                if self._thread is not None:
+                    self.late_builds.append(
+                        (f"{path}?{query}".rstrip("?"), time.perf_counter() - started)
+                    )
         return known
 
     def _build(self, path: str, query: tuple[tuple[str, str], ...]) -> Body:
@@ -1292,7 +1309,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         broker: SyntheticBroker = self.server.broker  # type: ignore[attr-defined]
         path, _, query = self.path.partition("?")
-        broker.seen(path)
+        broker.seen(path, query)
         if path.startswith("/api/"):
             refused = self._refused()
             if refused is not None:
@@ -1356,11 +1373,15 @@ def main() -> None:
     parser.add_argument("--channels-per-connection", type=int, default=10)
     args = parser.parse_args()
     broker = SyntheticBroker(
-        args.tenants, args.consumers_per_channel, args.channels_per_connection
+        args.tenants,
+        consumers_per_channel=args.consumers_per_channel,
+        channels_per_connection=args.channels_per_connection,
     ).start()
     print(f"{args.tenants:,} tenants, built in {broker.start_seconds:.1f} s, {_memory_mb():.0f} MB")
     print(f"WARREN_MANAGEMENT_URL={broker.management_url}")
     print(f"WARREN_METRICS_URL={broker.metrics_url}", flush=True)
+    # A terminated run says what it was asked too (a background job ignores Ctrl-C's SIGINT).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             time.sleep(3600)
@@ -1368,7 +1389,10 @@ def main() -> None:
         pass
     finally:
         broker.stop()
-        print(dict(broker.requests_seen))
+        for request, count in broker.queries_seen.most_common():
+            print(f"{count:>5} {request}")
+        for request, seconds in broker.late_builds:
+            print(f"built late in {seconds:.2f} s: {request}", flush=True)
 
 
 if __name__ == "__main__":

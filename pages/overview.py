@@ -22,6 +22,7 @@ from pages.components.navigation import (
     attention_list,
     filter_box,
     flag_kinds,
+    in_this_vhost,
     open_tenant,
 )
 from pages.components.state import current_session, shared_history, shared_overview_poll
@@ -117,7 +118,10 @@ def show_attention(overview: Overview) -> None:
     if unrouted and (unrouted.dropped or unrouted.captured):
         st.warning(literal(unrouted_sentence(unrouted)), icon=":material/call_split:")
         st.page_link(
-            ONBOARDING_PAGE, label="Who published before onboarding", icon=":material/link:"
+            ONBOARDING_PAGE,
+            label="Who published before onboarding",
+            icon=":material/link:",
+            query_params=in_this_vhost({}),
         )
 
 
@@ -151,7 +155,7 @@ def show_growing(overview: Overview, trends: Trends) -> None:
             label=f"{literal(row.tenant)}: ready grew by {trend.growth:,} in "
             f"{duration_text(trend.growth_seconds)} (now {row.ready:,}).",
             icon=":material/trending_up:",
-            query_params={"tenant": row.tenant},
+            query_params=in_this_vhost({"tenant": row.tenant}),
         )
 
 

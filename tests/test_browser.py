@@ -154,6 +154,60 @@ def test_a_deep_link_opens_the_tenant(page: Page, demo: Demo):
     shot(page, "tenant")
 
 
+@contextmanager
+def second_vhost(demo: Demo, tenants: dict[str, int]) -> Iterator[str]:
+    """A vhost of its own on the demo's broker, with the demo's tenant exchange and a queue per
+    tenant id of `tenants` (`eu.<id>`) holding that many messages; deleted after."""
+    vhost = f"eu-{uuid.uuid4().hex[:6]}"
+    base, auth = f"{demo.broker.management_url}/api", ("guest", "guest")
+    requests.put(f"{base}/vhosts/{vhost}", auth=auth, timeout=30).raise_for_status()
+    requests.put(
+        f"{base}/permissions/{vhost}/guest",
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+        auth=auth,
+        timeout=30,
+    ).raise_for_status()
+    connection = pika.BlockingConnection(pika.URLParameters(demo.broker.amqp_url_for(vhost)))
+    channel = connection.channel()
+    for tenant, count in tenants.items():
+        declare_tenant(channel, demo.settings.tenant_exchange, tenant, queue=f"eu.{tenant}")
+        for _ in range(count):
+            channel.basic_publish(demo.settings.tenant_exchange, tenant, b"job")
+    connection.close()
+    try:
+        yield vhost
+    finally:
+        requests.delete(f"{base}/vhosts/{vhost}", auth=auth, timeout=30)
+
+
+def test_the_vhost_picker_shows_each_vhost_s_tenants_and_links_carry_it(page: Page, demo: Demo):
+    same_ids = demo.workload.tenants[:2]
+    with second_vhost(demo, {same_ids[0]: 7, same_ids[1]: 3}) as vhost:
+        page.goto(f"{demo.url}/?vhost={vhost}")
+
+        expect(metric(page, "Tenants")).to_contain_text("2")
+        expect(metric(page, "Ready")).to_contain_text("10")
+        picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="vhost")
+        expect(picker).to_have_value(vhost)
+        shot(page, "vhost-picked")
+
+        page.goto(f"{demo.url}/tenant?tenant={same_ids[0]}&vhost={vhost}")
+        expect(page.get_by_role("heading", name=f"eu.{same_ids[0]}")).to_be_visible()
+
+        # The sidebar's pages keep the vhost, and the URL says it.
+        page.get_by_test_id("stSidebarNav").get_by_text("Tenants").click()
+        expect(metric(page, "Tenants")).to_contain_text("2")
+        expect(page).to_have_url(re.compile(rf"vhost={vhost}"))
+
+        picker.click()
+        page.get_by_role("option", name="/", exact=True).click()
+        expect(metric(page, "Tenants")).to_contain_text(f"{len(demo.workload.tenants)}")
+        expect(page).not_to_have_url(re.compile("vhost="))
+
+    page.goto(f"{demo.url}/?vhost=nope")
+    expect(page.get_by_text("There is no vhost nope that user guest may see")).to_be_visible()
+
+
 def test_the_consumers_page_lists_the_demo_pods(page: Page, demo: Demo):
     page.goto(f"{demo.url}/consumers")
 

@@ -80,6 +80,13 @@ VHOST_VERBS = [
     ["republish", "--queue", "q", "--priority", "3", "--yes"],
     ["requeue", "--connection", "pod", "--yes"],
     ["unbind", "--tenant", "acme", "--yes"],
+    ["unrouted"],
+    ["browse", "--queue", "q"],
+    ["export", "--queue", "q", "--file", "-"],
+    ["discard", "--queue", "q", "--tenant", "acme", "--yes"],
+    ["bind", "--tenant", "acme", "--yes"],
+    ["capture", "--yes"],
+    ["move-captured", "--tenant", "acme", "--yes"],
 ]
 
 

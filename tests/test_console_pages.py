@@ -351,7 +351,7 @@ def test_offboarding_page_asks_for_the_tenant_id(session_for, channel, unique, c
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 0)
     app = console(page="pages/onboarding.py", WARREN_TENANT_EXCHANGE=exchange)
 
-    app.selectbox[0].set_value("acme").run()
+    app.main.selectbox[0].set_value("acme").run()
     app.checkbox[1].check().run()
     app.button(key="unbind-acme").click().run()
     assert app.button(key="unbind-go").disabled

@@ -14,7 +14,7 @@ from dashboard.actions.access import change
 from dashboard.actions.audit import count
 from dashboard.broker.amqp import close_quietly
 from dashboard.broker.session import Session
-from dashboard.errors import PreconditionFailed, WarrenError
+from dashboard.errors import PreconditionFailed, VhostMissing, WarrenError
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters:
 # safe as a routing key, inside a queue name, in a URL and on a command line.
@@ -202,6 +202,8 @@ def bind(
             with change(session, actor, "bind", spec.tenant, parameters) as entry:
                 result = _bind_tenant(session, spec)
                 entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
+        except VhostMissing:
+            raise  # every tenant would fail the same way: one sentence, not a table of them
         except WarrenError as exc:
             result = BindResult(
                 tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)

@@ -73,6 +73,12 @@ class Session:
         """The answering node's version, asked again after VERSION_SECONDS (an upgrade)."""
         return self.remembered("version", VERSION_SECONDS, self.client.broker_version)
 
+    def vhosts(self, fresh: bool = False) -> list[str]:
+        """The vhosts this user may see, by name, asked again after WHOAMI_SECONDS (at once
+        when `fresh`: one may have been created since)."""
+        listed = self.remembered("vhosts", 0 if fresh else WHOAMI_SECONDS, self.client.list_vhosts)
+        return sorted(str(vhost["name"]) for vhost in listed)
+
     def cluster_name(self) -> str:
         """The cluster's name, asked again after VERSION_SECONDS (a metrics endpoint's answer
         must name the same one)."""

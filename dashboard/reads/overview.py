@@ -17,7 +17,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Set
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import NamedTuple
 
 from dashboard.broker.management import ManagementClient, naming_a_missing_vhost
@@ -85,7 +87,19 @@ def tenant_exchange(client: ManagementClient, vhost: str, exchange: str) -> dict
         ) from None
 
 
-class Topology(NamedTuple):
+class Place(NamedTuple):
+    """Where a tenant row sits in the topology: what stays the same from one refresh to the
+    next."""
+
+    tenant: str
+    queue: QueueInfo
+    # Other tenant ids bound to the same queue.
+    others: list[str]
+    dead_letter_queue: str | None
+
+
+@dataclass(frozen=True)
+class Topology:
     vhost: str
     exchange: str
     bindings: list[Binding]
@@ -94,6 +108,30 @@ class Topology(NamedTuple):
     dead_letter_routes: dict[str, dict[str, str]]
     # Whether `queues` carry counts and statistics, or their settings only.
     statistics: bool
+
+    @cached_property
+    def places(self) -> list[Place]:
+        """One place per (tenant id, queue), worked out once per listing: a refresh only lays
+        counts over them. A binding whose queue vanished between the two requests has none."""
+        return [
+            Place(tenant, queue, sorted(tenants - {tenant}), self._dead_letter_queue(queue, tenant))
+            for name, tenants in tenants_by_queue(self.bindings).items()
+            if (queue := self.queues.get(name)) is not None
+            for tenant in tenants
+        ]
+
+    def _dead_letter_queue(self, queue: QueueInfo, tenant: str) -> str | None:
+        """Messages rejected or expired in a tenant queue go to its dead-letter exchange
+        (argument or policy) with its dead-letter routing key (else their own routing key: the
+        tenant id). The dead-letter queue is the queue that exchange routes that key to (by
+        exact routing-key match: direct exchanges); the default exchange routes a key to the
+        queue of that name."""
+        arguments = queue.effective_arguments
+        if DLX not in arguments:
+            return None
+        exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, tenant))
+        target = key if exchange == "" else self.dead_letter_routes.get(exchange, {}).get(key)
+        return target if target in self.queues else None
 
 
 def fetch_topology(session: Session, statistics: bool = True) -> Topology:
@@ -188,9 +226,8 @@ def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
         topology = fetch_topology(session, statistics=False)
     except TenantExchangeMissing:
         return {}, set()
-    rows = overview_of(topology).rows
     tenants = {queue: sorted(ids) for queue, ids in tenants_by_queue(topology.bindings).items()}
-    return tenants, {row.dead_letter_queue for row in rows if row.dead_letter_queue}
+    return tenants, {place.dead_letter_queue for place in topology.places} - {None}
 
 
 def fetch_overview(session: Session, statistics: bool | None = True) -> Overview:
@@ -226,8 +263,7 @@ def overview_of(
         statistics = topology.queues
     fresh = counts or {}
     counted = _counts_of(topology.queues, fresh)
-    rows = build_rows(topology.bindings, topology.queues, counted, statistics or {}, fresh.keys())
-    attach_dead_letters(rows, topology.queues, counted, topology.dead_letter_routes)
+    rows = build_rows(topology.places, counted, statistics or {}, fresh.keys())
     return Overview(
         vhost=topology.vhost,
         exchange=topology.exchange,
@@ -350,57 +386,19 @@ def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:
 
 
 def build_rows(
-    bindings: list[Binding],
-    queues: dict[str, QueueInfo],
+    places: list[Place],
     counts: dict[str, QueueCounts],
     statistics: dict[str, QueueInfo],
     counted: Set[str] = frozenset(),
 ) -> list[TenantRow]:
-    """One row per (tenant id, queue), most backed-up first; rates and counters from
-    `statistics` (None where it lacks the queue). The queues of `counted` were counted by the
-    broker (a fresh source listed them), the others only if their listing says so.
-
-    A binding whose queue vanished between the two requests is skipped: it has no counts.
-    """
-    tenants_of_queue = tenants_by_queue(bindings)
+    """One row per place, most backed-up first; rates and counters from `statistics` (None
+    where it lacks the queue). The queues of `counted` were counted by the broker (a fresh
+    source listed them), the others only if their listing says so."""
     rows = [
-        _row(
-            tenant,
-            queues[name],
-            counts[name],
-            statistics.get(name),
-            sorted(tenants - {tenant}),
-            name in counted,
-        )
-        for name, tenants in tenants_of_queue.items()
-        if name in queues
-        for tenant in tenants
+        _row(place, counts, statistics.get(place.queue.name), place.queue.name in counted)
+        for place in places
     ]
     return sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
-
-
-def attach_dead_letters(
-    rows: list[TenantRow],
-    queues: dict[str, QueueInfo],
-    counts: dict[str, QueueCounts],
-    routes: dict[str, dict[str, str]],
-) -> None:
-    """Fill in each row's dead-letter queue and its message count.
-
-    Messages rejected or expired in a tenant queue go to its dead-letter exchange (argument or
-    policy) with its dead-letter routing key (else their own routing key: the tenant id). The
-    dead-letter queue is the queue that exchange routes that key to (`routes`, by exact
-    routing-key match: direct exchanges); the default exchange routes a key to the queue of
-    that name.
-    """
-    for row in rows:
-        arguments = queues[row.queue].effective_arguments
-        if DLX not in arguments:
-            continue
-        exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, row.tenant))
-        target = key if exchange == "" else routes.get(exchange, {}).get(key)
-        if target in queues:
-            row.dead_letter_queue, row.dead_letters = target, counts[target].total
 
 
 def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> dict[str, str]:
@@ -419,16 +417,16 @@ def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> 
 
 
 def _row(
-    tenant: str,
-    queue: QueueInfo,
-    counts: QueueCounts,
+    place: Place,
+    counts_by_queue: dict[str, QueueCounts],
     statistics: QueueInfo | None,
-    others: list[str],
     counted: bool,
 ) -> TenantRow:
+    queue, counts = place.queue, counts_by_queue[place.queue.name]
     stats = statistics.message_stats if statistics else None
+    dead_letter_queue = place.dead_letter_queue
     return TenantRow(
-        tenant=tenant,
+        tenant=place.tenant,
         vhost=queue.vhost,
         queue=queue.name,
         ready=counts.ready,
@@ -441,7 +439,9 @@ def _row(
         consumer_capacity=statistics.capacity if statistics else None,
         queue_type=queue.type,
         state=queue.state,
-        shares_queue_with=others,
+        shares_queue_with=place.others,
+        dead_letter_queue=dead_letter_queue,
+        dead_letters=counts_by_queue[dead_letter_queue].total if dead_letter_queue else None,
         acks=(stats.ack if stats else 0) if statistics else None,
         redeliveries=(stats.redeliver if stats else 0) if statistics else None,
         # The listing's head, while the counts say it may still be there.

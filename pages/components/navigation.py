@@ -33,8 +33,15 @@ def filter_box(label: str, placeholder: str) -> str:
     return query
 
 
+def in_this_vhost(params: dict[str, str]) -> dict[str, str]:
+    """`params` with this page's `?vhost=`, so that a link opened in another tab looks at the
+    same vhost."""
+    vhost = st.query_params.get("vhost")
+    return params | ({"vhost": vhost} if vhost else {})
+
+
 def open_tenant(tenant: str) -> None:
-    st.switch_page(TENANT_PAGE, query_params={"tenant": tenant})
+    st.switch_page(TENANT_PAGE, query_params=in_this_vhost({"tenant": tenant}))
 
 
 def attention_list(items: list[tuple[str, str, Flag]], most: int = 25) -> None:
@@ -54,7 +61,7 @@ def attention_list(items: list[tuple[str, str, Flag]], most: int = 25) -> None:
             TENANT_PAGE,
             label=f"{literal(subject)}: {literal(flag.reason)}",
             icon=FLAG_ICONS.get(flag.kind, ":material/flag:"),
-            query_params={"tenant": tenant},
+            query_params=in_this_vhost({"tenant": tenant}),
         )
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 from dashboard.broker.session import Session
 from pages.components.cluster import show_reading_from
 from pages.components.formatting import literal
-from pages.components.state import log_out, shared_access
+from pages.components.state import log_out, pick_vhost, shared_access, visible_vhosts
 
 
 def render_sidebar(session: Session) -> None:
@@ -14,10 +14,20 @@ def render_sidebar(session: Session) -> None:
     access = shared_access(session)
     tags = ", ".join(access.tags) or "no tags"
     with st.sidebar:
+        vhosts = visible_vhosts(session)
+        if len(vhosts) > 1:
+            st.selectbox(
+                "vhost",
+                vhosts,
+                index=vhosts.index(settings.vhost) if settings.vhost in vhosts else 0,
+                key="vhost-picker",
+                on_change=lambda: pick_vhost(st.session_state["vhost-picker"]),
+                help="The vhosts this user may see. The choice is kept in the URL (`?vhost=`).",
+            )
         st.markdown(
             f"**Broker** {literal(', '.join(settings.management_urls))}  \n"
-            f"**vhost** {literal(settings.vhost)}  \n"
-            f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
+            + ("" if len(vhosts) > 1 else f"**vhost** {literal(settings.vhost)}  \n")
+            + f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
             f"**User** {literal(settings.username)} ({literal(tags)})  \n"
             f"**Refresh** every {settings.refresh_seconds:g} s"
         )

@@ -21,6 +21,9 @@ from pages.components.errors import or_error
 from pages.components.formatting import literal
 
 LOGIN = "warren-login"
+# The query parameter, and the session state's key, of the vhost a browser session looks at.
+VHOST = "vhost"
+PICKED_VHOST = "warren-vhost"
 # The browser's cookie holds the token of a kept login; the session state, the token it set and
 # the cookie the page must still write (an empty one clears it).
 COOKIE = "warren_login"
@@ -41,12 +44,53 @@ def current_session() -> Session:
 
 
 def logged_in_session() -> Session | None:
-    """This browser session's Session, or None while it has to log in (the page shows the form)."""
+    """This browser session's Session in the vhost it looks at, or None while it has to log in
+    (the page shows the form)."""
     settings = _loaded_settings()
     if settings.auth == "service":
-        return _shared_session(settings)
+        return _in_picked_vhost(_shared_session(settings))
     login = st.session_state.get(LOGIN) or _kept_login(settings)
-    return _shared_session(settings.as_user(*login)) if login else None
+    return _in_picked_vhost(_shared_session(settings.as_user(*login))) if login else None
+
+
+def _in_picked_vhost(session: Session) -> Session:
+    """The session in the vhost of `?vhost=` (kept for this browser session, so that a page
+    the sidebar opens without it stays there), else WARREN_VHOST's. A vhost the user may not
+    see is a sentence, and nothing else."""
+    default = _loaded_settings().vhost
+    picked = st.query_params.get(VHOST) or st.session_state.get(PICKED_VHOST) or default
+    if picked == default:
+        st.session_state.pop(PICKED_VHOST, None)
+        st.query_params.pop(VHOST, None)
+        return session
+    visible = or_error(session.vhosts)
+    if visible is not None and picked not in visible:
+        visible = or_error(lambda: session.vhosts(fresh=True))
+    if visible is None:
+        st.stop()
+    if picked not in visible:
+        st.error(
+            f"There is no vhost {literal(picked)} that user {literal(session.username)} may "
+            f"see. The vhosts it may see: {literal(', '.join(visible))}.",
+            icon=":material/dns:",
+        )
+        st.session_state.pop(PICKED_VHOST, None)
+        st.stop()
+    st.session_state[PICKED_VHOST] = st.query_params[VHOST] = picked
+    return _shared_session(session.settings.model_copy(update={"vhost": picked}))
+
+
+def visible_vhosts(session: Session) -> list[str]:
+    """The vhosts the session's user may see; none while the broker cannot say."""
+    try:
+        return session.vhosts()
+    except WarrenError:
+        return []
+
+
+def pick_vhost(vhost: str) -> None:
+    """Look at `vhost` from now on (WARREN_VHOST's is the default, left out of the URL)."""
+    st.session_state[PICKED_VHOST] = st.query_params[VHOST] = vhost
 
 
 @st.cache_resource(show_spinner=False)

@@ -76,7 +76,7 @@ def render_seconds(env: dict[str, str], repeat: int) -> float:
         overview = OverviewReader(session).read()
     flag_overview(overview, None, settings)
     findings = findings_of(overview, None, None, settings.console_url)
-    reading = Reading(overview, findings, True, overview.fetched_at, settings.console_url)
+    reading = Reading([overview], findings, True, overview.fetched_at, settings.console_url)
     return timed(lambda: render(reading), repeat)
 
 

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -81,6 +82,36 @@ def test_a_tenant_s_counts_and_flag_are_served_and_the_flag_goes_when_it_clears(
     assert watch.series("warren_tenant_flag_reason", **labels) == []
     assert watch.series("warren_tenant_wait_seconds", **labels) == []  # nothing ready waits
     assert watch.stop() == 0
+
+
+def test_one_watcher_covers_several_vhosts_and_links_into_each(
+    broker, channel, unique, pod, watcher_for
+):
+    exchange = unique("tenants")
+    default_queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    vhost = unique("eu")
+    broker.ctl("add_vhost", vhost)
+    broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        eu_channel = pod("eu-setup", vhost=vhost).connection.channel()
+        eu_queue = tenant_with_messages(eu_channel, exchange, "acme", unique("eu-acme"), 5)
+        watch = watcher_for("--vhost", "/", "--vhost", vhost, WARREN_TENANT_EXCHANGE=exchange)
+        here = {"vhost": "/", "tenant": "acme", "queue": default_queue}
+        there = {"vhost": vhost, "tenant": "acme", "queue": eu_queue}
+
+        wait_until(lambda: watch.value("warren_tenant_ready_messages", **there) == 5)
+        assert watch.value("warren_tenant_ready_messages", **here) == 3
+        [at_home] = watch.series("warren_tenant_flag_reason", **here, kind="no-consumer")
+        [abroad] = watch.series("warren_tenant_flag_reason", **there, kind="no-consumer")
+        assert at_home.labels["link"] == f"{CONSOLE}/tenant?tenant=acme"
+        assert (
+            abroad.labels["link"]
+            == f"{CONSOLE}/tenant?{urlencode({'tenant': 'acme', 'vhost': vhost})}"
+        )
+        assert watch.value("warren_broker_up") == 1
+        assert watch.stop() == 0
+    finally:
+        broker.ctl("delete_vhost", vhost)
 
 
 def test_a_stuck_pod_is_flagged_with_its_reason_and_link(channel, unique, pod, watcher_for):

@@ -53,6 +53,9 @@ class QueueMetrics:
         self.url = url
         self.timeout = timeout
         self.session = requests.Session()
+        # Measured at 10,000 queues: the broker answers a fifth faster when it need not gzip its
+        # 4 MB; on the network next to a broker the bytes cost less than its CPU.
+        self.session.headers["Accept-Encoding"] = "identity"
 
     def read(self, vhost: str) -> MetricsAnswer:
         """Every queue of `vhost` that the endpoint lists, by name."""

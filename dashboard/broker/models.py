@@ -131,6 +131,12 @@ class QueueInfo(_ApiModel):
         from_policy = {f"x-{key}": value for key, value in self.effective_policy_definition.items()}
         return from_policy | self.arguments
 
+    def effective(self, argument: str) -> object | None:
+        """One of `effective_arguments`, without building them all (a poll asks 10,000s)."""
+        if argument in self.arguments:
+            return self.arguments[argument]
+        return self.effective_policy_definition.get(argument.removeprefix("x-"))
+
     @property
     def capacity(self) -> float | None:
         return (

@@ -107,7 +107,11 @@ def _watch(sub) -> None:
         "watch", help="poll on, serve Prometheus metrics, post alerts (until stopped)"
     )
     command.set_defaults(handler=watch.watch)
-    command.add_argument("--vhost", help="virtual host (default: WARREN_VHOST)")
+    command.add_argument(
+        "--vhost",
+        action="append",
+        help="virtual host (repeat to watch several; default: WARREN_VHOST)",
+    )
     command.add_argument("--exchange", help="tenant exchange (default: WARREN_TENANT_EXCHANGE)")
     command.add_argument(
         "--address", help="address to serve /metrics on (default: WARREN_WATCH_ADDRESS, 127.0.0.1)"

@@ -15,13 +15,18 @@ from dashboard.watch.webhook import Webhook
 
 
 def watch(args: argparse.Namespace) -> int:
-    settings = settings_of(args)
+    vhosts = args.vhost or [None]
+    every = [
+        settings_of(argparse.Namespace(vhost=vhost, exchange=args.exchange)) for vhost in vhosts
+    ]
+    settings = every[0]
     address = args.address or settings.watch_address
     port = settings.watch_port if args.port is None else args.port
     webhook_url = args.webhook or settings.webhook_url
     webhook = Webhook(webhook_url, settings.console_url) if webhook_url else None
-    with Session(settings) as session:
-        watcher = Watcher(session, open_history(settings), webhook)
+    with contextlib.ExitStack() as sessions:
+        watched = [sessions.enter_context(Session(each)) for each in every]
+        watcher = Watcher(watched, open_history(settings), webhook)
         try:
             server = serve(watcher, address, port)
         except OSError as exc:
@@ -29,7 +34,8 @@ def watch(args: argparse.Namespace) -> int:
             raise WarrenError(problem) from None
         print(
             f"warren watch: metrics at http://{address}:{server.server_port}/metrics, polling "
-            f"{settings.management_url} every {settings.refresh_seconds:g} s"
+            f"{settings.management_url} (vhost {', '.join(each.vhost for each in every)}) every "
+            f"{settings.refresh_seconds:g} s"
             + (f", alerts posted to {webhook_url}" if webhook_url else ""),
             file=sys.stderr,
             flush=True,

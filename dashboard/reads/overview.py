@@ -126,10 +126,11 @@ class Topology:
         tenant id). The dead-letter queue is the queue that exchange routes that key to (by
         exact routing-key match: direct exchanges); the default exchange routes a key to the
         queue of that name."""
-        arguments = queue.effective_arguments
-        if DLX not in arguments:
+        exchange = queue.effective(DLX)
+        if exchange is None:
             return None
-        exchange, key = str(arguments[DLX]), str(arguments.get(DLRK, tenant))
+        key = queue.effective(DLRK)
+        exchange, key = str(exchange), tenant if key is None else str(key)
         target = key if exchange == "" else self.dead_letter_routes.get(exchange, {}).get(key)
         return target if target in self.queues else None
 
@@ -149,11 +150,7 @@ def fetch_topology(session: Session, statistics: bool = True) -> Topology:
         if not statistics:
             _fill_in_policies(session, pool, [queues[name] for name in bound])
         exchanges = sorted(
-            {
-                str(arguments[DLX])
-                for name in bound
-                if (arguments := queues[name].effective_arguments).get(DLX)
-            }
+            {str(exchange) for name in bound if (exchange := queues[name].effective(DLX))}
         )
         found = pool.map(lambda dlx: _first_queue_by_key(client, vhost, dlx), exchanges)
         routes = dict(zip(exchanges, found, strict=True))

@@ -55,10 +55,10 @@ TENANT_SERIES = (
 
 @dataclass(frozen=True)
 class Reading:
-    """What one round of polls left: the latest good overview, every finding, and whether the
-    broker answered the latest poll."""
+    """What one round of polls left: the latest good overview of each vhost watched, every
+    finding, and whether the broker answered the latest polls."""
 
-    overview: Overview | None
+    overviews: list[Overview]
     findings: list[Finding]
     broker_up: bool
     last_success: datetime | None
@@ -78,8 +78,8 @@ class _Families:
 
     def collect(self) -> Iterator[Metric]:
         reading = self.reading
-        yield from _tenant_counts(reading.overview)
-        yield from _unrouted(reading.overview)
+        yield from _tenant_counts(reading.overviews)
+        yield from _unrouted(reading.overviews)
         for scope in FLAG_SERIES:
             yield from _flags(scope, [f for f in reading.findings if f.scope == scope])
         console = GaugeMetricFamily(
@@ -103,13 +103,13 @@ class _Families:
             )
 
 
-def _tenant_counts(overview: Overview | None) -> Iterator[Metric]:
+def _tenant_counts(overviews: list[Overview]) -> Iterator[Metric]:
     families = [
         (GaugeMetricFamily(name, text, labels=TENANT_LABELS), value_of)
         for name, text, value_of in TENANT_SERIES
     ]
     seen = set()
-    for row in overview.rows if overview else []:
+    for row in (row for overview in overviews for row in overview.rows):
         labels = [row.vhost, row.tenant, row.queue]
         if tuple(labels) in seen:
             continue
@@ -121,8 +121,7 @@ def _tenant_counts(overview: Overview | None) -> Iterator[Metric]:
     yield from (family for family, _ in families)
 
 
-def _unrouted(overview: Overview | None) -> Iterator[Metric]:
-    unrouted = overview.unrouted if overview else None
+def _unrouted(overviews: list[Overview]) -> Iterator[Metric]:
     dropped = GaugeMetricFamily(
         "warren_exchange_unroutable_dropped_messages",
         "Messages the tenant exchange dropped for want of a binding, since the broker's "
@@ -134,7 +133,10 @@ def _unrouted(overview: Overview | None) -> Iterator[Metric]:
         "Messages in the tenant exchange's capture queue (no series without one).",
         labels=["vhost", "exchange"],
     )
-    if unrouted is not None:
+    for overview in overviews:
+        unrouted = overview.unrouted
+        if unrouted is None:
+            continue
         labels = [overview.vhost, unrouted.exchange]
         dropped.add_metric(labels, unrouted.dropped)
         if unrouted.captured is not None:

@@ -76,12 +76,14 @@ def findings_of(
     consumers: ConsumerReport | None,
     cluster: Cluster | None,
     console_url: str,
+    default_vhost: str | None = None,
 ) -> list[Finding]:
     """Every flag of the latest good data, once per series (two consumers of one pod on one
-    queue with the same flag are one finding)."""
+    queue with the same flag are one finding). A link into another vhost than
+    `default_vhost` (the console's WARREN_VHOST) carries `vhost=`."""
     found = [
-        *_tenant_findings(overview, console_url),
-        *_consumer_findings(consumers, console_url),
+        *_tenant_findings(overview, console_url, default_vhost),
+        *_consumer_findings(consumers, console_url, default_vhost),
         *_node_findings(cluster, console_url),
     ]
     unique: dict[tuple, Finding] = {}
@@ -90,26 +92,35 @@ def findings_of(
     return list(unique.values())
 
 
-def _tenant_findings(overview: Overview | None, console_url: str) -> list[Finding]:
+def _link(console_url: str, page: str, params: dict, vhost: str, default: str | None) -> str:
+    in_vhost = {} if default is None or vhost == default else {"vhost": vhost}
+    return f"{console_url}/{page}?{urlencode(params | in_vhost)}"
+
+
+def _tenant_findings(
+    overview: Overview | None, console_url: str, default_vhost: str | None
+) -> list[Finding]:
     return [
         _finding(
             "tenant",
             {"vhost": row.vhost, "tenant": row.tenant, "queue": row.queue},
             flag,
-            f"{console_url}/tenant?{urlencode({'tenant': row.tenant})}",
+            _link(console_url, "tenant", {"tenant": row.tenant}, row.vhost, default_vhost),
         )
         for row in (overview.rows if overview else [])
         for flag in row.flags
     ]
 
 
-def _consumer_findings(report: ConsumerReport | None, console_url: str) -> list[Finding]:
+def _consumer_findings(
+    report: ConsumerReport | None, console_url: str, default_vhost: str | None
+) -> list[Finding]:
     return [
         _finding(
             "consumer",
             {"vhost": load.vhost, "pod": load.connection, "queue": load.queue},
             flag,
-            f"{console_url}/consumers?{urlencode({'q': load.connection})}",
+            _link(console_url, "consumers", {"q": load.connection}, load.vhost, default_vhost),
         )
         for load in (report.loads if report else [])
         for flag in load.flags

@@ -1,6 +1,7 @@
-"""The watcher: the console's three polls (tenants, consumers, nodes) run by one loop on the
-console's interval whether or not anyone looks, the overview recorded in the history store the
-console reads, and after each round the metrics rendered and the webhook told what changed.
+"""The watcher: the console's three polls (tenants and consumers of each vhost watched, the
+nodes once) run by one loop on the console's interval whether or not anyone looks, the
+overviews recorded in the history store the console reads, and after each round the metrics
+rendered and the webhook told what changed.
 
 `/metrics` serves the text of the latest round (a scrape costs no broker request and no
 rendering), `/healthz` says whether the loop keeps its interval.
@@ -29,39 +30,49 @@ BROKER_DOWN_AFTER = 120
 
 
 class Watcher:
-    def __init__(self, session: Session, history: History | None, webhook: Webhook | None):
-        self.session = session
+    """Watches the vhost of each session (the first one's settings rule the loop: interval,
+    console link, WARREN_VHOST for the links)."""
+
+    def __init__(self, sessions: list[Session], history: History | None, webhook: Webhook | None):
+        self.session = sessions[0]
         self.webhook = webhook
-        self.interval = session.settings.refresh_seconds
-        self.polls: list[SharedPoll] = [
-            overview_poll(session, history),
-            consumers_poll(session),
-            cluster_poll(session),
+        self.interval = self.session.settings.refresh_seconds
+        self.vhost_polls: list[tuple[SharedPoll, SharedPoll]] = [
+            (overview_poll(session, history), consumers_poll(session)) for session in sessions
         ]
+        self.cluster = cluster_poll(self.session)
         self.rounds = 0
         self._round_at = time.monotonic()
-        self._text = render(Reading(None, [], False, None, session.settings.console_url))
+        self._text = render(Reading([], [], False, None, self.session.settings.console_url))
         self._gzipped: bytes | None = None
         self._lock = threading.Lock()
 
     def poll_once(self) -> Reading:
         """One round: every poll, then the metrics and the webhook."""
-        overview, consumers, cluster = (poll.refresh() for poll in self.polls)
-        console_url = self.session.settings.console_url
-        findings = findings_of(overview.data, consumers.data, cluster.data, console_url)
+        settings = self.session.settings
+        snapshots = [(tenants.refresh(), pods.refresh()) for tenants, pods in self.vhost_polls]
+        cluster = self.cluster.refresh()
+        findings = findings_of(None, None, cluster.data, settings.console_url)
+        for overview, consumers in snapshots:
+            findings += findings_of(
+                overview.data, consumers.data, None, settings.console_url, settings.vhost
+            )
+        overviews = [overview for overview, _ in snapshots]
+        successes = [overview.fetched_at for overview in overviews]
         reading = Reading(
-            overview.data,
+            [overview.data for overview in overviews if overview.data is not None],
             findings,
-            not overview.stale,
-            overview.fetched_at,
-            console_url,
+            not any(overview.stale for overview in overviews),
+            None if None in successes else min(successes),
+            settings.console_url,
             polls=self.rounds + 1,
         )
         text = render(reading)
         with self._lock:
             self._text, self._gzipped = text, None
         if self.webhook is not None:
-            self.webhook.update(findings, _broker_down(overview.error, overview.failing_since))
+            down = next((overview for overview in overviews if overview.stale), overviews[0])
+            self.webhook.update(findings, _broker_down(down.error, down.failing_since))
         self.rounds += 1
         self._round_at = time.monotonic()
         return reading

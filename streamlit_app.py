@@ -2,12 +2,14 @@
 
 import streamlit as st
 
+from dashboard.tuning import tune_garbage_collector
 from pages.components.cluster import show_alarms
 from pages.components.server_guards import guard_server
 from pages.components.sidebar import render_sidebar
 from pages.components.state import logged_in_session
 
 st.set_page_config(page_title="Warren", page_icon=":material/hub:", layout="wide")
+tune_garbage_collector()
 guard_server()
 page = st.navigation(
     [

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from dashboard.cli.selecting import add_selection
 from dashboard.errors import WarrenError
+from dashboard.tuning import tune_garbage_collector
 
 
 class _Verbs:
@@ -32,6 +33,7 @@ changes, letters, reads, watch = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_garbage_collector()
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)

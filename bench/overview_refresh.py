@@ -33,6 +33,7 @@ from dashboard.broker.session import Session
 from dashboard.local.rabbitmq import LocalBroker
 from dashboard.reads.overview import OverviewReader, fetch_overview
 from dashboard.settings import load_settings
+from dashboard.tuning import tune_garbage_collector
 
 EXCHANGE = "tenants"
 
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
+    tune_garbage_collector()  # as the console's process and the CLI do
     started = time.perf_counter()
     with LocalBroker.create() as broker:
         print(f"broker started in {time.perf_counter() - started:.1f} s", flush=True)

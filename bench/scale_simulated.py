@@ -51,7 +51,9 @@ def measure_polls(polls: int) -> None:
     from dashboard.reads.history import open_history
     from dashboard.reads.poll import overview_poll
     from dashboard.settings import load_settings
+    from dashboard.tuning import tune_garbage_collector
 
+    tune_garbage_collector()  # as the console's process does
     settings = load_settings()
     cpu = []
     with Session(settings) as session:

@@ -52,6 +52,33 @@ def test_tenants_table_and_the_warren_script(broker, channel, unique):
     assert lines[-1] == "1 tenant in 1 queue: 1,234 ready, 0 unacked, 0 consumers"
 
 
+def test_tenants_without_statistics_are_counts_from_the_endpoint_and_say_what_they_lack(
+    broker, channel, unique, pod
+):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 3)
+    assert pod(unique("pod")).hold(queue, prefetch=1, expect=1) == 1
+    env = {"WARREN_TENANT_EXCHANGE": exchange, "WARREN_METRICS_URL": broker.metrics_url}
+
+    def counted(*flags: str):
+        done = run_cli(broker, None, "tenants", "--json", *flags, **env)
+        assert (done.returncode, done.stderr) == (0, "")
+        [record] = json.loads(done.stdout)
+        counts = (record["ready"], record["unacked"], record["consumers"])
+        return record if counts == (2, 1, 1) else None
+
+    bare = wait_until(lambda: counted("--no-statistics"), what="the endpoint's counts")
+    full = wait_until(counted, what="the statistics' counts")
+    table = run_cli(broker, None, "tenants", "--no-statistics", **env)
+
+    assert (bare["publish_rate"], bare["acks"], bare["redeliveries"]) == (None, None, None)
+    assert isinstance(full["acks"], int) and full["publish_rate"] is not None
+    assert table.stdout.splitlines()[-1] == (
+        "Counts only, from the metrics endpoint: rates and the no-acks and redelivery-loop "
+        "flags need --statistics (the default up to WARREN_STATISTICS_UP_TO queues in the vhost)."
+    )
+
+
 def test_tenants_sorted_by_wait_put_the_oldest_work_first(broker, channel, unique):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "busy", unique("busy"), 5)

@@ -78,7 +78,10 @@ COLUMNS = {
 FLAG_CHAR_PIXELS = 7.5
 FLAG_PADDING_PIXELS = 24
 
-ROWS = {"top 100": 100, "top 1,000": 1000, "all": None}
+# "all" stops here: at 50,000 rows one viewer's table, rebuilt every refresh, took the console
+# down for everyone (a probe of issue 20); the filter reaches the others.
+MOST_ROWS = 10_000
+ROWS = {"top 100": 100, "top 1,000": 1000, "all": MOST_ROWS}
 DEFAULT_ROWS = "top 1,000"
 ORDERS = {"most ready": None, "longest wait": longest_waiting_first}
 DEFAULT_ORDER = "most ready"
@@ -183,10 +186,10 @@ def flags_column(rows: list[dict]) -> dict:
 
 
 def show_table(
-    overview: Overview, trends: Trends | None, query: str, most: int | None, order: str
+    overview: Overview, trends: Trends | None, query: str, most: int, order: str
 ) -> None:
-    """The rows matching the filter, the first `most` in `order` (all when None): sorting by
-    another column happens in the browser, filtering on the data already polled."""
+    """The rows matching the filter, the first `most` in `order`: sorting by another column
+    happens in the browser, filtering on the data already polled."""
     needle = query.casefold()
     matching = [
         row
@@ -209,6 +212,11 @@ def show_table(
             f"{len(rows):,} of {len(matching):,} matching of {len(overview.rows):,} tenant "
             f"bindings, {order} first. Select a row to open its tenant; the table's toolbar "
             "shows and hides columns."
+            + (
+                f" A table shows at most {MOST_ROWS:,} rows: the filter narrows to the others."
+                if len(matching) > MOST_ROWS
+                else ""
+            )
         )
         # A selection refers to the rows as the viewer saw them, and a poll may have re-sorted
         # them since: keep the order shown last time to read it against.

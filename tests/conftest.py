@@ -16,7 +16,7 @@ from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 from dashboard.local.rabbitmq import LocalBroker
 from dashboard.settings import Settings, load_settings
-from tests.support.helpers import Holder
+from tests.support.helpers import STATISTICS_UP_TO, Holder
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +66,7 @@ def settings_for(broker: LocalBroker, monkeypatch, tmp_path) -> Callable[..., Se
             "refresh_seconds": 1,
             "request_timeout": 5,
             "history_db": tmp_path / "history.sqlite",
+            "statistics_up_to": STATISTICS_UP_TO,
         }
         return load_settings(**(values | overrides))
 
@@ -157,6 +158,7 @@ def console(settings_for, monkeypatch):
             "WARREN_METRICS_URL": base.metrics_url,
             "WARREN_REFRESH_SECONDS": "1",
             "WARREN_HISTORY_DB": str(base.history_db),
+            "WARREN_STATISTICS_UP_TO": str(STATISTICS_UP_TO),
         } | env
         for name, value in values.items():
             monkeypatch.setenv(name, value)

@@ -15,7 +15,7 @@ The one-shot reads the statistics where they are cheap (`statistics=None`); the 
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Set
+from collections.abc import Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,12 +188,11 @@ def fetch_counts(session: Session) -> tuple[dict[str, QueueCounts], str]:
         except BrokerError:
             pass
     listed = session.client.list_queues_in(session.vhost, COUNT_COLUMNS)
+    # A new queue the broker has not counted yet has no counts; a queue that is down, not all.
     return {
-        raw["name"]: QueueCounts(
-            raw["messages_ready"], raw["messages_unacknowledged"], raw["messages"], raw["consumers"]
-        )
+        raw["name"]: QueueCounts(*(raw.get(count, 0) for count in COUNT_COLUMNS[1:]))
         for raw in listed
-        if "messages" in raw  # a new queue the broker has not counted yet
+        if "messages" in raw
     }, "management"
 
 
@@ -289,15 +288,14 @@ class OverviewReader:
     """Overviews for a poll. With a metrics endpoint that answers for this broker, the first
     read lists the topology without statistics while it reads the counts, so that a first page
     at scale (above WARREN_STATISTICS_UP_TO queues) does not wait for the broker's slow part;
-    each later read lays fresh counts over the topology,
-    lists it again (without statistics) when a queue appeared or went, and lists the statistics
-    when due: on the second read, then every WARREN_TOPOLOGY_SECONDS, in the poll's background.
+    each later read lays fresh counts over the topology, lists it again when a queue appeared
+    or went (at scale without statistics), and lists the statistics when due: on the second
+    read, then every WARREN_TOPOLOGY_SECONDS, in the poll's background.
     Without the endpoint, every read lists everything with statistics (the counts need them)."""
 
-    def __init__(self, session: Session, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, session: Session):
         self.session = session
         self.metrics = session.metrics
-        self._clock = clock
         self._answered = False
         self._topology: Topology | None = None
         self._statistics: dict[str, QueueInfo] = {}
@@ -316,9 +314,12 @@ class OverviewReader:
             if topology is not None:
                 self._topology = topology.result()
         cheap = len(self._topology.queues) <= self.session.settings.statistics_up_to
-        if counts.keys() != self._topology.queues.keys():
+        changed = counts.keys() != self._topology.queues.keys()  # a queue appeared or went
+        if cheap and (changed or self._statistics_due()):
+            self._list_statistics()
+        elif changed:
             self._topology = fetch_topology(self.session, statistics=False)
-        elif (cheap or not first) and self._statistics_due():
+        elif not first and self._statistics_due():
             self._list_statistics()
         return overview_of(
             self._topology,
@@ -344,14 +345,14 @@ class OverviewReader:
         return counts
 
     def _statistics_due(self) -> bool:
-        elapsed = self._clock() - self._listed_at
+        elapsed = time.monotonic() - self._listed_at
         return self._statistics_at is None or elapsed >= self.session.settings.topology_seconds
 
     def _list_statistics(self) -> Topology:
         self._topology = fetch_topology(self.session)
         self._statistics = self._topology.queues
         self._statistics_at = datetime.now(UTC)
-        self._listed_at = self._clock()
+        self._listed_at = time.monotonic()
         return self._topology
 
     def _listed(self) -> Overview:

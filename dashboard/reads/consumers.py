@@ -276,20 +276,25 @@ def _flag_waiting_behind(loads: list[ConsumerLoad], now: datetime, interval: flo
     """Fair dispatch broken by prefetch: a consumer holds a job it has not started (more than
     one unacked) while another pod's consumer of the same queue has held none for longer than
     a poll. (The other's channel `idle_since` stands for "for more than one poll": a one-shot
-    run sees it as a console does.)"""
+    run sees it as a console does.) The free consumers are found once per queue: comparing
+    every consumer with every other took a minute at 10,000 consumers."""
+    free_on: dict[str, list[ConsumerLoad]] = defaultdict(list)
+    for other in loads:
+        if (
+            other.ack_required
+            and other.unacked == 0
+            and other.idle_since is not None
+            and (now - other.idle_since).total_seconds() > interval
+        ):
+            free_on[other.queue].append(other)
     for load in loads:
         if load.unacked < 2 or not load.ack_required or not load.work:
             continue
         free = sorted(
             {
                 other.connection
-                for other in loads
-                if other.queue == load.queue
-                and other.connection_id != load.connection_id
-                and other.ack_required
-                and other.unacked == 0
-                and other.idle_since is not None
-                and (now - other.idle_since).total_seconds() > interval
+                for other in free_on.get(load.queue, [])
+                if other.connection_id != load.connection_id
             }
         )
         if free:

@@ -237,11 +237,9 @@ def fetch_overview(session: Session, statistics: bool | None = True) -> Overview
         counting = pool.submit(fetch_counts, session)
         topology = fetch_topology(session, statistics=False)
         counts, source = counting.result()
-    listed = None
     if statistics is None and len(topology.queues) <= session.settings.statistics_up_to:
-        listed = fetch_topology(session)
-        topology = listed
-    return overview_of(topology, counts, source, listed.queues if listed else None)
+        topology = fetch_topology(session)
+    return overview_of(topology, counts, source)
 
 
 def overview_of(
@@ -315,12 +313,10 @@ class OverviewReader:
                 self._topology = topology.result()
         cheap = len(self._topology.queues) <= self.session.settings.statistics_up_to
         changed = counts.keys() != self._topology.queues.keys()  # a queue appeared or went
-        if cheap and (changed or self._statistics_due()):
+        if (cheap and changed) or ((cheap or not first) and self._statistics_due()):
             self._list_statistics()
         elif changed:
             self._topology = fetch_topology(self.session, statistics=False)
-        elif not first and self._statistics_due():
-            self._list_statistics()
         return overview_of(
             self._topology,
             counts | self._exact(counts),

@@ -50,14 +50,16 @@ def logged_in_session() -> Session | None:
     if settings.auth == "service":
         return _in_picked_vhost(_shared_session(settings))
     login = st.session_state.get(LOGIN) or _kept_login(settings)
-    return _in_picked_vhost(_shared_session(settings.as_user(*login))) if login else None
+    if not login:
+        return None
+    return _in_picked_vhost(_shared_session(settings.as_user(*login)))
 
 
 def _in_picked_vhost(session: Session) -> Session:
     """The session in the vhost of `?vhost=` (kept for this browser session, so that a page
     the sidebar opens without it stays there), else WARREN_VHOST's. A vhost the user may not
     see is a sentence, and nothing else."""
-    default = _loaded_settings().vhost
+    default = session.settings.vhost
     picked = st.query_params.get(VHOST) or st.session_state.get(PICKED_VHOST) or default
     if picked == default:
         st.session_state.pop(PICKED_VHOST, None)

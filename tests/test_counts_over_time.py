@@ -83,7 +83,7 @@ def test_the_history_is_preferred_and_the_broker_fills_its_gaps():
     polls.append(Sample(now - 5, 6, 0, None, None))
     broker = [broker_sample(now - ago, 9) for ago in (120, 110, 100, 90, 80, 70)]
 
-    series = filled(Recorded(polls, 1, "Warren's history, one sample per poll (1 s)"), broker)
+    series = filled(Recorded(polls, 3, "Warren's history, one sample per poll (1 s)"), broker)
 
     drawn = [(round(point.at - now), point.ready) for point in series.points]
     assert drawn == [
@@ -109,7 +109,7 @@ def test_a_lone_zero_of_the_broker_beside_warrens_samples_is_not_drawn():
     now = float(round(time.time()))
     polls = [Sample(now - 2, 7, 0, None, None), Sample(now, 7, 0, None, None)]
 
-    series = filled(Recorded(polls, 2, "history"), [broker_sample(now - 30, 0)])
+    series = filled(Recorded(polls, 6, "history"), [broker_sample(now - 30, 0)])
 
     assert [(point.at - now, point.ready) for point in series.points] == [(-2, 7), (0, 7)]
 
@@ -131,7 +131,11 @@ def test_an_hour_from_a_history_file_that_broke_names_the_file(settings_for, tmp
 def test_an_hour_from_the_local_history_says_its_sampling(settings_for, tmp_path):
     history = History(tmp_path / "history.sqlite", 3600, "http://broker")
     series = CountsOverTime(settings_for(refresh_seconds=5), history).series("/", "q", 3600, [])
-    assert (series.points, series.source) == ([], "Warren's history, one sample per poll (5 s)")
+    assert (series.points, series.source) == (
+        [],
+        "Warren's history: every change seen by its polls (every 5 s), and once every 60 s while "
+        "the counts stand still",
+    )
 
 
 def test_an_hour_of_empty_history_shows_the_brokers_last_minutes(settings_for, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dashboard.reads.history import History
+from dashboard.reads.history import HEARTBEAT_SECONDS, History, Sample
 from dashboard.reads.models import Overview, TenantRow, Totals
 from dashboard.reads.silence import silence_in
 
@@ -35,26 +35,48 @@ def overview(unacked: int, acks: int, dead: int | None) -> Overview:
 @settings(max_examples=60, deadline=None)
 @given(polls=POLLS, skipped=st.integers(0, 4))
 def test_held_silences_and_first_dead_letters_match_the_rules_over_the_samples(polls, skipped):
+    times = [1000.0 + 10 * number for number in range(len(polls))]
     with tempfile.TemporaryDirectory() as scratch:
         history = History(Path(scratch) / "h.sqlite", 86400, "http://broker")
-        for number, poll in enumerate(polls):
-            history.record(overview(*poll), at=1000.0 + 10 * number)
+        for at, poll in zip(times, polls, strict=True):
+            history.record(overview(*poll), at=at)
         since = 1000.0 + 10 * skipped
         acks = polls[-1][1]
-        window = [(1000.0 + 10 * n, p) for n, p in enumerate(polls) if 1000.0 + 10 * n >= since]
-
+        samples = history.series("/", "q", 0)
         found = history.held_silences("/", {"q": acks}, since)
         first = history.first_counting("/", ["q"], since, "dead_letters")
 
-    expected = silence_in([(at, unacked > 0 and seen == acks) for at, (unacked, seen, _) in window])
+    # Every change is written, and the last poll before it: runs of equal counts are whole.
+    changed = [n for n in range(1, len(polls)) if polls[n] != polls[n - 1]]
+    written = {sample.at for sample in samples}
+    assert {times[0]} | {times[n] for n in changed} | {times[n - 1] for n in changed} <= written
+    assert written <= set(times)
+    window = [sample for sample in samples if sample.at >= since]
+    expected = silence_in([(s.at, s.unacked > 0 and s.acks == acks) for s in window])
     if not window:
         assert found == {}
     else:
         assert found == {"q": (expected.since, expected.at_least) if expected else None}
-    counted = [(at, dead) for at, (_, _, dead) in window if dead is not None]
+    counted = [(s.at, s.dead_letters) for s in window if s.dead_letters is not None]
     assert {q: (sample.at, sample.dead_letters) for q, sample in first.items()} == (
         {"q": counted[0]} if counted else {}
     )
+
+
+def test_counts_that_stand_still_are_written_once_a_minute_and_the_last_poll_is_known(tmp_path):
+    history = History(tmp_path / "h.sqlite", 86400, "http://broker")
+    for second in range(0, 300, 5):
+        history.record(overview(2, 7, None), at=1000.0 + second)
+    history.record(overview(0, 9, None), at=1300.0)
+
+    written = history.series("/", "q", 0)
+    assert [s.at for s in written][0] == 1000.0
+    assert [(s.at, s.unacked, s.acks) for s in written][-2:] == [(1295.0, 2, 7), (1300.0, 0, 9)]
+    gaps = [later.at - earlier.at for earlier, later in zip(written, written[1:], strict=False)]
+    assert max(gaps) <= HEARTBEAT_SECONDS and len(written) <= 300 / HEARTBEAT_SECONDS + 3
+    assert history.latest("/", "q") == Sample(1300.0, 0, 0, 9, None, 0)
+    history.record(overview(0, 9, None), at=1305.0)
+    assert history.latest("/", "q").at == 1305.0 and history.series("/", "q", 1301) == []
 
 
 def test_a_history_file_from_before_redeliveries_opens_and_keeps_its_samples(tmp_path):

@@ -4,7 +4,7 @@ growing fastest (and only those that really grew), and both on the overview page
 import time
 from datetime import UTC, datetime
 
-from dashboard.reads.history import History
+from dashboard.reads.history import HEARTBEAT_SECONDS, History
 from dashboard.reads.models import Overview, TenantRow, Totals
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.trends import (
@@ -41,24 +41,37 @@ def _overview(rows: list[TenantRow], vhost: str = "/") -> Overview:
     )
 
 
-def test_ready_per_span_is_the_last_poll_of_each_span(tmp_path):
+def test_ready_per_span_is_each_queues_last_sample_in_it(tmp_path):
     history = History(tmp_path / "history.sqlite", 7200, "http://broker")
     other_broker = History(tmp_path / "history.sqlite", 7200, "http://elsewhere")
     since = 1_000_000.0
     record(history, since - 10, {"a": 99})  # before the window
     record(history, since + 1, {"a": 1, "gone": 7})
-    record(history, since + 2, {"a": 2, "b": 8})  # the span's last poll
+    record(history, since + 2, {"a": 2, "b": 8})  # a's last sample in the first span
     record(history, since + 2 * SPAN + 5, {"a": 5})
     record(history, since + 2 * SPAN + 5, {"c": 3}, vhost="other")
     record(other_broker, since + SPAN + 5, {"a": 42})
 
     trends = history.ready_trends("/", since, since + WINDOW_SECONDS, SPANS)
 
-    # "gone" was deleted before the span's last poll: not in it.
     assert trends == {
         "a": [2, None, 5] + [None] * (SPANS - 3),
         "b": [8] + [None] * (SPANS - 1),
+        "gone": [7] + [None] * (SPANS - 1),
     }
+
+
+def test_a_queue_whose_count_stands_still_is_in_every_span(tmp_path):
+    """Its count is written once a minute, not on every poll: each span still has it."""
+    history = History(tmp_path / "history.sqlite", 7200, "http://broker")
+    since = 1_000_000.0
+    for poll in range(int(WINDOW_SECONDS / 5)):
+        record(history, since + 5 * poll, {"still": 4})
+
+    assert history.ready_trends("/", since, since + WINDOW_SECONDS, SPANS) == {
+        "still": [4] * SPANS
+    }
+    assert len(history.series("/", "still", 0)) <= WINDOW_SECONDS / HEARTBEAT_SECONDS + 1
 
 
 def test_growing_fastest_is_at_most_five_that_really_grew():

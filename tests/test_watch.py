@@ -13,7 +13,7 @@ import requests
 
 from dashboard.local.demo import stop_console as stop
 from dashboard.watch.findings import KINDS, alert_name
-from tests.support.helpers import cli_environment, tenant_with_messages, wait_until
+from tests.support.helpers import cli_environment, publish, tenant_with_messages, wait_until
 from tests.support.tcpproxy import TcpProxy
 from tests.support.watching import (
     RULES,
@@ -290,13 +290,19 @@ def test_two_watchers_share_one_store_and_a_restart_goes_on_from_it(
     def oldest() -> float:
         return of_queue("min(at)")
 
+    def written(count: int) -> bool:
+        """Whether `count` samples are written; else one more message, so that the next polls
+        see the counts change (still counts are written once a minute)."""
+        publish(channel, exchange, "acme", 1)
+        return samples() >= count
+
     first = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
     second = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
-    wait_until(lambda: samples() >= 10)
+    wait_until(lambda: written(10))
     assert first.stop() == 0
     kept, since = samples(), oldest()
     again = watcher_for(WARREN_TENANT_EXCHANGE=exchange)
-    wait_until(lambda: samples() >= kept + 5)
+    wait_until(lambda: written(kept + 5))
     assert oldest() == since
 
     with sqlite3.connect(store) as db:

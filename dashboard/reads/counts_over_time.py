@@ -1,5 +1,5 @@
 """A tenant queue's ready and unacked counts over a window, from the best source for its length:
-Warren's local history for the last 10 minutes (one sample per poll), Prometheus for longer
+Warren's local history for the last 10 minutes (every change its polls saw), Prometheus for longer
 windows when one is configured, else the local history; and wherever that source has no sample
 in the last 10 minutes (nobody had the console open), the broker's own samples. Each series says
 where each part came from and leaves gaps as gaps."""
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dashboard.errors import WarrenError
-from dashboard.reads.history import History, Point, Sample, spaced
+from dashboard.reads.history import HEARTBEAT_SECONDS, History, Point, Sample, spaced
 from dashboard.reads.prometheus_history import PrometheusHistory
 from dashboard.reads.queue_detail import BROKER_SECONDS, BROKER_STEP, CountSample
 from dashboard.settings import Settings
@@ -39,10 +39,11 @@ class Series:
 
 @dataclass(frozen=True)
 class Recorded:
-    """A source's samples of the window, and the step it samples at."""
+    """A source's samples of the window."""
 
     samples: list[Sample]
-    step: float
+    # Samples further apart than this have a gap between them: nobody was looking.
+    reach: float
     source: str
 
 
@@ -74,14 +75,14 @@ class CountsOverTime:
         try:
             return self._local(vhost, queue, since)
         except HistoryUnavailable:
-            return Recorded([], self.refresh_seconds, "")
+            return Recorded([], GAP_STEPS * self.refresh_seconds, "")
 
     def _longer(self, vhost: str, queue: str, since: float, seconds: int) -> Recorded:
         if self.prometheus is None:
             return self._local(vhost, queue, since)
         step = max(15.0, seconds / PROMETHEUS_POINTS)
         samples = self.prometheus.series(vhost, queue, since, step)
-        return Recorded(samples, step, f"Prometheus, one point every {step:g} s")
+        return Recorded(samples, GAP_STEPS * step, f"Prometheus, one point every {step:g} s")
 
     def _local(self, vhost: str, queue: str, since: float) -> Recorded:
         if self.history is None:
@@ -94,10 +95,14 @@ class CountsOverTime:
             raise HistoryUnavailable(
                 f"The local history at {self.history.path} cannot be read: {exc}."
             ) from None
+        latest = self.history.latest(vhost, queue)
+        if latest is not None and (not samples or latest.at > samples[-1].at):
+            samples.append(latest)
         return Recorded(
             samples,
-            self.refresh_seconds,
-            f"Warren's history, one sample per poll ({self.refresh_seconds:g} s)",
+            HEARTBEAT_SECONDS + GAP_STEPS * self.refresh_seconds,
+            f"Warren's history: every change seen by its polls (every {self.refresh_seconds:g} s),"
+            f" and once every {HEARTBEAT_SECONDS} s while the counts stand still",
         )
 
 
@@ -107,7 +112,7 @@ def filled(recorded: Recorded, broker_samples: list[CountSample]) -> Series:
     messages): beside samples of Warren's own they add nothing."""
     if recorded.samples and not any(s.ready or s.unacked for s in broker_samples):
         broker_samples = []
-    reach = GAP_STEPS * recorded.step
+    reach = recorded.reach
     times = [sample.at for sample in recorded.samples]
     fill = [
         Sample(s.at.timestamp(), s.ready, s.unacked, None, None)

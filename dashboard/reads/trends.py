@@ -1,6 +1,6 @@
 """Each tenant queue's last hour at a glance: its ready count in spans, small enough for a line in
-a table row, and the backlogs that grow fastest. From Warren's own history (one sample per
-overview poll), so only as complete as the time someone had the console open."""
+a table row, and the backlogs that grow fastest. From Warren's own history (what its
+overview polls saw), so only as complete as the time someone had the console open."""
 
 import sqlite3
 
@@ -22,7 +22,7 @@ class TrendsUnavailable(WarrenError):
 
 
 class QueueTrend(BaseModel):
-    # The ready count at each span's last poll, oldest first; None where no poll saw the queue.
+    # The ready count at each span's last sample, oldest first; None where no poll saw the queue.
     ready: list[int | None]
 
     @property

@@ -149,7 +149,7 @@ def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
         first = reader.read()
         warm = reader.read()
         listed = fetch_overview(session)
-        rows = [[row.model_dump() for row in view.rows] for view in (first, warm, listed)]
+        rows = [[row.record() for row in view.rows] for view in (first, warm, listed)]
         exact = amqp_counts(broker, vhost, sorted(by_queue(rows[0])))
         for way in [*rows, one_shot()]:
             assert len(way) == tenants and by_queue(way) == exact, "counts differ from AMQP"

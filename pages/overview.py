@@ -165,7 +165,7 @@ def show_growing(overview: Overview, trends: Trends) -> None:
 def table_row(row: TenantRow, trends: Trends | None) -> dict:
     trend = trends.by_queue.get(row.queue) if trends else None
     capacity = row.consumer_capacity
-    return row.model_dump() | {
+    return row.record() | {
         "flags": flag_kinds(row.flags),
         "trend": (trend.known or None) if trend else None,
         "growth": trend.growth if trend else None,

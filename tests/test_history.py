@@ -4,6 +4,7 @@ Python (reads/silence.py's one definition), for any run of polls (hypothesis).""
 import sqlite3
 import tempfile
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -70,9 +71,9 @@ def test_counts_that_stand_still_are_written_once_a_minute_and_the_last_poll_is_
     history.record(overview(0, 9, None), at=1300.0)
 
     written = history.series("/", "q", 0)
-    assert [s.at for s in written][0] == 1000.0
+    assert written[0].at == 1000.0
     assert [(s.at, s.unacked, s.acks) for s in written][-2:] == [(1295.0, 2, 7), (1300.0, 0, 9)]
-    gaps = [later.at - earlier.at for earlier, later in zip(written, written[1:], strict=False)]
+    gaps = [later.at - earlier.at for earlier, later in pairwise(written)]
     assert max(gaps) <= HEARTBEAT_SECONDS and len(written) <= 300 / HEARTBEAT_SECONDS + 3
     assert history.latest("/", "q") == Sample(1300.0, 0, 0, 9, None, 0)
     history.record(overview(0, 9, None), at=1305.0)

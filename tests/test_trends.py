@@ -2,6 +2,7 @@
 growing fastest (and only those that really grew), and both on the overview page."""
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from dashboard.reads.history import HEARTBEAT_SECONDS, History
@@ -68,9 +69,7 @@ def test_a_queue_whose_count_stands_still_is_in_every_span(tmp_path):
     for poll in range(int(WINDOW_SECONDS / 5)):
         record(history, since + 5 * poll, {"still": 4})
 
-    assert history.ready_trends("/", since, since + WINDOW_SECONDS, SPANS) == {
-        "still": [4] * SPANS
-    }
+    assert history.ready_trends("/", since, since + WINDOW_SECONDS, SPANS) == {"still": [4] * SPANS}
     assert len(history.series("/", "still", 0)) <= WINDOW_SECONDS / HEARTBEAT_SECONDS + 1
 
 
@@ -140,7 +139,7 @@ def test_a_queue_the_broker_has_not_counted_yet_leaves_no_sample(tmp_path):
     """Until its first statistics a new queue reads 0 ready: a 0 nobody saw is not recorded."""
     history = History(tmp_path / "history.sqlite", 7200, "http://broker")
     record(history, 100.0, {"counted": 3, "fresh": 0})
-    uncounted = [row.model_copy(update={"counted": False}) for row in _rows({"fresh": 0})]
+    uncounted = [replace(row, counted=False) for row in _rows({"fresh": 0})]
     history.record(_overview(uncounted), 101.0)
 
     assert [s.at for s in history.series("/", "fresh", 0)] == [100.0]

@@ -101,7 +101,7 @@ def tenants(args: argparse.Namespace) -> int:
         flag_overview(overview, history, session.settings, session=session)
         unrouted = None if args.json else unrouted_or_none(session)
     rows = longest_waiting_first(overview.rows) if args.sort == "wait" else overview.rows
-    records = [row.model_dump(mode="json") for row in rows]
+    records = [row.record("json") for row in rows]
     if args.json:
         print_json(records)
         return 0

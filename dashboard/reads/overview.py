@@ -102,7 +102,9 @@ class Place(NamedTuple):
 class Topology:
     vhost: str
     exchange: str
-    bindings: list[Binding]
+    # Queue name -> the tenant ids it is bound under (the bindings themselves are not kept: a
+    # model each, 50 MB at 50,000).
+    tenants: dict[str, set[str]]
     queues: dict[str, QueueInfo]
     # Dead-letter exchange -> routing key -> the queue it routes that key to.
     dead_letter_routes: dict[str, dict[str, str]]
@@ -115,7 +117,7 @@ class Topology:
         counts over them. A binding whose queue vanished between the two requests has none."""
         return [
             Place(tenant, queue, sorted(tenants - {tenant}), self._dead_letter_queue(queue, tenant))
-            for name, tenants in tenants_by_queue(self.bindings).items()
+            for name, tenants in self.tenants.items()
             if (queue := self.queues.get(name)) is not None
             for tenant in tenants
         ]
@@ -154,7 +156,9 @@ def fetch_topology(session: Session, statistics: bool = True) -> Topology:
         )
         found = pool.map(lambda dlx: _first_queue_by_key(client, vhost, dlx), exchanges)
         routes = dict(zip(exchanges, found, strict=True))
-    return Topology(vhost, session.exchange, bindings, queues, routes, statistics)
+    return Topology(
+        vhost, session.exchange, dict(tenants_by_queue(bindings)), queues, routes, statistics
+    )
 
 
 def _fill_in_policies(session: Session, pool: ThreadPoolExecutor, queues: list[QueueInfo]) -> None:
@@ -222,7 +226,7 @@ def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
         topology = fetch_topology(session, statistics=False)
     except TenantExchangeMissing:
         return {}, set()
-    tenants = {queue: sorted(ids) for queue, ids in tenants_by_queue(topology.bindings).items()}
+    tenants = {queue: sorted(ids) for queue, ids in topology.tenants.items()}
     return tenants, {place.dead_letter_queue for place in topology.places} - {None}
 
 

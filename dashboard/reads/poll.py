@@ -18,6 +18,7 @@ from dashboard.reads.nodes import Cluster, fetch_cluster
 from dashboard.reads.overview import OverviewReader
 from dashboard.reads.stuck import Memory, flag_overview
 from dashboard.reads.unrouted import fetch_unrouted
+from dashboard.tuning import release_memory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,13 +43,17 @@ class SharedPoll(Generic[T]):
     A background thread polls on the interval, so no reader's timing adds a poll and none waits
     on a slow broker: readers get the latest snapshot at once (only the very first ones wait
     for the first fetch). Once nobody has read for IDLE_INTERVALS intervals the thread stops,
-    and the next reader starts it again.
+    lets go of the snapshot and calls `forget` (what the fetch keeps between fetches), and
+    their memory goes back to the system; the next reader starts again with a fresh fetch.
     """
 
     IDLE_INTERVALS = 3
 
-    def __init__(self, fetch: Callable[[], T], interval: float):
+    def __init__(
+        self, fetch: Callable[[], T], interval: float, forget: Callable[[], None] | None = None
+    ):
         self._fetch = fetch
+        self._forget = forget
         self.interval = interval
         self._lock = threading.Lock()  # one fetch at a time
         self._poller_lock = threading.Lock()  # one polling thread at a time
@@ -92,9 +97,19 @@ class SharedPoll(Generic[T]):
             with self._poller_lock:
                 if time.monotonic() - self._read_at > self.IDLE_INTERVALS * self.interval:
                     self._poller = None
-                    return
+                    with self._lock:
+                        self._let_go()
+                    break
             with self._lock:
                 self._refresh()
+        release_memory()
+
+    def _let_go(self) -> None:
+        """Nobody reads: the next reader fetches anew anyway (see `_outdated`). At 50,005
+        tenant bindings the overview's snapshot and what its reader keeps are hundreds of MB."""
+        self._snapshot = Snapshot()
+        if self._forget is not None:
+            self._forget()
 
     def _refresh(self) -> None:
         self.fetches += 1
@@ -119,18 +134,32 @@ class SharedPoll(Generic[T]):
         )
 
 
-def overview_poll(session: Session, history: History | None) -> SharedPoll[Overview]:
-    """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
-    reader = OverviewReader(session)
-    memory = Memory()
+class OverviewPolling:
+    """The overview poll's fetch, and what it keeps from one fetch to the next (the topology,
+    the backlogs and silences known) until nobody looks."""
 
-    def read() -> Overview:
-        overview = reader.read()
-        flag_overview(overview, history, session.settings, session=session, memory=memory)
-        overview.unrouted = unrouted_or_none(session)
+    def __init__(self, session: Session, history: History | None):
+        self.session = session
+        self.history = history
+        self.forget()
+
+    def forget(self) -> None:
+        self.reader = OverviewReader(self.session)
+        self.memory = Memory()
+
+    def read(self) -> Overview:
+        overview = self.reader.read()
+        flag_overview(
+            overview, self.history, self.session.settings, session=self.session, memory=self.memory
+        )
+        overview.unrouted = unrouted_or_none(self.session)
         return overview
 
-    return SharedPoll(read, session.settings.refresh_seconds)
+
+def overview_poll(session: Session, history: History | None) -> SharedPoll[Overview]:
+    """The tenant overview, flagged and recorded in `history`, every WARREN_REFRESH_SECONDS."""
+    polling = OverviewPolling(session, history)
+    return SharedPoll(polling.read, session.settings.refresh_seconds, polling.forget)
 
 
 def unrouted_or_none(session: Session) -> Unrouted | None:

@@ -1,5 +1,5 @@
 """What the overview's last-hour lines cost: `History.ready_trends` (one query that keeps each
-span's last poll per queue) against the plain way, reading every sample of the hour
+span's last full poll per queue) against the plain way, reading every sample of the hour
 (`History.recent`) and bucketing it in Python, on the same file in the same run.
 
 Builds a history of `--queues` tenant queues polled every `--refresh` seconds for an hour, then
@@ -9,6 +9,7 @@ Run: .venv/bin/python bench/overview_trends.py [--queues 5000] [--refresh 10] [-
 
 import argparse
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -42,14 +43,22 @@ def build(queues: int, refresh: float, now: float) -> History:
 
 
 def bucketed(history: History, since: float, until: float) -> dict[str, list[int | None]]:
-    """The plain way: every sample of the window, the last of each span kept in Python."""
+    """The plain way: every sample of the window read, and the one of each span's last full
+    poll (the first poll of a minute, which writes every queue) kept in Python."""
     span = (until - since) / SPANS
+    with sqlite3.connect(history.path) as db:
+        full = {at for (at,) in db.execute("SELECT at FROM full_polls WHERE at >= ?", (since,))}
+    last: dict[int, float] = {}
+    for at in sorted(full):
+        if at < until:
+            last[int((at - since) / span)] = at
+    kept = {at: index for index, at in last.items()}
     lines: dict[str, list[int | None]] = {}
     for queue, samples in history.recent("/", since).items():
         line: list[int | None] = [None] * SPANS
         for sample in samples:
-            if sample.at < until:
-                line[int((sample.at - since) / span)] = sample.ready
+            if sample.at in kept:
+                line[kept[sample.at]] = sample.ready
         lines[queue] = line
     return lines
 

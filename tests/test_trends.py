@@ -42,24 +42,27 @@ def _overview(rows: list[TenantRow], vhost: str = "/") -> Overview:
     )
 
 
-def test_ready_per_span_is_each_queues_last_sample_in_it(tmp_path):
+def test_ready_per_span_is_its_last_full_poll(tmp_path):
+    """The first poll of each minute writes every queue; the others, what changed."""
     history = History(tmp_path / "history.sqlite", 7200, "http://broker")
     other_broker = History(tmp_path / "history.sqlite", 7200, "http://elsewhere")
-    since = 1_000_000.0
+    since = 60 * 16_667.0
     record(history, since - 10, {"a": 99})  # before the window
-    record(history, since + 1, {"a": 1, "gone": 7})
-    record(history, since + 2, {"a": 2, "b": 8})  # a's last sample in the first span
+    record(history, since + 1, {"a": 1, "gone": 7})  # a new minute: a full poll
+    record(history, since + 2, {"a": 2, "b": 8})
+    record(history, since + 61, {"a": 3, "b": 8})  # the first span's last full poll
     record(history, since + 2 * SPAN + 5, {"a": 5})
     record(history, since + 2 * SPAN + 5, {"c": 3}, vhost="other")
     record(other_broker, since + SPAN + 5, {"a": 42})
 
     trends = history.ready_trends("/", since, since + WINDOW_SECONDS, SPANS)
 
+    # "gone" was deleted before the span's last full poll: not in it.
     assert trends == {
-        "a": [2, None, 5] + [None] * (SPANS - 3),
+        "a": [3, None, 5] + [None] * (SPANS - 3),
         "b": [8] + [None] * (SPANS - 1),
-        "gone": [7] + [None] * (SPANS - 1),
     }
+    assert [s.ready for s in history.series("/", "a", since)] == [1, 2, 3, 5]
 
 
 def test_a_queue_whose_count_stands_still_is_in_every_span(tmp_path):

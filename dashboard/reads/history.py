@@ -4,18 +4,18 @@ the broker keeps and for rules that need a window ("no ack for 40 minutes").
 SQLite, one file, bounded by a retention period. A store that cannot be written costs the history,
 never the overview: the failure is logged and the poll goes on.
 
-A queue's counts are written when they change; while they stand still, once a minute at most
-(HEARTBEAT_SECONDS), and when they change again, the last poll that saw them, so that a run of
-equal counts is known from its first poll to its last. Writing every queue on every poll cost a
-second of CPU per poll at 100,000 queues, and at 10,000 queues polled every 5 s, 2,000 rows a
-second: tens of GB a day.
+A queue's counts are written when they change, and then also the last poll that saw the old
+ones, so that a run of equal counts is known from its first poll to its last; and the first
+poll of each minute (HEARTBEAT_SECONDS) writes every queue, marked as a full poll, so that the
+trends read a few whole polls and a chart's gap is a stretch without polls. Writing every queue
+on every poll cost a second of CPU per poll at 100,000 queues, and at 10,000 queues polled every
+5 s, 2,000 rows a second: tens of GB a day.
 """
 
 import logging
 import sqlite3
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -40,12 +40,17 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
 CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at);
 CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at);
+CREATE TABLE IF NOT EXISTS full_polls (
+    at REAL NOT NULL,
+    broker TEXT NOT NULL,
+    vhost TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS full_polls_by_time ON full_polls (broker, vhost, at);
 """
 # A file written before the redelivery count was kept: its old samples have none.
 ADD_REDELIVERIES = "ALTER TABLE samples ADD COLUMN redeliveries INTEGER"
 COLUMNS = "at, broker, vhost, queue, ready, unacked, acks, dead_letters, redeliveries"
-# At most this long between two samples of a queue seen on every poll: the charts' gaps and the
-# trends' spans allow for it.
+# A full poll at least this often: the charts' gaps and the trends' spans allow for it.
 HEARTBEAT_SECONDS = 60
 
 
@@ -67,9 +72,6 @@ class Run(NamedTuple):
 
     counts: Counts
     written_at: float
-    # When a sample of the same counts is due (HEARTBEAT_SECONDS, offset per queue so that a
-    # poll of many still queues writes a few each time, not all of them every minute).
-    due: float
     seen_at: float
 
 
@@ -84,6 +86,8 @@ class History:
         self._pruned_at = 0.0
         # vhost -> queue -> its run, as this process's polls saw it.
         self._runs: dict[str, dict[str, Run]] = {}
+        # vhost -> when this process last wrote a full poll of it.
+        self._full_at: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(SCHEMA)
@@ -96,21 +100,23 @@ class History:
 
     def record(self, overview: Overview, at: float | None = None) -> None:
         """The tenant queues' counts (a queue under two tenant ids is one), where they changed
-        since the last poll or a sample is due."""
+        since the last poll, or all of them in the first poll of a minute."""
         moment = time.time() if at is None else at
         runs = self._runs.get(overview.vhost, {})
+        last_full = self._full_at.get(overview.vhost)
+        full = last_full is None or moment // HEARTBEAT_SECONDS != last_full // HEARTBEAT_SECONDS
         seen = _counts_of(overview)
         rows: list[tuple] = []
         kept: dict[str, Run] = {}
         for queue, counts in seen.items():
             run = runs.get(queue)
-            if run is not None and run.counts == counts and moment < run.due:
+            if run is not None and run.counts == counts and not full:
                 kept[queue] = run._replace(seen_at=moment)
                 continue
             if run is not None and run.counts != counts and run.seen_at > run.written_at:
                 rows.append((run.seen_at, queue, run.counts))  # the last poll of the old counts
             rows.append((moment, queue, counts))
-            kept[queue] = Run(counts, moment, _due(queue, moment), moment)
+            kept[queue] = Run(counts, moment, moment)
         for queue in runs.keys() - seen.keys():
             run = runs[queue]
             if run.seen_at > run.written_at:
@@ -120,14 +126,24 @@ class History:
                 f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(at, self.broker, overview.vhost, queue, *counts) for at, queue, counts in rows],
             )
+            if full:
+                db.execute(
+                    "INSERT INTO full_polls (at, broker, vhost) VALUES (?, ?, ?)",
+                    (moment, self.broker, overview.vhost),
+                )
             if moment - self._pruned_at > 60:
-                db.execute("DELETE FROM samples WHERE at < ?", (moment - self.retention_seconds,))
+                for table in ("samples", "full_polls"):
+                    db.execute(
+                        f"DELETE FROM {table} WHERE at < ?", (moment - self.retention_seconds,)
+                    )
                 self._pruned_at = moment
         self._runs[overview.vhost] = kept
+        if full:
+            self._full_at[overview.vhost] = moment
 
     def latest(self, vhost: str, queue: str) -> Sample | None:
-        """The last poll that saw `queue`, written or not (a run of equal counts is written at
-        most once a minute)."""
+        """The last poll that saw `queue`, written or not (a run of equal counts is written
+        once a minute)."""
         run = self._runs.get(vhost, {}).get(queue)
         return None if run is None else Sample(run.seen_at, *run.counts)
 
@@ -232,21 +248,29 @@ class History:
         self, vhost: str, since: float, until: float, buckets: int
     ) -> dict[str, list[int | None]]:
         """Every queue of `vhost` from `since` to `until` cut into `buckets` equal spans: its
-        ready count at its last sample in each span (None where no poll saw it: a span is
-        longer than HEARTBEAT_SECONDS)."""
+        ready count at each span's last full poll (None where that poll did not see it; a span
+        is longer than HEARTBEAT_SECONDS)."""
         width = (until - since) / buckets
         with self._connect() as db:
-            # SQLite takes a bare column (ready) from the row that holds the MAX.
+            # A full poll records every queue at one moment: the spans' last ones are a few
+            # index look-ups, and only their rows are read, however many polls the hour holds.
+            lasts = [
+                db.execute(
+                    "SELECT MAX(at) FROM full_polls WHERE broker = ? AND vhost = ? AND at >= ? "
+                    "AND at < ?",
+                    (self.broker, vhost, since + span * width, since + (span + 1) * width),
+                ).fetchone()[0]
+                for span in range(buckets)
+            ]
+            span_of = {at: span for span, at in enumerate(lasts) if at is not None}
             rows = db.execute(
-                "SELECT queue, CAST((at - :since) / :width AS INTEGER) AS span, MAX(at), ready "
-                "FROM samples WHERE broker = :broker AND vhost = :vhost AND at >= :since "
-                "AND at < :until GROUP BY queue, span",
-                {"broker": self.broker, "vhost": vhost, "since": since, "until": until,
-                 "width": width},
-            ).fetchall()  # fmt: skip
+                "SELECT queue, at, ready FROM samples WHERE broker = ? AND vhost = ? AND at IN "
+                f"({', '.join('?' * len(span_of))})",
+                (self.broker, vhost, *span_of),
+            ).fetchall()
         trends: dict[str, list[int | None]] = {}
-        for queue, span, _, ready in rows:
-            trends.setdefault(queue, [None] * buckets)[min(span, buckets - 1)] = ready
+        for queue, at, ready in rows:
+            trends.setdefault(queue, [None] * buckets)[span_of[at]] = ready
         return trends
 
 
@@ -259,13 +283,6 @@ def _counts_of(overview: Overview) -> dict[str, Counts]:
         for row in overview.rows
         if row.counted and row.acks is not None
     }
-
-
-def _due(queue: str, moment: float) -> float:
-    """The next heartbeat of `queue` after `moment`: its slots are offset by a hash of its name
-    (stable across processes, unlike `hash`)."""
-    offset = zlib.crc32(queue.encode()) % HEARTBEAT_SECONDS
-    return ((moment + offset) // HEARTBEAT_SECONDS + 1) * HEARTBEAT_SECONDS - offset
 
 
 def open_history(settings: Settings) -> History | None:

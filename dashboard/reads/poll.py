@@ -43,8 +43,9 @@ class SharedPoll(Generic[T]):
     A background thread polls on the interval, so no reader's timing adds a poll and none waits
     on a slow broker: readers get the latest snapshot at once (only the very first ones wait
     for the first fetch). Once nobody has read for IDLE_INTERVALS intervals the thread stops,
-    lets go of the snapshot and calls `forget` (what the fetch keeps between fetches), and
-    their memory goes back to the system; the next reader starts again with a fresh fetch.
+    calls `forget` (what the fetch keeps between fetches) and gives the memory back to the
+    system; the next reader starts again with a fresh fetch. The last snapshot stays: it is
+    what a reader sees, marked stale, if that fetch fails (a broker down since).
     """
 
     IDLE_INTERVALS = 3
@@ -97,19 +98,13 @@ class SharedPoll(Generic[T]):
             with self._poller_lock:
                 if time.monotonic() - self._read_at > self.IDLE_INTERVALS * self.interval:
                     self._poller = None
-                    with self._lock:
-                        self._let_go()
+                    if self._forget is not None:
+                        with self._lock:
+                            self._forget()
                     break
             with self._lock:
                 self._refresh()
         release_memory()
-
-    def _let_go(self) -> None:
-        """Nobody reads: the next reader fetches anew anyway (see `_outdated`). At 50,005
-        tenant bindings the overview's snapshot and what its reader keeps are hundreds of MB."""
-        self._snapshot = Snapshot()
-        if self._forget is not None:
-            self._forget()
 
     def _refresh(self) -> None:
         self.fetches += 1

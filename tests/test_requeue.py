@@ -140,13 +140,21 @@ def test_sigkill_mid_requeue_loses_nothing_and_a_rerun_completes(
     source, target, environment, command = big_requeue(broker, channel, unique, tmp_path)
     settings = settings_for()
     killed = subprocess.Popen([*command, "--yes"], env=environment, stderr=subprocess.DEVNULL)
-    wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
+    audit = AuditLog(tmp_path / "audit.sqlite")
+    # The kill lands after a progress report: on a loaded machine 2,000 can move before one.
+    wait_until(
+        lambda: (
+            ready_count(settings, target) >= 2000
+            and any((record.counts or {}).get("moved") for record in audit.records())
+        ),
+        what="2,000 moved and reported",
+        timeout=60,
+    )
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     in_source, in_target = ready_once_returned(settings, [source, target], 20000)
     assert 0 < in_source < 20000
     assert in_source + in_target - 20000 <= MAX_WINDOW  # duplicates bounded by the window
-    audit = AuditLog(tmp_path / "audit.sqlite")
     [killed_record] = audit.records()
     assert killed_record.ended_at is None  # started, never ended: its process is gone
 

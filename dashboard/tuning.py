@@ -12,7 +12,6 @@ malloc its heap), so a console that held a large overview for its viewers would 
 much for good once they left."""
 
 import ctypes
-import ctypes.util
 import gc
 
 THRESHOLDS = (100_000, 50, 50)
@@ -26,7 +25,9 @@ def release_memory() -> None:
     """Collect the garbage, then ask the C library to return its free pages to the system
     (glibc's `malloc_trim`; elsewhere only the collection)."""
     gc.collect()
-    libc = ctypes.util.find_library("c")
-    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
-    if trim is not None:
-        trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+# The process's own symbols: glibc's where the C library is glibc.
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)

@@ -113,14 +113,12 @@ class History:
             if run is not None and run.counts == counts and not full:
                 kept[queue] = run._replace(seen_at=moment)
                 continue
-            if run is not None and run.counts != counts and run.seen_at > run.written_at:
-                rows.append((run.seen_at, queue, run.counts))  # the last poll of the old counts
+            if run is not None and run.counts != counts:
+                rows.extend(_unwritten_end(queue, run))
             rows.append((moment, queue, counts))
             kept[queue] = Run(counts, moment, moment)
         for queue in runs.keys() - seen.keys():
-            run = runs[queue]
-            if run.seen_at > run.written_at:
-                rows.append((run.seen_at, queue, run.counts))
+            rows.extend(_unwritten_end(queue, runs[queue]))
         with self._lock, self._connect() as db:
             db.executemany(
                 f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -272,6 +270,11 @@ class History:
         for queue, at, ready in rows:
             trends.setdefault(queue, [None] * buckets)[span_of[at]] = ready
         return trends
+
+
+def _unwritten_end(queue: str, run: Run) -> list[tuple]:
+    """The last poll of a run that ended, where it was not written already."""
+    return [(run.seen_at, queue, run.counts)] if run.seen_at > run.written_at else []
 
 
 def _counts_of(overview: Overview) -> dict[str, Counts]:

@@ -22,7 +22,8 @@ class TrendsUnavailable(WarrenError):
 
 
 class QueueTrend(BaseModel):
-    # The ready count at each span's last sample, oldest first; None where no poll saw the queue.
+    # The ready count at each span's last full poll, oldest first; None where it did not see the
+    # queue.
     ready: list[int | None]
 
     @property

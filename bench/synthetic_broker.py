@@ -104,6 +104,11 @@ def arguments_of(number: int | None) -> dict:
     return {"x-max-priority": 10}
 
 
+# How much each queue's reductions grow per scrape (the amount does not matter to Warren: only
+# that every such line differs).
+REDUCTIONS_PER_SCRAPE = 5000
+
+
 def reductions_of(number: int) -> int:
     return 100000 + number * 7 % 50000
 
@@ -370,6 +375,10 @@ class World:
         self.port = port
         self.started = time.time()
         self.totals = self._totals()
+        # Answers of the metrics endpoint so far: a real queue's reductions grow between two
+        # scrapes even while it stands still (its statistics timer runs), so every queue's
+        # reductions line differs from one answer to the next.
+        self.scrapes = 0
 
     # queues
 
@@ -1004,6 +1013,8 @@ def metrics_chunks(world: World, vhost: str | None, families: list[str]) -> Iter
     """`/metrics/detailed` as the plugin writes it: the families asked, then the node's build
     and identity. (The plugin lists queues in its tables' hash order; here by number.)"""
     ours = vhost in (None, VHOST)
+    world.scrapes += 1
+    grown = world.scrapes * REDUCTIONS_PER_SCRAPE
     for family in (name for name in FAMILIES if name in families):
         for metric, kind, help_text, value in FAMILIES[family]:
             full = f"rabbitmq_detailed_queue_{metric}"
@@ -1016,7 +1027,7 @@ def metrics_chunks(world: World, vhost: str | None, families: list[str]) -> Iter
             for start in range(0, world.tenants, CHUNK):
                 numbers = range(start, min(start + CHUNK, world.tenants))
                 lines = [
-                    f'{head}{queue_name(n)}"}} {value(counts_of(n), reductions_of(n))}\n'
+                    f'{head}{queue_name(n)}"}} {value(counts_of(n), reductions_of(n) + grown)}\n'
                     for n in numbers
                 ]
                 yield "".join(lines).encode()

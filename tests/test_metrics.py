@@ -1,6 +1,9 @@
 """Counts from the broker's Prometheus endpoint: the same numbers as the management API, only
 from this broker, with the topology listed again when a queue appears."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dashboard.broker.metrics import QueueCounts, parse_metrics
 from dashboard.local.rabbitmq import free_port
 from dashboard.local.workload import declare_tenant
@@ -26,6 +29,42 @@ def test_the_endpoint_text_is_read_per_queue_of_the_vhost():
         "plain": QueueCounts(ready=3, unacked=2, total=5, consumers=1),
         'say "hi" {x} 1': QueueCounts(ready=1, unacked=0, total=0, consumers=0),
     }
+
+
+# Edits of one line of SAMPLE: a new value, another queue's name, a line gone or added.
+EDITS = st.lists(
+    st.tuples(
+        st.integers(0, len(SAMPLE.splitlines()) - 1),
+        st.sampled_from(["value", "queue", "drop", "copy"]),
+        st.integers(0, 10**6),
+    ),
+    max_size=4,
+)
+
+
+def edited(text: str, edits: list[tuple[int, str, int]]) -> str:
+    lines = text.splitlines()
+    for index, edit, number in edits:
+        index %= len(lines)
+        line = lines[index]
+        if edit == "value" and not line.startswith("#"):
+            lines[index] = f"{line.rpartition(' ')[0]} {number}"
+        elif edit == "queue":
+            lines[index] = line.replace('queue="plain"', f'queue="q{number}"')
+        elif edit == "drop" and len(lines) > 1:
+            del lines[index]
+        elif edit == "copy":
+            lines.insert(index, line)
+    return "\n".join(lines) + "\n"
+
+
+@given(EDITS, EDITS)
+def test_an_answer_read_against_the_last_says_what_a_full_read_says(before, after):
+    last_text = edited(SAMPLE, before)
+    text = edited(last_text, after)
+    last = (last_text, parse_metrics(last_text, "/"))
+
+    assert parse_metrics(text, "/", last) == parse_metrics(text, "/")
 
 
 def counts(overview) -> list[tuple]:

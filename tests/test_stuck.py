@@ -5,7 +5,7 @@ import re
 import time
 
 from dashboard.reads.history import History, Sample, spaced
-from dashboard.reads.stuck import flag_overview
+from dashboard.reads.stuck import Memory, flag_overview
 from tests.support.helpers import flags, overview_where, tenant_with_messages, wait_until
 
 
@@ -113,6 +113,33 @@ def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):
     assert grew.reason == (
         f"Dead-letter queue {failing}.dlq grew by 2 in the last 10 min 0 s (now 2)."
     )
+
+
+def test_a_poll_remembers_first_samples_only_while_its_window_holds_them(
+    session_for, channel, unique, pod, tmp_path
+):
+    exchange = unique("tenants")
+    session = session_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
+    settings = session.settings
+    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    queue = tenant_with_messages(channel, exchange, "failing", unique("failing"), 2)
+    memory, now = Memory(), time.time()
+    for dead in (1, 2):
+        worker = pod(unique("pod"))
+        assert worker.hold(queue, 1, 1) == 1
+        worker.reject_all(queue)
+        worker.close()
+        overview = overview_where(session, lambda rows, n=dead: rows["failing"].dead_letters == n)
+        flag_overview(overview, history, settings, now=now - 1500 + 500 * dead, memory=memory)
+    assert flags(overview) == {"failing": ["dead-letters-growing"]}
+
+    # The first sample of the window (1 dead letter, 1,000 s ago) has left it: the growth is
+    # measured from the next one (2, 500 s ago), as a poll with no memory measures it.
+    flag_overview(overview, history, settings, now=now, memory=memory)
+    remembered = flags(overview)
+    flag_overview(overview, history, settings, now=now)
+
+    assert remembered == flags(overview) == {"failing": []}
 
 
 def test_history_gaps_break_the_line():

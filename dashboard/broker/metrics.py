@@ -7,6 +7,8 @@ the numbers are the same. It has counts only: names of queues, bindings, argumen
 still come from the management API, less often (see `dashboard/reads/overview.py`).
 """
 
+from itertools import compress, count
+from operator import ne
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +58,9 @@ class QueueMetrics:
         # Measured at 10,000 queues: the broker answers a fifth faster when it need not gzip its
         # 4 MB; on the network next to a broker the bytes cost less than its CPU.
         self.session.headers["Accept-Encoding"] = "identity"
+        # Per vhost, the last answer's text and what it said: the next answer is read line by
+        # line against it, and only the lines that differ are parsed.
+        self._last: dict[str, tuple[str, MetricsAnswer]] = {}
 
     def read(self, vhost: str) -> MetricsAnswer:
         """Every queue of `vhost` that the endpoint lists, by name."""
@@ -74,32 +79,74 @@ class QueueMetrics:
             raise ServerError(
                 f"The broker's metrics endpoint at {self.url} answered {answer.status_code}."
             )
-        return parse_metrics(answer.text, vhost)
+        text = answer.text
+        last = self._last.get(vhost)
+        parsed = parse_metrics(text, vhost, last)
+        self._last[vhost] = (text, parsed)
+        return parsed
 
 
-def parse_metrics(text: str, vhost: str) -> MetricsAnswer:
-    """The cluster's name and the four gauges per queue of `vhost`, from the text format.
+def parse_metrics(
+    text: str, vhost: str, last: tuple[str, MetricsAnswer] | None = None
+) -> MetricsAnswer:
+    """The cluster's name and the four gauges per queue of `vhost`, from the text format; with
+    `last` (an earlier answer's text and what it said), only the lines that differ from it are
+    parsed, where it lists the same queues in the same order, as the plugin does from one poll
+    to the next while no queue comes or goes.
 
     Hand-parsed: a general parser takes seconds at 10,000 queues, this takes tens of
-    milliseconds. Label values are taken as they come: RabbitMQ 3.10 does not escape quotes or
-    backslashes in them, so a name is read up to the last `"}` of its line.
+    milliseconds (and a poll at 100,000 whose counts mostly stand, a tenth of a full read).
+    Label values are taken as they come: RabbitMQ 3.10 does not escape quotes or backslashes in
+    them, so a name is read up to the last `"}` of its line.
     """
+    lines = text.splitlines()
+    vhost_label = f'{{vhost="{vhost}",queue="'
+    if last is not None:
+        changed = _changed(lines, last[0].splitlines(), vhost_label, last[1])
+        if changed is not None:
+            return changed
     values: dict[str, list[int]] = {}
     cluster = None
-    vhost_label = f'{{vhost="{vhost}",queue="'
-    for line in text.splitlines():
+    for line in lines:
         if line.startswith(IDENTITY):
             cluster = _label(line, "rabbitmq_cluster")
-        if not line.startswith(PREFIX):
-            continue
-        brace = line.find("{")
-        field = FIELDS.get(line[len(PREFIX) : brace])
-        end = line.rfind('"} ')
-        if field is None or end < 0 or not line.startswith(vhost_label, brace):
-            continue
-        queue = line[brace + len(vhost_label) : end]
-        values.setdefault(queue, [0, 0, 0, 0])[field] = int(float(line[end + 3 :]))
+        elif gauge := _gauge(line, vhost_label):
+            values.setdefault(gauge[0], [0, 0, 0, 0])[gauge[1]] = gauge[2]
     return MetricsAnswer(cluster, {queue: QueueCounts(*c) for queue, c in values.items()})
+
+
+def _changed(
+    lines: list[str], last_lines: list[str], vhost_label: str, last: MetricsAnswer
+) -> MetricsAnswer | None:
+    """`last` with the gauges of the lines that differ from `last_lines` at the same place; None
+    where they cannot say it alone: another number of lines, a line that holds another queue's
+    gauge (or another gauge) than before, or a changed identity."""
+    if len(lines) != len(last_lines):
+        return None
+    counts = dict(last.counts)
+    for index in compress(count(), map(ne, lines, last_lines)):
+        line = lines[index]
+        gauge, before = _gauge(line, vhost_label), _gauge(last_lines[index], vhost_label)
+        if line.startswith(IDENTITY) or (gauge and before and gauge[:2] != before[:2]):
+            return None
+        if gauge and before:
+            queue, field, value = gauge
+            counts[queue] = counts[queue]._replace(**{QueueCounts._fields[field]: value})
+        elif gauge or before:
+            return None
+    return MetricsAnswer(last.cluster, counts)
+
+
+def _gauge(line: str, vhost_label: str) -> tuple[str, int, int] | None:
+    """(queue, field, value) of a line with one of the four gauges of a queue of the vhost."""
+    if not line.startswith(PREFIX):
+        return None
+    brace = line.find("{")
+    field = FIELDS.get(line[len(PREFIX) : brace])
+    end = line.rfind('"} ')
+    if field is None or end < 0 or not line.startswith(vhost_label, brace):
+        return None
+    return line[brace + len(vhost_label) : end], field, int(float(line[end + 3 :]))
 
 
 def _label(line: str, name: str) -> str | None:

@@ -35,6 +35,10 @@ class Memory:
     # The broker's samples of a queue's silence, with the ack count they were read at.
     heard: dict[str, tuple[int, Silence]] = field(default_factory=dict)
     backlogs: Backlogs = field(default_factory=dict)
+    # Per (count, window): each queue's first sample in the window that holds the count, as
+    # last read. It stays the first while the window still holds it (samples are only ever
+    # added after it), so only queues without one, or whose first left the window, are asked.
+    firsts: dict[tuple[str, float], dict[str, Sample]] = field(default_factory=dict)
 
 
 def flag_overview(
@@ -69,17 +73,13 @@ def flag_overview(
         try:
             history.record(overview, moment)
             found = history.held_silences(overview.vhost, held, moment - 2 * window)
-            first_dead = history.first_counting(
-                overview.vhost, dead, moment - settings.dead_letter_window_seconds, "dead_letters"
-            )
+            firsts = _FirstSamples(history, memory, overview.vhost, moment)
+            first_dead = firsts.of(dead, "dead_letters", settings.dead_letter_window_seconds)
             redelivered = [row.queue for row in overview.rows if row.redeliveries]
-            first_redelivered = history.first_counting(
-                overview.vhost,
-                redelivered,
-                moment - settings.redelivery_window_seconds,
-                "redeliveries",
+            first_redelivered = firsts.of(
+                redelivered, "redeliveries", settings.redelivery_window_seconds
             )
-            growth = _growth_samples(history, overview, moment, settings.backlog_window_seconds)
+            growth = _growth_samples(firsts, overview, settings.backlog_window_seconds)
             remember_backlogs(memory.backlogs, overview, history, moment)
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
@@ -118,18 +118,35 @@ def flag_overview(
             row.flags.append(growing)
 
 
+@dataclass
+class _FirstSamples:
+    """The history's first samples in a window, through a poll's memory of them."""
+
+    history: History
+    memory: Memory
+    vhost: str
+    moment: float
+
+    def of(self, queues: list[str], count: str, window: float) -> dict[str, Sample]:
+        """Each of `queues`' first sample from `window` seconds ago on that holds `count`
+        (`History.first_counting`)."""
+        since = self.moment - window
+        known = self.memory.firsts.get((count, window), {})
+        firsts = {q: first for q in queues if (first := known.get(q)) and first.at >= since}
+        asked = [queue for queue in queues if queue not in firsts]
+        if asked:
+            firsts.update(self.history.first_counting(self.vhost, asked, since, count))
+        self.memory.firsts[(count, window)] = firsts
+        return firsts
+
+
 def _growth_samples(
-    history: History, overview: Overview, moment: float, window: float
+    firsts: _FirstSamples, overview: Overview, window: float
 ) -> tuple[dict[str, Sample], dict[str, Sample]]:
     """The first samples from the window's start and from its middle, of the queues whose
     backlog could be outgrowing their consumers."""
     served = [row.queue for row in overview.rows if row.ready and row.consumers]
-    if not served:
-        return {}, {}
-    return tuple(
-        history.first_counting(overview.vhost, served, moment - span, "ready")
-        for span in (window, window / 2)
-    )
+    return tuple(firsts.of(served, "ready", span) for span in (window, window / 2))
 
 
 def _look_further_back(

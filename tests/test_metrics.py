@@ -31,37 +31,39 @@ def test_the_endpoint_text_is_read_per_queue_of_the_vhost():
     }
 
 
-# Edits of one line of SAMPLE: a new value, another queue's name, a line gone or added.
+# Edits of one line of SAMPLE: a new value, another queue's name, a line gone, a line added
+# (another queue's: an answer lists each series once).
 EDITS = st.lists(
     st.tuples(
         st.integers(0, len(SAMPLE.splitlines()) - 1),
-        st.sampled_from(["value", "queue", "drop", "copy"]),
+        st.sampled_from(["value", "queue", "drop", "add"]),
         st.integers(0, 10**6),
     ),
     max_size=4,
 )
 
 
-def edited(text: str, edits: list[tuple[int, str, int]]) -> str:
+def edited(text: str, edits: list[tuple[int, str, int]], mark: str) -> str:
     lines = text.splitlines()
-    for index, edit, number in edits:
+    for step, (index, edit, number) in enumerate(edits):
         index %= len(lines)
         line = lines[index]
         if edit == "value" and not line.startswith("#"):
             lines[index] = f"{line.rpartition(' ')[0]} {number}"
         elif edit == "queue":
-            lines[index] = line.replace('queue="plain"', f'queue="q{number}"')
+            lines[index] = line.replace('queue="plain"', f'queue="{mark}{step}"')
         elif edit == "drop" and len(lines) > 1:
             del lines[index]
-        elif edit == "copy":
-            lines.insert(index, line)
+        elif edit == "add" and 'queue="' in line:
+            head, tail = line.split('queue="', 1)
+            lines.insert(index, f'{head}queue="{mark}{step}"}} {tail.rpartition(" ")[2]}')
     return "\n".join(lines) + "\n"
 
 
 @given(EDITS, EDITS)
 def test_an_answer_read_against_the_last_says_what_a_full_read_says(before, after):
-    last_text = edited(SAMPLE, before)
-    text = edited(last_text, after)
+    last_text = edited(SAMPLE, before, "before-")
+    text = edited(last_text, after, "after-")
     last = (last_text, parse_metrics(last_text, "/"))
 
     assert parse_metrics(text, "/", last) == parse_metrics(text, "/")
@@ -174,3 +176,14 @@ def test_no_endpoint_where_auto_looks_means_the_management_api(session_for, chan
     reads = [reader.read(), reader.read()]
     assert [overview.counts_from for overview in reads] == ["management", "management"]
     assert reader.metrics is None
+
+
+def test_a_gauge_where_the_last_answer_had_another_line_is_read_in_full():
+    lines = SAMPLE.splitlines()
+    lines[0] = 'rabbitmq_detailed_queue_messages_ready{vhost="/",queue="new"} 7'
+    text = "\n".join(lines) + "\n"
+
+    answer = parse_metrics(text, "/", (SAMPLE, parse_metrics(SAMPLE, "/")))
+
+    assert answer.counts["new"] == QueueCounts(ready=7, unacked=0, total=0, consumers=0)
+    assert answer == parse_metrics(text, "/")

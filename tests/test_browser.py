@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -396,6 +397,38 @@ def test_streamlit_s_metrics_tell_nobody_about_sessions_or_caches(page: Page, de
     answer = requests.get(f"{demo.url}/_stcore/metrics", timeout=10)
 
     assert (answer.status_code, answer.text.strip()) == (200, "# EOF")
+
+
+def test_a_console_is_guarded_and_polls_before_any_page_is_open(demo: Demo, tmp_path):
+    """Streamlit's start-up hook (st.App's lifespan: pages/components/start.py) guards the
+    server and starts the default vhost's polls before the first browser comes."""
+    history = tmp_path / "history.sqlite"
+    outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
+    env = (
+        outside
+        | broker_env(demo.broker)
+        | {
+            "WARREN_HISTORY_DB": str(history),
+            "WARREN_AUDIT_DB": str(tmp_path / "audit.sqlite"),
+        }
+    )
+    port = free_port()
+    console = start_console(env, port, quiet=True)
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/_stcore/metrics", timeout=10)
+        assert (answer.status_code, answer.text.strip()) == (200, "# EOF")
+
+        def recorded() -> set[str]:
+            with sqlite3.connect(history) as db:
+                return {queue for (queue,) in db.execute("SELECT DISTINCT queue FROM samples")}
+
+        tenant_queues = {f"tenant.{tenant}" for tenant in demo.workload.tenants}
+        wait_until(
+            lambda: history.exists() and tenant_queues <= recorded(),
+            what="the overview poll's first samples, with no page open",
+        )
+    finally:
+        stop_console(console)
 
 
 def streamlit_session_id(page: Page, url: str) -> str:

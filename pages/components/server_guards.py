@@ -37,7 +37,8 @@ _LOCK = threading.Lock()
 
 
 def guard_server() -> None:
-    """The guards, installed once per server process (the entry script, every run)."""
+    """The guards, installed once per server process: at its start (pages/components/start.py),
+    and again by every run of the entry script (AppTest runs scripts with no start-up)."""
     AppSession._handle_clear_cache_request = _clear_own_state_only
     if Runtime.exists():  # Streamlit's AppTest runs scripts without a server
         _guard_uploads(Runtime.instance())

@@ -263,6 +263,16 @@ def after_action(session: Session, *queues: str) -> None:
         poll.refresh()
 
 
+def warm_default_polls(settings: Settings) -> None:
+    """With the service user, the default vhost's overview and cluster polls started, so that a
+    first page finds them polling (pages/components/start.py)."""
+    if settings.auth != "service":
+        return
+    session = _shared_session(settings)
+    for poll in (shared_overview_poll(session), shared_cluster_poll(session)):
+        poll.get()
+
+
 def shared_overview_poll(session: Session) -> SharedPoll[Overview]:
     return _overview_poll(_key(session), session)
 

@@ -4,9 +4,15 @@ set explicitly (a poll "40 minutes ago"), so no test waits out a real window."""
 import re
 import time
 
-from dashboard.reads.history import History, Sample, spaced
+from dashboard.reads.history import Sample, spaced
 from dashboard.reads.stuck import Memory, flag_overview
-from tests.support.helpers import flags, overview_where, tenant_with_messages, wait_until
+from tests.support.helpers import (
+    flags,
+    history_for,
+    overview_where,
+    tenant_with_messages,
+    wait_until,
+)
 
 
 def test_backlog_without_consumer(session_for, channel, unique, pod):
@@ -33,7 +39,7 @@ def test_unacked_without_acks_over_the_window(session_for, channel, unique, pod,
         tenant_exchange=exchange, stuck_after_seconds=2400, consumer_timeout_seconds=3600
     )
     settings = session.settings
-    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    history = history_for(session, tmp_path)
     silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
     acking_queue = tenant_with_messages(channel, exchange, "acking", unique("acking"), 2)
     fresh_queue = tenant_with_messages(channel, exchange, "fresh", unique("fresh"), 2)
@@ -92,7 +98,7 @@ def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
     settings = session.settings
-    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    history = history_for(session, tmp_path)
     failing = tenant_with_messages(channel, exchange, "failing", unique("failing"), 4)
     steady = tenant_with_messages(channel, exchange, "steady", unique("steady"), 1)
     worker = pod("pod-dlq")
@@ -121,7 +127,7 @@ def test_a_poll_remembers_first_samples_only_while_its_window_holds_them(
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange, dead_letter_window_seconds=900)
     settings = session.settings
-    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    history = history_for(session, tmp_path)
     queue = tenant_with_messages(channel, exchange, "failing", unique("failing"), 2)
     memory, now = Memory(), time.time()
     for dead in (1, 2):
@@ -185,7 +191,7 @@ def test_work_that_keeps_coming_back_is_a_redelivery_loop(
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange, redelivery_window_seconds=900)
     settings = session.settings
-    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    history = history_for(session, tmp_path)
     looping = tenant_with_messages(channel, exchange, "looping", unique("looping"), 2)
     tenant_with_messages(channel, exchange, "calm", unique("calm"), 2)
     before = overview_where(session, lambda rows: rows["looping"].ready == 2)

@@ -7,11 +7,16 @@ from dataclasses import asdict, replace
 
 import pika
 
-from dashboard.reads.history import History
 from dashboard.reads.models import TenantRow
 from dashboard.reads.stuck import Memory, flag_overview
 from dashboard.reads.waiting import longest_waiting_first, wait_of
-from tests.support.helpers import flags, overview_where, publish, tenant_with_messages
+from tests.support.helpers import (
+    flags,
+    history_for,
+    overview_where,
+    publish,
+    tenant_with_messages,
+)
 
 
 def rows_of(overview) -> dict[str, TenantRow]:
@@ -23,7 +28,7 @@ def test_the_wait_is_the_oldest_message_s_age_or_the_backlog_s(
 ):
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange)
-    history = History(tmp_path / "h.sqlite", 86400, session.settings.management_url)
+    history = history_for(session, tmp_path)
     tenant_with_messages(channel, exchange, "stamped", unique("stamped"), 0)
     sent = int(time.time()) - 120
     for number in range(2):
@@ -81,7 +86,7 @@ def test_a_poll_remembers_a_backlog_and_forgets_it_once_drained(
 ):
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange)
-    history = History(tmp_path / "h.sqlite", 86400, session.settings.management_url)
+    history = history_for(session, tmp_path)
     queue = tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
     memory, now = Memory(), time.time()
     backed_up = overview_where(session, lambda rows: rows["acme"].ready == 1)
@@ -125,7 +130,7 @@ def test_a_backlog_rising_under_its_consumers_is_growing(
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange, backlog_window_seconds=600)
     settings = session.settings
-    history = History(tmp_path / "h.sqlite", 86400, settings.management_url)
+    history = history_for(session, tmp_path)
     growing = tenant_with_messages(channel, exchange, "growing", unique("growing"), 2)
     burst = tenant_with_messages(channel, exchange, "burst", unique("burst"), 2)
     tenant_with_messages(channel, exchange, "orphan", unique("orphan"), 1)
@@ -166,7 +171,7 @@ def test_a_history_shorter_than_half_the_window_says_nothing_of_growth(
 ):
     exchange = unique("tenants")
     session = session_for(tenant_exchange=exchange, backlog_window_seconds=600)
-    history = History(tmp_path / "h.sqlite", 86400, session.settings.management_url)
+    history = history_for(session, tmp_path)
     queue = tenant_with_messages(channel, exchange, "young", unique("young"), 2)
     assert pod(unique("pod-young")).hold(queue, 1, 1) == 1
     now = time.time()

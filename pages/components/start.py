@@ -1,14 +1,19 @@
-"""The console's start-up (Streamlit's `st.App` lifespan): before the first browser comes, the
-server is guarded, and the console warms what its first page would otherwise wait for.
+"""The console's start-up (Streamlit's `st.App` lifespan), which runs before the server takes
+its first browser: the server is guarded, and what a first page would otherwise wait for is
+done first.
 
-Measured at 10,000 tenant queues: the first page after a start waited for the libraries its
+Measured at 10,000 tenant queues, the first page after a start waited for the libraries its
 pages import (pandas, plotly, pyarrow: about 0.9 s on this machine) and for the first poll of
-the overview (the topology without statistics and the counts: about 0.7 s). With the service
-user (WARREN_AUTH=service) the default vhost's polls start at once; with logins, only the
-libraries are warmed (there is no user yet to poll as). A poll nobody reads stops after
-three intervals, as any poll does, and the first page after that polls again.
+the overview (the topology without statistics and the counts: about 0.7 s). Done in a thread
+beside the first page, they slowed it as much as they spared it, so the server answers once
+they are done: with the service user (WARREN_AUTH=service) the default vhost's polls have
+polled; with logins only the libraries are imported (there is no user yet to poll as). A broker
+that is slow or down does not hold the server back for more than WARM_UP_SECONDS: the first
+page then waits for the poll itself, as before. A poll nobody reads stops after three
+intervals, as any poll does, and the first page after that polls again.
 """
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -19,12 +24,15 @@ from dashboard.settings import load_settings
 from pages.components.server_guards import guard_server
 
 _LOGGER = logging.getLogger(__name__)
+WARM_UP_SECONDS = 15
 
 
 @asynccontextmanager
 async def warm_up(_app) -> AsyncIterator[None]:
     guard_server()
-    threading.Thread(target=_warm, daemon=True, name="warren-warm-up").start()
+    warming = threading.Thread(target=_warm, daemon=True, name="warren-warm-up")
+    warming.start()
+    await asyncio.to_thread(warming.join, WARM_UP_SECONDS)
     yield
 
 

@@ -16,6 +16,7 @@ import pytest
 from dashboard.broker.amqp import close_quietly, connect
 from dashboard.local.rabbitmq import LocalBroker
 from dashboard.local.workload import declare_tenant
+from dashboard.reads.history import History
 from dashboard.reads.overview import fetch_overview
 from dashboard.settings import Settings
 
@@ -99,6 +100,11 @@ def tenant_with_messages(channel, exchange: str, tenant: str, queue: str, count:
     declare_tenant(channel, exchange, tenant, queue=queue)
     publish(channel, exchange, tenant, count)
     return queue
+
+
+def history_for(session, tmp_path: Path) -> History:
+    """A history file of the test's own for the session's broker, keeping a day."""
+    return History(tmp_path / "h.sqlite", 86400, session.settings.management_url)
 
 
 def overview_where(session, condition):

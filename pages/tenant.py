@@ -80,6 +80,15 @@ def show_settings(row: TenantRow, detail: QueueDetail) -> None:
         st.caption("No dead-letter exchange: rejected and expired messages are dropped.")
 
 
+@st.fragment(run_every=settings.refresh_seconds)
+def live_chart(row: TenantRow) -> None:
+    """The chart, drawn again on every poll like the counts above it (drawn once per page, its
+    last point fell behind the headline while the page stayed open)."""
+    detail = or_error(lambda: queue_detail(session, row.queue))
+    if detail is not None:
+        show_chart(row, detail)
+
+
 def show_chart(row: TenantRow, detail: QueueDetail) -> None:
     window = st.segmented_control(
         "Window", list(WINDOWS), default="10 min", key=f"window-{row.queue}"
@@ -142,9 +151,7 @@ def show_queue(row: TenantRow) -> None:
     if row.shares_queue_with:
         st.caption(f"Shared with tenant ids: {literal(', '.join(row.shares_queue_with))}.")
     live_counts(row.tenant, row.queue)
-    detail = or_error(lambda: queue_detail(session, row.queue))
-    if detail is not None:
-        show_chart(row, detail)
+    live_chart(row)
     st.subheader("Consumers")
     live_consumers(row.queue)
     # Keyed: the tab open stays open when an action in it runs the page again.
@@ -158,6 +165,7 @@ def show_queue(row: TenantRow) -> None:
     with dead_tab:
         show_dead_letters(session, row)
     with settings_tab:
+        detail = or_error(lambda: queue_detail(session, row.queue))
         if detail is not None:
             show_settings(row, detail)
 

@@ -102,7 +102,11 @@ def show_chart(row: TenantRow, detail: QueueDetail) -> None:
     if not series.points:
         st.info("No samples for this window yet: they appear as Warren polls the broker.")
         return
-    st.plotly_chart(counts_figure(series.points, f"{row.queue}: last {window}"), width="stretch")
+    st.plotly_chart(
+        counts_figure(series.points, f"{row.queue}: last {window}"),
+        width="stretch",
+        key=f"chart-{row.queue}",
+    )
     redelivered = (
         " Redelivered: the queue's redeliveries since the window's first sample that counts them "
         "(a rising line is work that keeps coming back)."

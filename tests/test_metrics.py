@@ -4,7 +4,7 @@ from this broker, with the topology listed again when a queue appears."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.broker.metrics import QueueCounts, parse_metrics
+from dashboard.broker.metrics import MetricsAnswer, QueueCounts, parse_metrics
 from dashboard.local.rabbitmq import free_port
 from dashboard.local.workload import declare_tenant
 from dashboard.reads.overview import OverviewReader, fetch_overview
@@ -187,3 +187,17 @@ def test_a_gauge_where_the_last_answer_had_another_line_is_read_in_full():
 
     assert answer.counts["new"] == QueueCounts(ready=7, unacked=0, total=0, consumers=0)
     assert answer == parse_metrics(text, "/")
+
+
+def test_only_the_lines_that_differ_from_the_last_answer_are_read():
+    # The last answer's counts, as remembered, say what its unchanged lines said: a full read of
+    # the new text would replace the made-up counts of "plain".
+    remembered = {
+        "plain": QueueCounts(ready=9, unacked=9, total=9, consumers=9),
+        'say "hi" {x} 1': QueueCounts(ready=1, unacked=0, total=0, consumers=0),
+    }
+    text = SAMPLE.replace('queue="say "hi" {x} 1"} 1', 'queue="say "hi" {x} 1"} 4')
+
+    answer = parse_metrics(text, "/", (SAMPLE, MetricsAnswer("c@h", remembered)))
+
+    assert answer.counts == remembered | {'say "hi" {x} 1': QueueCounts(4, 0, 0, 0)}

@@ -130,6 +130,11 @@ def test_a_poll_remembers_first_samples_only_while_its_window_holds_them(
     history = history_for(session, tmp_path)
     queue = tenant_with_messages(channel, exchange, "failing", unique("failing"), 2)
     memory, now = Memory(), time.time()
+    asked = []
+    first_counting = history.first_counting
+    history.first_counting = lambda vhost, queues, *rest: (
+        asked.append((rest[-1], queues)) or first_counting(vhost, queues, *rest)
+    )
     for dead in (1, 2):
         worker = pod(unique("pod"))
         assert worker.hold(queue, 1, 1) == 1
@@ -138,6 +143,8 @@ def test_a_poll_remembers_first_samples_only_while_its_window_holds_them(
         overview = overview_where(session, lambda rows, n=dead: rows["failing"].dead_letters == n)
         flag_overview(overview, history, settings, now=now - 1500 + 500 * dead, memory=memory)
     assert flags(overview) == {"failing": ["dead-letters-growing"]}
+    # The second poll asked nothing: its window still held the first poll's sample.
+    assert sum(count == "dead_letters" and queue in queues for count, queues in asked) == 1
 
     # The first sample of the window (1 dead letter, 1,000 s ago) has left it: the growth is
     # measured from the next one (2, 500 s ago), as a poll with no memory measures it.

@@ -80,10 +80,13 @@ class QueueMetrics:
                 f"The broker's metrics endpoint at {self.url} answered {answer.status_code}."
             )
         text = answer.text
-        last = self._last.get(vhost)
-        parsed = parse_metrics(text, vhost, last)
+        parsed = parse_metrics(text, vhost, self._last.get(vhost))
         self._last[vhost] = (text, parsed)
         return parsed
+
+    def forget(self) -> None:
+        """Let the last answers go (a poll nobody reads: tens of MB at 100,000 queues)."""
+        self._last.clear()
 
 
 def parse_metrics(
@@ -102,9 +105,9 @@ def parse_metrics(
     lines = text.splitlines()
     vhost_label = f'{{vhost="{vhost}",queue="'
     if last is not None:
-        changed = _changed(lines, last[0].splitlines(), vhost_label, last[1])
-        if changed is not None:
-            return changed
+        edited = _changed(lines, last[0].splitlines(), vhost_label, last[1])
+        if edited is not None:
+            return edited
     values: dict[str, list[int]] = {}
     cluster = None
     for line in lines:
@@ -120,14 +123,17 @@ def _changed(
 ) -> MetricsAnswer | None:
     """`last` with the gauges of the lines that differ from `last_lines` at the same place; None
     where they cannot say it alone: another number of lines, a line that holds another queue's
-    gauge (or another gauge) than before, or a changed identity."""
+    gauge (or another gauge) than before, or a changed identity line. (An answer lists each
+    series once, as the exposition format requires.)"""
     if len(lines) != len(last_lines):
         return None
     counts = dict(last.counts)
     for index in compress(count(), map(ne, lines, last_lines)):
         line = lines[index]
         gauge, before = _gauge(line, vhost_label), _gauge(last_lines[index], vhost_label)
-        if line.startswith(IDENTITY) or (gauge and before and gauge[:2] != before[:2]):
+        if IDENTITY in (line[: len(IDENTITY)], last_lines[index][: len(IDENTITY)]) or (
+            gauge and before and gauge[:2] != before[:2]
+        ):
             return None
         if gauge and before:
             queue, field, value = gauge

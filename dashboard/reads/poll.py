@@ -131,7 +131,7 @@ class SharedPoll(Generic[T]):
 
 class OverviewPolling:
     """The overview poll's fetch, and what it keeps from one fetch to the next (the topology,
-    the backlogs and silences known) until nobody looks."""
+    the backlogs and silences known, the last metrics answer) until nobody looks."""
 
     def __init__(self, session: Session, history: History | None):
         self.session = session
@@ -141,6 +141,8 @@ class OverviewPolling:
     def forget(self) -> None:
         self.reader = OverviewReader(self.session)
         self.memory = Memory()
+        if self.session.metrics is not None:
+            self.session.metrics.forget()
 
     def read(self) -> Overview:
         overview = self.reader.read()

@@ -42,6 +42,8 @@ def counts_figure(points: list[Point], title: str) -> go.Figure:
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=320,
+        # Drawn again on every poll: a zoom or a hidden line stays as the user left it.
+        uirevision=title,
     )
     return figure
 

@@ -5,11 +5,11 @@ at once, beside the server.
 Measured at 10,000 tenant queues, the first page after a start waited for the libraries its
 pages import (pandas, plotly, pyarrow: about 0.9 s on this machine) and for the first poll of
 the overview (the topology without statistics and the counts: about 0.7 s). With the service
-user (WARREN_AUTH=service) the default vhost's polls start at once, in one thread, while another
-imports the libraries; with logins, only the libraries are imported (there is no user yet to
+user (WARREN_AUTH=service) the default vhost's polls start in one thread while another imports
+the libraries; with logins, only the libraries are imported (there is no user yet to
 poll as). The server does not wait for them: holding it back until they were done made the
 first page's own wait shorter but the time from the start to the first page longer (7.7 s
-against 5.9 s), since the page's own work no longer ran beside them. A poll nobody reads stops
+against 5.6 s), since the page's own work no longer ran beside them. A poll nobody reads stops
 after three intervals, as any poll does, and the first page after that polls again.
 """
 
@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 
 from dashboard.errors import WarrenError
 from dashboard.settings import load_settings
+from dashboard.tuning import tune_garbage_collector
 from pages.components.server_guards import guard_server
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ _LOGGER = logging.getLogger(__name__)
 @asynccontextmanager
 async def warm_up(_app) -> AsyncIterator[None]:
     guard_server()
+    tune_garbage_collector()  # before the first poll, as the pages do
     for warm in (_first_polls, _libraries):
-        threading.Thread(target=warm, daemon=True, name=f"warren-warm-up{warm.__name__}").start()
+        threading.Thread(target=warm, daemon=True, name=f"warren-warm-up-{warm.__name__}").start()
     yield
 
 
@@ -40,7 +42,7 @@ def _first_polls() -> None:
     try:
         state.warm_default_polls(load_settings())
     except WarrenError as exc:
-        _LOGGER.warning("the first poll before any page failed: %s", exc)
+        _LOGGER.warning("the start-up could not start the first polls: %s", exc)
 
 
 def _libraries() -> None:

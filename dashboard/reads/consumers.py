@@ -2,6 +2,7 @@
 connections (whose client-given name is the pod's), with flags an on-call engineer acts on."""
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dashboard.broker.models import (
@@ -99,74 +100,125 @@ def fetch_consumers(
     A consumer whose channel is closing (or closed between the requests) is left out: it holds
     nothing now.
     """
-    client, vhost = session.client, session.vhost
-    consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
-    listed = client.list_channels_in(
-        vhost,
-        CHANNEL_COLUMNS,
-        {"msg_rates_age": str(BROKER_SECONDS), "msg_rates_incr": str(BROKER_STEP)},
-    )
-    channels = {channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")}
-    listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
-    connections = {
-        connection.name: connection
-        for connection in parse_all(ConnectionInfo, listed, "the connections")
-    }
-    visible = [
-        consumer
-        for consumer in consumers
-        if consumer.channel_details and consumer.channel_details.name in channels
-    ]
-    by_channel: dict[str, list[ConsumerInfo]] = defaultdict(list)
-    for consumer in visible:
-        by_channel[consumer.channel_details.name].append(consumer)
+    listed = _Listed.of(session)
     # The topology's settings, listed at most every WARREN_TOPOLOGY_SECONDS.
     tenants, dead_letter_queues = session.remembered(
         "work-queues", session.settings.topology_seconds, lambda: work_queues(session)
     )
     moment = now or datetime.now(UTC)
-    worker_names = _worker_names(visible)
+    worker_names = _worker_names(listed.visible)
     held = []
-    for consumer in visible:
-        channel = channels[consumer.channel_details.name]
-        connection = connections.get(consumer.channel_details.connection_name)
-        load = _load(
-            consumer,
-            channel,
-            connection,
-            tenants.get(consumer.queue.name, []),
-            by_channel[consumer.channel_details.name],
-        )
+    for consumer in listed.visible:
+        load = listed.load_of(consumer, tenants.get(consumer.queue.name, []))
+        connection = listed.connection_of(consumer)
         if not (connection and connection.client_name):
             load.connection = worker_names.get(load.connection_id, load.connection)
         load.work = load.queue in tenants or load.queue in dead_letter_queues
-        connected = (
-            connection.connected_at / 1000 if connection and connection.connected_at else None
+        held.append(_silence_of(load, listed, consumer, watch, moment))
+    loads = _judged(session, watch, moment, held)
+    _flag_waiting_behind(loads, moment, session.settings.refresh_seconds)
+    if watch is not None:
+        watch.keep_only({load.channel for load in loads})
+    loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
+    tags = set(session.whoami().get("tags") or [])
+    return ConsumerReport(loads=loads, own_only=not tags & SEES_ALL_CONNECTIONS)
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """The vhost's consumers the user may see, with their channels and connections."""
+
+    visible: list[ConsumerInfo]
+    channels: dict[str, ChannelInfo]
+    connections: dict[str, ConnectionInfo]
+    by_channel: dict[str, list[ConsumerInfo]]
+
+    @classmethod
+    def of(cls, session: Session) -> "_Listed":
+        client, vhost = session.client, session.vhost
+        consumers = parse_all(ConsumerInfo, client.list_consumers_in(vhost), "the consumer list")
+        listed = client.list_channels_in(
+            vhost,
+            CHANNEL_COLUMNS,
+            {"msg_rates_age": str(BROKER_SECONDS), "msg_rates_incr": str(BROKER_STEP)},
         )
-        remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
-        took_work = (
-            watch.holding_since(load.channel, load.unacked > 0, moment.timestamp())
-            if watch
-            else None
+        channels = {
+            channel.name: channel for channel in parse_all(ChannelInfo, listed, "the channels")
+        }
+        listed = client.list_connections_in(vhost, CONNECTION_COLUMNS)
+        connections = {
+            connection.name: connection
+            for connection in parse_all(ConnectionInfo, listed, "the connections")
+        }
+        visible = [
+            consumer
+            for consumer in consumers
+            if consumer.channel_details and consumer.channel_details.name in channels
+        ]
+        by_channel: dict[str, list[ConsumerInfo]] = defaultdict(list)
+        for consumer in visible:
+            by_channel[consumer.channel_details.name].append(consumer)
+        return cls(visible, channels, connections, by_channel)
+
+    def channel_of(self, consumer: ConsumerInfo) -> ChannelInfo:
+        return self.channels[consumer.channel_details.name]
+
+    def connection_of(self, consumer: ConsumerInfo) -> ConnectionInfo | None:
+        return self.connections.get(consumer.channel_details.connection_name)
+
+    def load_of(self, consumer: ConsumerInfo, tenants: list[str]) -> ConsumerLoad:
+        return _load(
+            consumer,
+            self.channel_of(consumer),
+            self.connection_of(consumer),
+            tenants,
+            self.by_channel[consumer.channel_details.name],
         )
-        # A pod's limits settle in its first seconds (Celery sets a channel-wide prefetch after
-        # it starts consuming, and the broker's statistics show it up to an interval later).
-        load.prefetch_known = bool(load.prefetch) or (
-            connected is not None and moment.timestamp() - connected > SETTLING_SECONDS
+
+
+def _silence_of(
+    load: ConsumerLoad,
+    listed: _Listed,
+    consumer: ConsumerInfo,
+    watch: AckWatch | None,
+    moment: datetime,
+) -> tuple[ConsumerLoad, Silence | None, float | None]:
+    """The load, how long it has held messages without an ack as far as this poll knows, and
+    when that silence may begin at the earliest."""
+    connection = listed.connection_of(consumer)
+    connected = connection.connected_at / 1000 if connection and connection.connected_at else None
+    remembered = watch.silence(load.channel, load.acks, moment.timestamp()) if watch else None
+    took_work = (
+        watch.holding_since(load.channel, load.unacked > 0, moment.timestamp()) if watch else None
+    )
+    # A pod's limits settle in its first seconds (Celery sets a channel-wide prefetch after
+    # it starts consuming, and the broker's statistics show it up to an interval later).
+    load.prefetch_known = bool(load.prefetch) or (
+        connected is not None and moment.timestamp() - connected > SETTLING_SECONDS
+    )
+    # Silent no earlier than its pod connected, nor than it took the work it holds.
+    not_before = max((t for t in (connected, took_work) if t is not None), default=None)
+    # An auto-ack consumer never acks: its silence means nothing.
+    silence = (
+        earliest(
+            _broker_silence(listed.channel_of(consumer).message_stats, load.acks, connected),
+            remembered,
+            not_before=not_before,
         )
-        # Silent no earlier than its pod connected, nor than it took the work it holds.
-        not_before = max((t for t in (connected, took_work) if t is not None), default=None)
-        # An auto-ack consumer never acks: its silence means nothing.
-        silence = (
-            earliest(
-                _broker_silence(channel.message_stats, load.acks, connected),
-                remembered,
-                not_before=not_before,
-            )
-            if load.ack_required
-            else None
-        )
-        held.append((load, silence, not_before))
+        if load.ack_required
+        else None
+    )
+    return load, silence, not_before
+
+
+def _judged(
+    session: Session,
+    watch: AckWatch | None,
+    moment: datetime,
+    held: list[tuple[ConsumerLoad, Silence | None, float | None]],
+) -> list[ConsumerLoad]:
+    """The loads with their silences made as long as the broker's hour of samples proves, their
+    consumer timeouts, and their flags."""
     hour = _hour_of_samples(session, [(load, silence) for load, silence, _ in held], moment)
     # Asked only for the queues whose timeout a flag will read.
     timeouts = held_queue_timeouts(
@@ -189,12 +241,7 @@ def fetch_consumers(
         if load.work:
             load.flags = flags_of(load, silence, session.settings.stuck_after_seconds, moment)
         loads.append(load)
-    _flag_waiting_behind(loads, moment, session.settings.refresh_seconds)
-    if watch is not None:
-        watch.keep_only({load.channel for load in loads})
-    loads.sort(key=lambda load: (load.connection, load.channel, load.consumer_tag))
-    tags = set(session.whoami().get("tags") or [])
-    return ConsumerReport(loads=loads, own_only=not tags & SEES_ALL_CONNECTIONS)
+    return loads
 
 
 def own_only_sentence(username: str) -> str:

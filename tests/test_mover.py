@@ -92,7 +92,10 @@ def test_a_target_full_mid_window_keeps_what_it_confirmed_and_duplicates_nothing
     result = Mover(session_for(), source, to_queue(target), limit=2000).run()
 
     assert result.stopped == "the broker refused a copy (nack)"
-    assert (result.moved, result.failed, result.may_be_duplicated) == (800, 1200, 0)
+    # Sent back: the originals the mover held when the first copy was refused, as many as its
+    # window had taken by then (all 1,200, unless the machine is loaded); the rest never left.
+    assert (result.moved, result.may_be_duplicated) == (800, 0)
+    assert 0 < result.failed <= 1200
     in_source = {properties.message_id for _, properties in drain(channel, source)}
     in_target = {properties.message_id for _, properties in drain(channel, target)}
     assert (len(in_source), len(in_target)) == (1200, 800)

@@ -201,7 +201,9 @@ def test_work_that_keeps_coming_back_is_a_redelivery_loop(
     history = history_for(session, tmp_path)
     looping = tenant_with_messages(channel, exchange, "looping", unique("looping"), 2)
     tenant_with_messages(channel, exchange, "calm", unique("calm"), 2)
-    before = overview_where(session, lambda rows: rows["looping"].ready == 2)
+    before = overview_where(
+        session, lambda rows: rows["looping"].ready == 2 and rows["calm"].ready == 2
+    )
     now = time.time()
     flag_overview(before, history, settings, now=now - 300)
     # Pods that die on the jobs: each takes both, and its connection goes.

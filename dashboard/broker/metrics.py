@@ -131,9 +131,8 @@ def _changed(
     for index in compress(count(), map(ne, lines, last_lines)):
         line = lines[index]
         gauge, before = _gauge(line, vhost_label), _gauge(last_lines[index], vhost_label)
-        if IDENTITY in (line[: len(IDENTITY)], last_lines[index][: len(IDENTITY)]) or (
-            gauge and before and gauge[:2] != before[:2]
-        ):
+        identity = line.startswith(IDENTITY) or last_lines[index].startswith(IDENTITY)
+        if identity or (gauge and before and gauge[:2] != before[:2]):
             return None
         if gauge and before:
             queue, field, value = gauge

@@ -141,8 +141,7 @@ def _wait_until_serving(console: subprocess.Popen, port: int) -> None:
         try:
             if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).ok:
                 return
-        # Not listening yet, or too busy to answer in time (a start-up that holds the server
-        # back until done answers nothing meanwhile).
+        # Not listening yet, or listening and too busy to answer within the timeout.
         except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.3)
     raise WarrenError(f"The console did not start on port {port}.")

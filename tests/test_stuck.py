@@ -155,6 +155,55 @@ def test_a_poll_remembers_first_samples_only_while_its_window_holds_them(
     assert remembered == flags(overview) == {"failing": []}
 
 
+def test_a_poll_remembers_a_silence_while_the_ack_count_stands(
+    session_for, channel, unique, pod, tmp_path
+):
+    exchange = unique("tenants")
+    session = session_for(
+        tenant_exchange=exchange, stuck_after_seconds=2400, consumer_timeout_seconds=3600
+    )
+    settings = session.settings
+    history = history_for(session, tmp_path)
+    silent_queue = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
+    acking_queue = tenant_with_messages(channel, exchange, "acking", unique("acking"), 2)
+    worker = pod(unique("pod"))
+    assert (worker.hold(silent_queue, 2, 2), worker.hold(acking_queue, 2, 2)) == (2, 2)
+    before = overview_where(
+        session, lambda rows: rows["silent"].unacked == 2 and rows["acking"].unacked == 2
+    )
+    memory, now = Memory(), time.time()
+    flag_overview(before, history, settings, now=now - 2500, memory=memory)
+    worker.ack_one(acking_queue)
+    after = overview_where(session, lambda rows: rows["acking"].unacked == 1)
+    asked = []
+    held_silences = history.held_silences
+    history.held_silences = lambda vhost, acks, since: (
+        asked.append(set(acks)) or held_silences(vhost, acks, since)
+    )
+
+    remembered = []
+    for moment in (now, now + 3600):
+        flag_overview(after, history, settings, now=moment, memory=memory)
+        remembered.append(reasons(after))
+    asked_with_memory = set().union(*asked)
+    without_memory = []
+    for moment in (now, now + 3600):
+        flag_overview(after, history, settings, now=moment)
+        without_memory.append(reasons(after))
+
+    # The silent queue's ack count stood: asked once, by the first poll. The other acked since.
+    assert asked_with_memory == {acking_queue}
+    assert remembered == without_memory
+    assert [flagged["silent"] for flagged in remembered] == [
+        ["2 unacked and no ack for over 41 min 40 s."],
+        ["2 unacked and no ack for over 1 h 41 min."],
+    ]
+
+
+def reasons(overview) -> dict[str, list[str]]:
+    return {row.tenant: [flag.reason for flag in row.flags] for row in overview.rows}
+
+
 def test_history_gaps_break_the_line():
     samples = [Sample(at, 1, 0, 0, None) for at in (0, 10, 20, 80, 90)]
     points = spaced([(sample, 30) for sample in samples])

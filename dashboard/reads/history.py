@@ -68,11 +68,13 @@ Counts = tuple[int, int, int | None, int | None, int | None]
 
 
 class Run(NamedTuple):
-    """A queue's counts as the polls last saw them, and what of them is written."""
+    """A queue's counts as the polls last saw them, and when they were last written. Every run
+    kept was seen by the vhost's last poll (one that does not see a queue ends its run), so
+    when each was last seen is that poll's moment, kept once per vhost: a poll of 100,000
+    queues whose counts stand still then builds nothing per queue."""
 
     counts: Counts
     written_at: float
-    seen_at: float
 
 
 class History:
@@ -86,6 +88,8 @@ class History:
         self._pruned_at = 0.0
         # vhost -> queue -> its run, as this process's polls saw it.
         self._runs: dict[str, dict[str, Run]] = {}
+        # vhost -> the moment of this process's last poll of it, which saw every run kept.
+        self._seen_at: dict[str, float] = {}
         # vhost -> when this process last wrote a full poll of it.
         self._full_at: dict[str, float] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,32 +106,31 @@ class History:
         """The tenant queues' counts (a queue under two tenant ids is one), where they changed
         since the last poll, or all of them in the first poll of a minute."""
         moment = time.time() if at is None else at
-        runs = self._runs.get(overview.vhost, {})
-        last_full = self._full_at.get(overview.vhost)
+        vhost = overview.vhost
+        runs = self._runs.setdefault(vhost, {})
+        last_full, last_seen = self._full_at.get(vhost), self._seen_at.get(vhost)
         full = last_full is None or moment // HEARTBEAT_SECONDS != last_full // HEARTBEAT_SECONDS
         seen = _counts_of(overview)
         rows: list[tuple] = []
-        kept: dict[str, Run] = {}
         for queue, counts in seen.items():
             run = runs.get(queue)
             if run is not None and run.counts == counts and not full:
-                kept[queue] = run._replace(seen_at=moment)
                 continue
             if run is not None and run.counts != counts:
-                rows.extend(_unwritten_end(queue, run))
+                rows.extend(_unwritten_end(queue, run, last_seen))
             rows.append((moment, queue, counts))
-            kept[queue] = Run(counts, moment, moment)
-        for queue in runs.keys() - seen.keys():
-            rows.extend(_unwritten_end(queue, runs[queue]))
+        ended = runs.keys() - seen.keys()
+        for queue in ended:
+            rows.extend(_unwritten_end(queue, runs[queue], last_seen))
         with self._lock, self._connect() as db:
             db.executemany(
                 f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(at, self.broker, overview.vhost, queue, *counts) for at, queue, counts in rows],
+                [(at, self.broker, vhost, queue, *counts) for at, queue, counts in rows],
             )
             if full:
                 db.execute(
                     "INSERT INTO full_polls (at, broker, vhost) VALUES (?, ?, ?)",
-                    (moment, self.broker, overview.vhost),
+                    (moment, self.broker, vhost),
                 )
             if moment - self._pruned_at > 60:
                 for table in ("samples", "full_polls"):
@@ -135,15 +138,19 @@ class History:
                         f"DELETE FROM {table} WHERE at < ?", (moment - self.retention_seconds,)
                     )
                 self._pruned_at = moment
-        self._runs[overview.vhost] = kept
+        # Only once written: a poll whose write failed leaves the runs as the last one saw them.
+        for queue in ended:
+            del runs[queue]
+        runs.update((queue, Run(counts, moment)) for at, queue, counts in rows if at == moment)
+        self._seen_at[vhost] = moment
         if full:
-            self._full_at[overview.vhost] = moment
+            self._full_at[vhost] = moment
 
     def latest(self, vhost: str, queue: str) -> Sample | None:
         """The last poll that saw `queue`, written or not (a run of equal counts is written
         once a minute)."""
         run = self._runs.get(vhost, {}).get(queue)
-        return None if run is None else Sample(run.seen_at, *run.counts)
+        return None if run is None else Sample(self._seen_at[vhost], *run.counts)
 
     def series(self, vhost: str, queue: str, since: float) -> list[Sample]:
         """Samples of one queue from `since` on, oldest first."""
@@ -272,9 +279,10 @@ class History:
         return trends
 
 
-def _unwritten_end(queue: str, run: Run) -> list[tuple]:
-    """The last poll of a run that ended, where it was not written already."""
-    return [(run.seen_at, queue, run.counts)] if run.seen_at > run.written_at else []
+def _unwritten_end(queue: str, run: Run, seen_at: float) -> list[tuple]:
+    """The last poll of a run that ended (`seen_at`: the poll before this one), where it was
+    not written already."""
+    return [(seen_at, queue, run.counts)] if seen_at > run.written_at else []
 
 
 def _counts_of(overview: Overview) -> dict[str, Counts]:

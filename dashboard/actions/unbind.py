@@ -66,7 +66,7 @@ def _unbind_tenant(session: Session, tenant: str, delete: bool, force: bool) -> 
 
 def _check_deletable(channel, queues, bound, tenant: str, force: bool) -> None:
     for queue in queues:
-        others = sorted(bound[queue] - {tenant})
+        others = [other for other in bound[queue] if other != tenant]
         if others:
             raise WarrenError(
                 f"Queue {queue!r} is also bound for tenant ids {', '.join(others)}: it was "

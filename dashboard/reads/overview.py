@@ -24,7 +24,12 @@ from typing import NamedTuple
 
 from dashboard.broker.management import ManagementClient, naming_a_missing_vhost
 from dashboard.broker.metrics import QueueCounts
-from dashboard.broker.models import Binding, QueueInfo, parse_all
+from dashboard.broker.models import (
+    DEAD_LETTER_KEYS,
+    Binding,
+    ListedQueue,
+    parse_each,
+)
 from dashboard.broker.session import Session
 from dashboard.errors import BrokerError, NotFound, TenantExchangeMissing
 from dashboard.reads.models import Overview, TenantRow, Totals
@@ -55,8 +60,6 @@ SETTINGS_COLUMNS = ("name", "vhost", "type", "state", "arguments", "policy")
 COUNT_COLUMNS = ("name", "messages_ready", "messages_unacknowledged", "messages", "consumers")
 DLX = "x-dead-letter-exchange"
 DLRK = "x-dead-letter-routing-key"
-# What the overview reads of a policy: where its queues' dead letters go.
-DEAD_LETTER_KEYS = ("dead-letter-exchange", "dead-letter-routing-key")
 # Requests of one read that go out at once.
 PARALLEL = 4
 
@@ -69,11 +72,15 @@ def tenant_bindings(session: Session) -> list[Binding]:
     """
     client, vhost, exchange = session.client, session.vhost, session.exchange
     with naming_a_missing_vhost(client, vhost):
-        raw = client.list_bindings_from(vhost, exchange)
-        if not raw:
+        bindings = _bindings_from(client, vhost, exchange)
+        if not bindings:
             tenant_exchange(client, vhost, exchange)
-    bindings = parse_all(Binding, raw, f"the bindings of exchange {exchange!r}")
     return [binding for binding in bindings if binding.destination_type == "queue"]
+
+
+def _bindings_from(client: ManagementClient, vhost: str, exchange: str) -> list[Binding]:
+    what = f"the bindings of exchange {exchange!r}"
+    return client.list_bindings_from(vhost, exchange, parse_each(Binding, what))
 
 
 def tenant_exchange(client: ManagementClient, vhost: str, exchange: str) -> dict:
@@ -92,7 +99,7 @@ class Place(NamedTuple):
     next."""
 
     tenant: str
-    queue: QueueInfo
+    queue: ListedQueue
     # Other tenant ids bound to the same queue.
     others: list[str]
     dead_letter_queue: str | None
@@ -102,10 +109,10 @@ class Place(NamedTuple):
 class Topology:
     vhost: str
     exchange: str
-    # Queue name -> the tenant ids it is bound under (the bindings themselves are not kept: a
-    # model each, 50 MB at 50,000).
-    tenants: dict[str, set[str]]
-    queues: dict[str, QueueInfo]
+    # Queue name -> the tenant ids it is bound under, sorted (the bindings themselves are not
+    # kept: a model each, 50 MB at 50,000; nor sets: a set of one took 200 bytes, a tuple 48).
+    tenants: dict[str, tuple[str, ...]]
+    queues: dict[str, ListedQueue]
     # Dead-letter exchange -> routing key -> the queue it routes that key to.
     dead_letter_routes: dict[str, dict[str, str]]
     # Whether `queues` carry counts and statistics, or their settings only.
@@ -116,13 +123,26 @@ class Topology:
         """One place per (tenant id, queue), worked out once per listing: a refresh only lays
         counts over them. A binding whose queue vanished between the two requests has none."""
         return [
-            Place(tenant, queue, sorted(tenants - {tenant}), self._dead_letter_queue(queue, tenant))
+            Place(
+                tenant,
+                queue,
+                [other for other in tenants if other != tenant],
+                self._dead_letter_queue(queue, tenant),
+            )
             for name, tenants in self.tenants.items()
             if (queue := self.queues.get(name)) is not None
             for tenant in tenants
         ]
 
-    def _dead_letter_queue(self, queue: QueueInfo, tenant: str) -> str | None:
+    @cached_property
+    def placed(self) -> tuple[list[str], int]:
+        """The queues that have a place, each once, and how many tenant ids they are bound
+        under: what the totals count, the same on every refresh of this listing."""
+        return list({place.queue.name for place in self.places}), len(
+            {place.tenant for place in self.places}
+        )
+
+    def _dead_letter_queue(self, queue: ListedQueue, tenant: str) -> str | None:
         """Messages rejected or expired in a tenant queue go to its dead-letter exchange
         (argument or policy) with its dead-letter routing key (else their own routing key: the
         tenant id). The dead-letter queue is the queue that exchange routes that key to (by
@@ -144,10 +164,9 @@ def fetch_topology(session: Session, statistics: bool = True) -> Topology:
     client, vhost = session.client, session.vhost
     columns = QUEUE_COLUMNS if statistics else SETTINGS_COLUMNS
     with ThreadPoolExecutor(PARALLEL) as pool:
-        listing = pool.submit(client.list_queues_in, vhost, columns, statistics)
+        listing = pool.submit(client.list_queues_in, vhost, columns, statistics, _LISTED_QUEUE)
         bindings = tenant_bindings(session)
-        listed = listing.result()
-        queues = {queue.name: queue for queue in parse_all(QueueInfo, listed, "the queue list")}
+        queues = {queue.name: queue for queue in listing.result()}
         bound = {binding.destination for binding in bindings} & queues.keys()
         if not statistics:
             _fill_in_policies(session, pool, [queues[name] for name in bound])
@@ -156,31 +175,34 @@ def fetch_topology(session: Session, statistics: bool = True) -> Topology:
         )
         found = pool.map(lambda dlx: _first_queue_by_key(client, vhost, dlx), exchanges)
         routes = dict(zip(exchanges, found, strict=True))
-    return Topology(
-        vhost, session.exchange, dict(tenants_by_queue(bindings)), queues, routes, statistics
-    )
+    return Topology(vhost, session.exchange, tenants_by_queue(bindings), queues, routes, statistics)
 
 
-def _fill_in_policies(session: Session, pool: ThreadPoolExecutor, queues: list[QueueInfo]) -> None:
+_LISTED_QUEUE = parse_each(ListedQueue, "the queue list")
+
+
+def _fill_in_policies(
+    session: Session, pool: ThreadPoolExecutor, queues: list[ListedQueue]
+) -> None:
     """Where each policy sends its queues' dead letters, read from one queue per policy (a
     listing without statistics names a queue's policy but not its definition)."""
-    by_policy: dict[str, list[QueueInfo]] = defaultdict(list)
+    by_policy: dict[str, list[ListedQueue]] = defaultdict(list)
     for queue in queues:
         if queue.policy:
             by_policy[queue.policy].append(queue)
 
-    def dead_letter_keys(members: list[QueueInfo]) -> dict:
+    def dead_letter_keys(members: list[ListedQueue]) -> dict | None:
         try:
             definition = queue_settings(session, members[0].name).effective_policy_definition
         except NotFound:
-            return {}  # gone since the listing
-        return {key: definition[key] for key in DEAD_LETTER_KEYS if key in definition}
+            return None  # gone since the listing
+        return {key: definition[key] for key in DEAD_LETTER_KEYS if key in definition} or None
 
     for members, keys in zip(
         by_policy.values(), pool.map(dead_letter_keys, by_policy.values()), strict=True
     ):
         for queue in members:
-            queue.effective_policy_definition = keys
+            queue.dead_letter_policy = keys
 
 
 def fetch_counts(session: Session) -> tuple[dict[str, QueueCounts], str]:
@@ -226,7 +248,7 @@ def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
         topology = fetch_topology(session, statistics=False)
     except TenantExchangeMissing:
         return {}, set()
-    tenants = {queue: sorted(ids) for queue, ids in topology.tenants.items()}
+    tenants = {queue: list(ids) for queue, ids in topology.tenants.items()}
     return tenants, {place.dead_letter_queue for place in topology.places} - {None}
 
 
@@ -250,31 +272,74 @@ def overview_of(
     topology: Topology,
     counts: dict[str, QueueCounts] | None = None,
     counts_from: str = "management",
-    statistics: dict[str, QueueInfo] | None = None,
-    statistics_at: datetime | None = None,
+    statistics: "Statistics | None" = None,
 ) -> Overview:
     """The overview of `topology`, with `counts` (by queue name) over its own where given and
-    the rates and counters of `statistics` (queues of a listing with them; by default the
-    topology's own, if it has them)."""
+    the rates and counters of `statistics` (by default the topology's own, if it has them)."""
     now = datetime.now(UTC)
     if statistics is None and topology.statistics:
-        statistics = topology.queues
+        statistics = Statistics(topology.queues, now)
     fresh = counts or {}
     counted = _counts_of(topology.queues, fresh)
-    rows = build_rows(topology.places, counted, statistics or {}, fresh.keys())
+    cells = statistics.cells if statistics else {}
+    rows = build_rows(topology.places, counted, cells, fresh.keys())
     return Overview(
         vhost=topology.vhost,
         exchange=topology.exchange,
         rows=rows,
-        totals=totals_of(rows, counted),
+        totals=totals_of(topology, counted),
         fetched_at=now,
         counts_from=counts_from if counts else "management",
-        statistics_at=(statistics_at or now) if statistics else None,
+        statistics_at=statistics.at if statistics else None,
+    )
+
+
+class Cells(NamedTuple):
+    """What a tenant row takes from a statistics listing, worked out once per listing: a poll
+    at scale lays new counts over the same listing for WARREN_TOPOLOGY_SECONDS."""
+
+    publish_rate: float | None
+    deliver_rate: float | None
+    ack_rate: float | None
+    consumer_capacity: float | None
+    acks: int
+    redeliveries: int
+    head_timestamp: float | None
+    counted: bool
+
+
+@dataclass
+class Statistics:
+    """A listing with statistics (queues by name), and when it was made."""
+
+    queues: dict[str, ListedQueue]
+    at: datetime
+
+    @cached_property
+    def cells(self) -> dict[str, Cells]:
+        return {name: _cells(queue) for name, queue in self.queues.items()}
+
+
+def _cells(queue: ListedQueue) -> Cells:
+    stats = queue.message_stats
+    if stats is None:
+        return Cells(
+            None, None, None, queue.capacity, 0, 0, queue.head_message_timestamp, queue.counted
+        )
+    return Cells(
+        _rate(stats.publish_details),
+        _rate(stats.deliver_get_details),
+        _rate(stats.ack_details),
+        queue.capacity,
+        stats.ack,
+        stats.redeliver,
+        queue.head_message_timestamp,
+        queue.counted,
     )
 
 
 def _counts_of(
-    queues: dict[str, QueueInfo], counts: dict[str, QueueCounts]
+    queues: dict[str, ListedQueue], counts: dict[str, QueueCounts]
 ) -> dict[str, QueueCounts]:
     """Each queue's counts: `counts` where they have it, else the listing's own."""
     return {
@@ -300,8 +365,7 @@ class OverviewReader:
         self.metrics = session.metrics
         self._answered = False
         self._topology: Topology | None = None
-        self._statistics: dict[str, QueueInfo] = {}
-        self._statistics_at: datetime | None = None
+        self._statistics: Statistics | None = None
         self._listed_at = 0.0
 
     def read(self) -> Overview:
@@ -321,13 +385,8 @@ class OverviewReader:
             self._list_statistics()
         elif changed:
             self._topology = fetch_topology(self.session, statistics=False)
-        return overview_of(
-            self._topology,
-            counts | self._exact(counts),
-            "metrics",
-            self._statistics,
-            self._statistics_at,
-        )
+        fresh = counts | self._exact(counts)
+        return overview_of(self._topology, fresh, "metrics", self._statistics)
 
     def _metric_counts(self) -> dict[str, QueueCounts] | None:
         """The endpoint's counts; None, and the endpoint given up, where it is another
@@ -346,19 +405,18 @@ class OverviewReader:
 
     def _statistics_due(self) -> bool:
         elapsed = time.monotonic() - self._listed_at
-        return self._statistics_at is None or elapsed >= self.session.settings.topology_seconds
+        return self._statistics is None or elapsed >= self.session.settings.topology_seconds
 
     def _list_statistics(self) -> Topology:
         self._topology = fetch_topology(self.session)
-        self._statistics = self._topology.queues
-        self._statistics_at = datetime.now(UTC)
+        self._statistics = Statistics(self._topology.queues, datetime.now(UTC))
         self._listed_at = time.monotonic()
         return self._topology
 
     def _listed(self) -> Overview:
         topology = self._list_statistics()
         exact = self._exact({})
-        return overview_of(topology, exact or None, statistics_at=self._statistics_at)
+        return overview_of(topology, exact or None, statistics=self._statistics)
 
     def _exact(self, counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
         """Counts over AMQP of the queues an action just changed, which the broker's statistics
@@ -375,18 +433,18 @@ class OverviewReader:
         return exact
 
 
-def tenants_by_queue(bindings: list[Binding]) -> dict[str, set[str]]:
-    """Queue name -> the tenant ids (routing keys) it is bound under."""
+def tenants_by_queue(bindings: list[Binding]) -> dict[str, tuple[str, ...]]:
+    """Queue name -> the tenant ids (routing keys) it is bound under, sorted."""
     tenants: dict[str, set[str]] = defaultdict(set)
     for binding in bindings:
         tenants[binding.destination].add(binding.routing_key)
-    return tenants
+    return {queue: tuple(sorted(ids)) for queue, ids in tenants.items()}
 
 
 def build_rows(
     places: list[Place],
     counts: dict[str, QueueCounts],
-    statistics: dict[str, QueueInfo],
+    statistics: dict[str, Cells],
     counted: Set[str] = frozenset(),
 ) -> list[TenantRow]:
     """One row per place, most backed-up first; rates and counters from `statistics` (None
@@ -396,19 +454,17 @@ def build_rows(
         _row(place, counts, statistics.get(place.queue.name), place.queue.name in counted)
         for place in places
     ]
-    return sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
+    rows.sort(key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
+    return rows
 
 
 def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> dict[str, str]:
     try:
-        raw = client.list_bindings_from(vhost, exchange)
+        bindings = _bindings_from(client, vhost, exchange)
     except NotFound:
         return {}
     routes: dict[str, str] = {}
-    for binding in sorted(
-        parse_all(Binding, raw, f"the bindings of exchange {exchange!r}"),
-        key=lambda binding: binding.destination,
-    ):
+    for binding in sorted(bindings, key=lambda binding: binding.destination):
         if binding.destination_type == "queue":
             routes.setdefault(binding.routing_key, binding.destination)
     return routes
@@ -417,34 +473,53 @@ def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> 
 def _row(
     place: Place,
     counts_by_queue: dict[str, QueueCounts],
-    statistics: QueueInfo | None,
+    cells: Cells | None,
     counted: bool,
 ) -> TenantRow:
-    queue, counts = place.queue, counts_by_queue[place.queue.name]
-    stats = statistics.message_stats if statistics else None
+    queue = place.queue
+    ready, unacked, total, consumers = counts_by_queue[queue.name]
     dead_letter_queue = place.dead_letter_queue
+    dead_letters = counts_by_queue[dead_letter_queue].total if dead_letter_queue else None
+    if cells is None:
+        return TenantRow(
+            tenant=place.tenant,
+            vhost=queue.vhost,
+            queue=queue.name,
+            ready=ready,
+            unacked=unacked,
+            total=total,
+            consumers=consumers,
+            queue_type=queue.type,
+            state=queue.state,
+            shares_queue_with=place.others,
+            dead_letter_queue=dead_letter_queue,
+            dead_letters=dead_letters,
+            acks=None,
+            redeliveries=None,
+            counted=counted or queue.counted,
+        )
     return TenantRow(
         tenant=place.tenant,
         vhost=queue.vhost,
         queue=queue.name,
-        ready=counts.ready,
-        unacked=counts.unacked,
-        total=counts.total,
-        consumers=counts.consumers,
-        publish_rate=_rate(stats and stats.publish_details),
-        deliver_rate=_rate(stats and stats.deliver_get_details),
-        ack_rate=_rate(stats and stats.ack_details),
-        consumer_capacity=statistics.capacity if statistics else None,
+        ready=ready,
+        unacked=unacked,
+        total=total,
+        consumers=consumers,
+        publish_rate=cells.publish_rate,
+        deliver_rate=cells.deliver_rate,
+        ack_rate=cells.ack_rate,
+        consumer_capacity=cells.consumer_capacity,
         queue_type=queue.type,
         state=queue.state,
         shares_queue_with=place.others,
         dead_letter_queue=dead_letter_queue,
-        dead_letters=counts_by_queue[dead_letter_queue].total if dead_letter_queue else None,
-        acks=(stats.ack if stats else 0) if statistics else None,
-        redeliveries=(stats.redeliver if stats else 0) if statistics else None,
+        dead_letters=dead_letters,
+        acks=cells.acks,
+        redeliveries=cells.redeliveries,
         # The listing's head, while the counts say it may still be there.
-        head_timestamp=statistics.head_message_timestamp if statistics and counts.ready else None,
-        counted=counted or queue.counted or (statistics is not None and statistics.counted),
+        head_timestamp=cells.head_timestamp if ready else None,
+        counted=counted or queue.counted or cells.counted,
     )
 
 
@@ -452,13 +527,17 @@ def _rate(details) -> float | None:
     return details.rate if details is not None else None
 
 
-def totals_of(rows: list[TenantRow], counts: dict[str, QueueCounts]) -> Totals:
-    distinct = [counts[name] for name in {row.queue for row in rows}]
+def totals_of(topology: Topology, counts: dict[str, QueueCounts]) -> Totals:
+    queues, tenants = topology.placed
+    distinct = [counts[name] for name in queues]
+    # Each count summed over the queues at once (zip in C): this runs on every poll.
+    sums = map(sum, zip(*distinct, strict=True)) if distinct else [0] * 4
+    ready, unacked, total, consumers = sums
     return Totals(
-        tenants=len({row.tenant for row in rows}),
+        tenants=tenants,
         queues=len(distinct),
-        ready=sum(queue.ready for queue in distinct),
-        unacked=sum(queue.unacked for queue in distinct),
-        total=sum(queue.total for queue in distinct),
-        consumers=sum(queue.consumers for queue in distinct),
+        ready=ready,
+        unacked=unacked,
+        total=total,
+        consumers=consumers,
     )

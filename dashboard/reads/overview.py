@@ -302,10 +302,14 @@ class Cells(NamedTuple):
     deliver_rate: float | None
     ack_rate: float | None
     consumer_capacity: float | None
-    acks: int
-    redeliveries: int
+    acks: int | None
+    redeliveries: int | None
     head_timestamp: float | None
     counted: bool
+
+
+# A queue the statistics were not read for: no rates nor counters known (None, not 0).
+NO_STATISTICS = Cells(None, None, None, None, None, None, None, False)
 
 
 @dataclass
@@ -451,7 +455,12 @@ def build_rows(
     where it lacks the queue). The queues of `counted` were counted by the broker (a fresh
     source listed them), the others only if their listing says so."""
     rows = [
-        _row(place, counts, statistics.get(place.queue.name), place.queue.name in counted)
+        _row(
+            place,
+            counts,
+            statistics.get(place.queue.name, NO_STATISTICS),
+            place.queue.name in counted,
+        )
         for place in places
     ]
     rows.sort(key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
@@ -473,31 +482,12 @@ def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> 
 def _row(
     place: Place,
     counts_by_queue: dict[str, QueueCounts],
-    cells: Cells | None,
+    cells: Cells,
     counted: bool,
 ) -> TenantRow:
     queue = place.queue
     ready, unacked, total, consumers = counts_by_queue[queue.name]
     dead_letter_queue = place.dead_letter_queue
-    dead_letters = counts_by_queue[dead_letter_queue].total if dead_letter_queue else None
-    if cells is None:
-        return TenantRow(
-            tenant=place.tenant,
-            vhost=queue.vhost,
-            queue=queue.name,
-            ready=ready,
-            unacked=unacked,
-            total=total,
-            consumers=consumers,
-            queue_type=queue.type,
-            state=queue.state,
-            shares_queue_with=place.others,
-            dead_letter_queue=dead_letter_queue,
-            dead_letters=dead_letters,
-            acks=None,
-            redeliveries=None,
-            counted=counted or queue.counted,
-        )
     return TenantRow(
         tenant=place.tenant,
         vhost=queue.vhost,
@@ -514,7 +504,7 @@ def _row(
         state=queue.state,
         shares_queue_with=place.others,
         dead_letter_queue=dead_letter_queue,
-        dead_letters=dead_letters,
+        dead_letters=counts_by_queue[dead_letter_queue].total if dead_letter_queue else None,
         acks=cells.acks,
         redeliveries=cells.redeliveries,
         # The listing's head, while the counts say it may still be there.

@@ -230,11 +230,16 @@ def _add_broker_evidence(
     for queue in [q for q, (acks, _) in heard.items() if q not in unsure or held[q] != acks]:
         del heard[queue]
     unheard = unsure - heard.keys()
-    # Only the most unacked are asked (queue_silences): picked, not all sorted.
-    most = nlargest(
-        MOST_QUEUES_SAMPLED,
-        (row for row in overview.rows if row.queue in unheard),
-        key=lambda row: row.unacked,
+    # Only the most unacked are asked (queue_silences): picked, not all sorted; and the rows
+    # are not walked at all on the usual poll, where every unsure queue was heard already.
+    most = (
+        nlargest(
+            MOST_QUEUES_SAMPLED,
+            (row for row in overview.rows if row.queue in unheard),
+            key=lambda row: row.unacked,
+        )
+        if unheard
+        else []
     )
     found = queue_silences(session, {row.queue: row.acks for row in most})
     heard.update({queue: (held[queue], silence) for queue, silence in found.items()})

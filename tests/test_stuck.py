@@ -5,6 +5,7 @@ import re
 import time
 
 from dashboard.reads.history import Sample, spaced
+from dashboard.reads.poll import OverviewPolling
 from dashboard.reads.stuck import Memory, flag_overview
 from tests.support.helpers import (
     flags,
@@ -92,6 +93,35 @@ def test_the_broker_samples_prove_a_silence_the_history_has_not_seen(
     assert re.fullmatch(r"2 unacked and no ack for \d+ s\.", flag.reason)
     seconds = int(flag.reason.split(" for ")[1].split()[0])
     assert seconds <= time.time() - held_from + 10
+
+
+def test_a_console_judges_a_silence_up_to_when_the_ack_count_was_read(
+    session_for, channel, unique, pod, tmp_path
+):
+    """A console lists the ack counts with the statistics, every WARREN_TOPOLOGY_SECONDS, and
+    lays fresh counts over them in between: a queue that acks all along must not read "no ack
+    for" as long as its statistics' age (the demo's console did so on every tenant that
+    acked), while a queue that holds its messages silent across two listings is flagged."""
+    exchange = unique("tenants")
+    session = session_for(tenant_exchange=exchange, stuck_after_seconds=2, topology_seconds=3)
+    polling = OverviewPolling(session, history_for(session, tmp_path))
+    acking = tenant_with_messages(channel, exchange, "acking", unique("acking"), 200)
+    silent = tenant_with_messages(channel, exchange, "silent", unique("silent"), 2)
+    worker = pod(unique("pod"))
+    assert (worker.hold(acking, 3, 3), worker.hold(silent, 2, 2)) == (3, 2)
+    listings = set()
+
+    def silent_flagged():
+        worker.ack_one(acking)
+        overview = polling.read()
+        listings.add(overview.statistics_at)
+        assert flags(overview)["acking"] == []
+        return flags(overview)["silent"] == ["no-acks"] and overview
+
+    overview = wait_until(silent_flagged, what="two listings to show the silent queue's acks")
+    assert len(listings) >= 2
+    [flag] = next(row for row in overview.rows if row.tenant == "silent").flags
+    assert re.fullmatch(r"2 unacked and no ack for [2-9] s\.", flag.reason)
 
 
 def test_growing_dead_letter_queue(session_for, channel, unique, pod, tmp_path):

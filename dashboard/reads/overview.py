@@ -412,8 +412,10 @@ class OverviewReader:
         return self._statistics is None or elapsed >= self.session.settings.topology_seconds
 
     def _list_statistics(self) -> Topology:
+        # Dated at its start: no count in it is newer (a silence is proven up to there only).
+        started = datetime.now(UTC)
         self._topology = fetch_topology(self.session)
-        self._statistics = Statistics(self._topology.queues, datetime.now(UTC))
+        self._statistics = Statistics(self._topology.queues, started)
         self._listed_at = time.monotonic()
         return self._topology
 

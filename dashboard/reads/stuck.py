@@ -119,30 +119,49 @@ def flag_overview(
     remember_backlogs(memory.backlogs, overview.vhost, rows.backlogged, None, moment)
     if session is not None:
         _add_broker_evidence(session, overview, rows.held, silences, memory.heard, moment)
-    _flag_rows(overview, memory, silences, first_dead, first_redelivered, growth, moment, settings)
+    evidence = _Evidence(
+        silences, first_dead, first_redelivered, growth, _acks_read_at(overview, moment)
+    )
+    _flag_rows(overview, memory, evidence, moment, settings)
+
+
+def _acks_read_at(overview: Overview, moment: float) -> float:
+    """When the rows' ack counts were read: a console lists them with the statistics, every
+    WARREN_TOPOLOGY_SECONDS, and lays fresh counts over them meanwhile. An ack count that old
+    stands still in every poll in between, so a silence is proven up to its reading only (else
+    a queue that acks reads "no ack for" as long as its statistics' age)."""
+    listed = overview.statistics_at
+    if listed is None:
+        return moment
+    return moment - max(0.0, (overview.fetched_at - listed).total_seconds())
+
+
+class _Evidence(NamedTuple):
+    """What the history and the broker showed, for the rules that need a window."""
+
+    silences: dict[str, Silence | None]
+    first_dead: dict[str, Sample]
+    first_redelivered: dict[str, Sample]
+    # The backlog's first samples in its window, and in the window's second half.
+    growth: tuple[dict[str, Sample], dict[str, Sample]]
+    acks_read_at: float
 
 
 def _flag_rows(
-    overview: Overview,
-    memory: Memory,
-    silences: dict[str, Silence | None],
-    first_dead: dict[str, Sample],
-    first_redelivered: dict[str, Sample],
-    growth: tuple[dict[str, Sample], dict[str, Sample]],
-    moment: float,
-    settings: Settings,
+    overview: Overview, memory: Memory, evidence: _Evidence, moment: float, settings: Settings
 ) -> None:
-    backlogs, starts, middles = memory.backlogs, *growth
+    backlogs, (starts, middles) = memory.backlogs, evidence.growth
     for row in overview.rows:
         queue = row.queue
         row.wait = wait_of(row, backlogs.get(queue), moment) if row.ready else None
         row.flags = tenant_flags(
             row,
-            first_dead.get(queue),
-            first_redelivered.get(queue),
+            evidence.first_dead.get(queue),
+            evidence.first_redelivered.get(queue),
             moment,
             settings.stuck_after_seconds,
-            silences.get(queue),
+            evidence.silences.get(queue),
+            evidence.acks_read_at,
         )
         growing = backlog_growing(row, starts.get(queue), middles.get(queue), moment)
         if growing:
@@ -254,17 +273,19 @@ def tenant_flags(
     now: float,
     stuck_after: float,
     silence: Silence | None,
+    acks_read_at: float,
 ) -> list[Flag]:
     """`first_dead` and `first_redelivered`, the history's first samples in their windows that
-    count dead letters and redeliveries; `silence`, how long it has held messages unacked."""
+    count dead letters and redeliveries; `silence`, since when it has held messages unacked at
+    the ack count read at `acks_read_at`."""
     flags = []
     if row.ready > 0 and row.consumers == 0:
         flags.append(Flag(kind="no-consumer", reason=f"{row.ready:,} ready and no consumer."))
-    if silence is not None and silence.seconds(now) >= stuck_after:
+    if silence is not None and silence.seconds(acks_read_at) >= stuck_after:
         flags.append(
             Flag(
                 kind="no-acks",
-                reason=f"{row.unacked:,} unacked and no ack for {silence.text(now)}.",
+                reason=f"{row.unacked:,} unacked and no ack for {silence.text(acks_read_at)}.",
             )
         )
     if row.dead_letters and first_dead and row.dead_letters > first_dead.dead_letters:

@@ -1,6 +1,8 @@
 """Counts from the broker's Prometheus endpoint: the same numbers as the management API, only
 from this broker, with the topology listed again when a queue appears."""
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -8,7 +10,8 @@ from dashboard.broker.metrics import MetricsAnswer, QueueCounts, in_pieces, pars
 from dashboard.local.rabbitmq import free_port
 from dashboard.local.workload import declare_tenant
 from dashboard.reads.overview import OverviewReader, fetch_overview, metric_counts
-from tests.support.helpers import tenant_with_messages, wait_until
+from dashboard.reads.poll import OverviewPolling
+from tests.support.helpers import history_for, publish, tenant_with_messages, wait_until
 
 SAMPLE = """# TYPE rabbitmq_detailed_queue_messages_ready gauge
 rabbitmq_detailed_queue_messages_ready{vhost="/",queue="plain"} 3
@@ -239,3 +242,34 @@ def test_only_the_lines_that_differ_from_the_last_answer_are_read():
 
     assert answer.counts == remembered | {'say "hi" {x} 1': QueueCounts(4, 0, 0, 0)}
     assert in_pieces_too == answer
+
+
+def test_a_poll_builds_again_only_the_rows_whose_counts_changed(
+    session_for, channel, unique, tmp_path
+):
+    """A poll over the same topology reuses the rows whose counts stood still (at 100,000 queues
+    most of them): a row whose counts changed is built again, with its flags; a reused row's
+    wait still moves with the clock."""
+    exchange = unique("tenants")
+    session = session_for(tenant_exchange=exchange, topology_seconds=3600)
+    polling = OverviewPolling(session, history_for(session, tmp_path))
+    tenant_with_messages(channel, exchange, "still", unique("still"), 2)
+    tenant_with_messages(channel, exchange, "moving", unique("moving"), 1)
+
+    def rows_where(ready: dict[str, int]) -> dict:
+        rows = {row.tenant: row for row in polling.read().rows}
+        return rows if {tenant: rows[tenant].ready for tenant in ready} == ready and rows else None
+
+    first = wait_until(lambda: rows_where({"still": 2, "moving": 1}), what="both counted")
+    waited = first["still"].wait.seconds
+    time.sleep(1)
+    second = rows_where({"still": 2, "moving": 1})
+    assert (second["still"], second["moving"]) == (first["still"], first["moving"])
+    assert second["still"] is first["still"] and second["moving"] is first["moving"]
+    assert second["still"].wait.seconds >= waited + 1
+
+    publish(channel, exchange, "moving", 1)
+    third = wait_until(lambda: rows_where({"moving": 2}), what="moving's second message")
+    assert third["still"] is first["still"] and third["moving"] is not first["moving"]
+    assert [flag.reason for flag in third["moving"].flags] == ["2 ready and no consumer."]
+    assert [flag.reason for flag in third["still"].flags] == ["2 ready and no consumer."]

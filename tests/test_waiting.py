@@ -113,6 +113,7 @@ def test_drain_time_at_the_ack_rate():
         "at_least": False,
         "drain_seconds": 1500,
         "drain": "about 25 min 0 s at 0.8/s",
+        "since": 1000,
     }
     stalled = replace(row, ack_rate=0.0)
     never_acked = replace(row, ack_rate=None, acks=0)

@@ -41,6 +41,9 @@ class Wait:
     drain_seconds: float | None = None
     text: str
     drain: str
+    # When it began (epoch seconds): the oldest ready message's timestamp, or the backlog's
+    # start. A poll brings `seconds` and `text` up to its moment from here.
+    since: float
 
 
 @dataclass(slots=True, kw_only=True)

@@ -13,11 +13,12 @@ The one-shot reads the statistics where they are cheap (`statistics=None`); the 
 (`OverviewReader`) shows its first page without them and lists them in the background.
 """
 
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Set
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import NamedTuple
@@ -273,16 +274,18 @@ def overview_of(
     counts: dict[str, QueueCounts] | None = None,
     counts_from: str = "management",
     statistics: "Statistics | None" = None,
+    last: "LastRows | None" = None,
 ) -> Overview:
     """The overview of `topology`, with `counts` (by queue name) over its own where given and
-    the rates and counters of `statistics` (by default the topology's own, if it has them)."""
+    the rates and counters of `statistics` (by default the topology's own, if it has them);
+    with `last`, the rows of the last overview whose inputs stood still are reused."""
     now = datetime.now(UTC)
     if statistics is None and topology.statistics:
         statistics = Statistics(topology.queues, now)
     fresh = counts or {}
     counted = _counts_of(topology.queues, fresh)
     cells = statistics.cells if statistics else {}
-    rows = build_rows(topology.places, counted, cells, fresh.keys())
+    rows = build_rows(topology.places, counted, cells, fresh.keys(), last)
     return Overview(
         vhost=topology.vhost,
         exchange=topology.exchange,
@@ -371,6 +374,7 @@ class OverviewReader:
         self._topology: Topology | None = None
         self._statistics: Statistics | None = None
         self._listed_at = 0.0
+        self._last = LastRows()
 
     def read(self) -> Overview:
         if self.metrics is None:
@@ -390,7 +394,7 @@ class OverviewReader:
         elif changed:
             self._topology = fetch_topology(self.session, statistics=False)
         fresh = counts | self._exact(counts)
-        return overview_of(self._topology, fresh, "metrics", self._statistics)
+        return overview_of(self._topology, fresh, "metrics", self._statistics, self._last)
 
     def _metric_counts(self) -> dict[str, QueueCounts] | None:
         """The endpoint's counts; None, and the endpoint given up, where it is another
@@ -422,7 +426,7 @@ class OverviewReader:
     def _listed(self) -> Overview:
         topology = self._list_statistics()
         exact = self._exact({})
-        return overview_of(topology, exact or None, statistics=self._statistics)
+        return overview_of(topology, exact or None, statistics=self._statistics, last=self._last)
 
     def _exact(self, counts: dict[str, QueueCounts]) -> dict[str, QueueCounts]:
         """Counts over AMQP of the queues an action just changed, which the broker's statistics
@@ -447,26 +451,61 @@ def tenants_by_queue(bindings: list[Binding]) -> dict[str, tuple[str, ...]]:
     return {queue: tuple(sorted(ids)) for queue, ids in tenants.items()}
 
 
+@dataclass
+class LastRows:
+    """A poll's rows, by place, with the inputs each was built from: the next poll of the same
+    topology builds again only the rows whose inputs changed. The metrics parser keeps a
+    queue's counts object while its gauges stand, and a listing's cells are the same objects
+    for the listing, so at 100,000 queues whose counts mostly stand a poll builds few rows (and
+    sorts none when it builds none). A reused row is the same object in both overviews: the
+    flags and wait that `reads/stuck.py` writes on it are brought up to date in place."""
+
+    places: list[Place] | None = None
+    inputs: list[tuple] = field(default_factory=list)
+    rows: list[TenantRow] = field(default_factory=list)
+    ordered: list[TenantRow] = field(default_factory=list)
+
+
 def build_rows(
     places: list[Place],
     counts: dict[str, QueueCounts],
     statistics: dict[str, Cells],
     counted: Set[str] = frozenset(),
+    last: LastRows | None = None,
 ) -> list[TenantRow]:
     """One row per place, most backed-up first; rates and counters from `statistics` (None
     where it lacks the queue). The queues of `counted` were counted by the broker (a fresh
     source listed them), the others only if their listing says so."""
-    rows = [
-        _row(
-            place,
-            counts,
-            statistics.get(place.queue.name, NO_STATISTICS),
-            place.queue.name in counted,
-        )
-        for place in places
-    ]
-    rows.sort(key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
-    return rows
+    reusable = last is not None and last.places is places
+    inputs = [_inputs_of(place, counts, statistics, counted) for place in places]
+    if reusable:
+        rows = [
+            kept if before == now else _row(place, *now)
+            for place, now, before, kept in zip(places, inputs, last.inputs, last.rows, strict=True)
+        ]
+    else:
+        rows = [_row(place, *now) for place, now in zip(places, inputs, strict=True)]
+    if reusable and all(map(operator.is_, rows, last.rows)):
+        ordered = list(last.ordered)
+    else:
+        ordered = sorted(rows, key=lambda row: (-row.ready, -row.total, row.tenant, row.queue))
+    if last is not None:
+        last.places, last.inputs, last.rows, last.ordered = places, inputs, rows, ordered
+    return ordered
+
+
+def _inputs_of(
+    place: Place, counts: dict[str, QueueCounts], statistics: dict[str, Cells], counted: Set[str]
+) -> tuple[QueueCounts, QueueCounts | None, Cells, bool]:
+    """What a place's row is built from: its queue's counts, its dead-letter queue's, its
+    statistics' cells, and whether a fresh source counted it."""
+    name, dead_letter_queue = place.queue.name, place.dead_letter_queue
+    return (
+        counts[name],
+        counts[dead_letter_queue] if dead_letter_queue else None,
+        statistics.get(name, NO_STATISTICS),
+        name in counted,
+    )
 
 
 def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> dict[str, str]:
@@ -483,13 +522,13 @@ def _first_queue_by_key(client: ManagementClient, vhost: str, exchange: str) -> 
 
 def _row(
     place: Place,
-    counts_by_queue: dict[str, QueueCounts],
+    counts: QueueCounts,
+    dead_letter_counts: QueueCounts | None,
     cells: Cells,
     counted: bool,
 ) -> TenantRow:
     queue = place.queue
-    ready, unacked, total, consumers = counts_by_queue[queue.name]
-    dead_letter_queue = place.dead_letter_queue
+    ready, unacked, total, consumers = counts
     return TenantRow(
         tenant=place.tenant,
         vhost=queue.vhost,
@@ -505,8 +544,8 @@ def _row(
         queue_type=queue.type,
         state=queue.state,
         shares_queue_with=place.others,
-        dead_letter_queue=dead_letter_queue,
-        dead_letters=counts_by_queue[dead_letter_queue].total if dead_letter_queue else None,
+        dead_letter_queue=place.dead_letter_queue,
+        dead_letters=dead_letter_counts.total if dead_letter_counts else None,
         acks=cells.acks,
         redeliveries=cells.redeliveries,
         # The listing's head, while the counts say it may still be there.

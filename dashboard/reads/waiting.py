@@ -37,23 +37,34 @@ def wait_of(row: TenantRow, backlog: tuple[float, bool] | None, now: float) -> W
     if not row.ready:
         return None
     if row.head_timestamp:
-        # A producer's clock may run ahead of ours.
-        seconds, at_least = max(0.0, now - row.head_timestamp), False
-        text = f"oldest ready message waiting {duration_text(seconds)}"
+        since, at_least = row.head_timestamp, False
     elif backlog:
-        seconds, at_least = now - backlog[0], backlog[1]
-        text = f"ready messages waiting {'at least ' if at_least else ''}{duration_text(seconds)}"
+        since, at_least = backlog
     else:
         return None
     drain_seconds = row.ready / row.ack_rate if row.ack_rate else None
-    return Wait(
-        seconds=seconds,
+    wait = Wait(
+        seconds=0.0,
         measured_by="oldest-message" if row.head_timestamp else "backlog",
         at_least=at_least,
         drain_seconds=drain_seconds,
-        text=text,
+        text="",
         drain=_drain_text(row, drain_seconds),
+        since=since,
     )
+    waited_until(wait, now)
+    return wait
+
+
+def waited_until(wait: Wait, now: float) -> None:
+    """`wait`'s seconds and sentence at `now`: all of it that moves with the clock."""
+    # A producer's clock may run ahead of ours.
+    wait.seconds = max(0.0, now - wait.since)
+    if wait.measured_by == "oldest-message":
+        wait.text = f"oldest ready message waiting {duration_text(wait.seconds)}"
+    else:
+        longer = "at least " if wait.at_least else ""
+        wait.text = f"ready messages waiting {longer}{duration_text(wait.seconds)}"
 
 
 def _drain_text(row: TenantRow, seconds: float | None) -> str:

@@ -140,6 +140,8 @@ class Unrouted(BaseModel):
 class Overview(BaseModel):
     vhost: str
     exchange: str
+    # A poll reuses the rows whose inputs stood still (reads/overview.py `LastRows`): the same
+    # objects as in its last overview, their wait and flags brought up to date in place.
     rows: list[TenantRow]
     totals: Totals
     fetched_at: datetime

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from dashboard.reads.models import Overview
+from dashboard.reads.models import Overview, TenantRow
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class Run(NamedTuple):
 
     counts: Counts
     written_at: float
+    # The poll's row the counts were last seen in: a poll that reuses it (reads/overview.py
+    # `LastRows`) has the same counts, and they need not be compared.
+    row: TenantRow
 
 
 class History:
@@ -110,22 +113,34 @@ class History:
         runs = self._runs.setdefault(vhost, {})
         last_full, last_seen = self._full_at.get(vhost), self._seen_at.get(vhost)
         full = last_full is None or moment // HEARTBEAT_SECONDS != last_full // HEARTBEAT_SECONDS
-        seen = _counts_of(overview)
+        seen: set[str] = set()
         rows: list[tuple] = []
-        for queue, counts in seen.items():
+        for row in overview.rows:
+            # A queue the broker has not counted yet reads 0: no sample, rather than a false one.
+            # Nor without its ack count (statistics not read): it would break the runs of equal
+            # counts that prove a silence. A queue under two tenant ids is recorded once.
+            if not row.counted or row.acks is None or row.queue in seen:
+                continue
+            queue = row.queue
+            seen.add(queue)
             run = runs.get(queue)
+            # The row the run was last seen in, reused by the poll: the same counts.
+            if run is not None and run.row is row and not full:
+                continue
+            counts = _counts_of(row)
             if run is not None and run.counts == counts and not full:
+                runs[queue] = run._replace(row=row)
                 continue
             if run is not None and run.counts != counts:
                 rows.extend(_unwritten_end(queue, run, last_seen))
-            rows.append((moment, queue, counts))
-        ended = runs.keys() - seen.keys()
+            rows.append((moment, queue, counts, row))
+        ended = runs.keys() - seen
         for queue in ended:
             rows.extend(_unwritten_end(queue, runs[queue], last_seen))
         with self._lock, self._connect() as db:
             db.executemany(
                 f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(at, self.broker, vhost, queue, *counts) for at, queue, counts in rows],
+                [(at, self.broker, vhost, queue, *counts) for at, queue, counts, _ in rows],
             )
             if full:
                 db.execute(
@@ -141,7 +156,9 @@ class History:
         # Only once written: a poll whose write failed leaves the runs as the last one saw them.
         for queue in ended:
             del runs[queue]
-        runs.update((queue, Run(counts, moment)) for at, queue, counts in rows if at == moment)
+        runs.update(
+            (queue, Run(counts, moment, row)) for at, queue, counts, row in rows if at == moment
+        )
         self._seen_at[vhost] = moment
         if full:
             self._full_at[vhost] = moment
@@ -282,18 +299,11 @@ class History:
 def _unwritten_end(queue: str, run: Run, seen_at: float) -> list[tuple]:
     """The last poll of a run that ended (`seen_at`: the poll before this one), where it was
     not written already."""
-    return [(seen_at, queue, run.counts)] if seen_at > run.written_at else []
+    return [(seen_at, queue, run.counts, run.row)] if seen_at > run.written_at else []
 
 
-def _counts_of(overview: Overview) -> dict[str, Counts]:
-    """Each tenant queue's counts to record. A queue the broker has not counted yet reads 0: no
-    sample, rather than a false one. Nor without its ack count (statistics not read): it would
-    break the runs of equal counts that prove a silence."""
-    return {
-        row.queue: (row.ready, row.unacked, row.acks, row.dead_letters, row.redeliveries)
-        for row in overview.rows
-        if row.counted and row.acks is not None
-    }
+def _counts_of(row: TenantRow) -> Counts:
+    return (row.ready, row.unacked, row.acks, row.dead_letters, row.redeliveries)
 
 
 def open_history(settings: Settings) -> History | None:

@@ -162,13 +162,13 @@ def _flag_rows(
     `LastRows`) and with the same backlog, keeps its wait (brought up to now) and the flags that
     do not read the clock; the rules that do are asked only where the history or the broker
     gave them evidence. At 100,000 queues whose counts mostly stand, that is little work."""
-    backlogs, (starts, middles) = memory.backlogs, evidence.growth
+    backlogs, known_rows, timed = memory.backlogs, memory.flagged, _with_evidence(evidence)
     flagged: dict[int, _Flagged] = {}
     for row in overview.rows:
         queue = row.queue
         backlog = backlogs.get(queue)
         # Keyed by id: the entry holds the row, so no other row can take its id meanwhile.
-        known = memory.flagged.get(id(row))
+        known = known_rows.get(id(row))
         if known is not None and known.backlog == backlog:
             if row.wait is not None:
                 waited_until(row.wait, moment)
@@ -176,26 +176,39 @@ def _flag_rows(
             row.wait = wait_of(row, backlog, moment) if row.ready else None
             known = _Flagged(row, backlog, standing_flags(row))
         flagged[id(row)] = known
-        silence = evidence.silences.get(queue)
-        first_dead = evidence.first_dead.get(queue)
-        first_redelivered = evidence.first_redelivered.get(queue)
-        start = starts.get(queue)
-        timed = (
-            timed_flags(
-                row,
-                first_dead,
-                first_redelivered,
-                (start, middles.get(queue)),
-                moment,
-                settings.stuck_after_seconds,
-                silence,
-                evidence.acks_read_at,
-            )
-            if silence or first_dead or first_redelivered or start
-            else []
-        )
-        row.flags = known.standing + timed if timed else known.standing
+        clocked = _timed_flags(row, evidence, moment, settings) if queue in timed else None
+        row.flags = known.standing + clocked if clocked else known.standing
     memory.flagged = flagged
+
+
+def _with_evidence(evidence: _Evidence) -> set[str]:
+    """The queues a rule that reads the clock may flag: a silence, a first sample in the
+    dead-letter or redelivery window, or a backlog that rose from the window's start to its
+    middle (most queues with consumers have samples there, few a rise)."""
+    starts, middles = evidence.growth
+    rising = (
+        queue
+        for queue, middle in middles.items()
+        if (start := starts.get(queue)) and start.at < middle.at and start.ready < middle.ready
+    )
+    silent = (queue for queue, silence in evidence.silences.items() if silence is not None)
+    return {*silent, *evidence.first_dead, *evidence.first_redelivered, *rising}
+
+
+def _timed_flags(
+    row: TenantRow, evidence: _Evidence, moment: float, settings: Settings
+) -> list[Flag]:
+    queue, (starts, middles) = row.queue, evidence.growth
+    return timed_flags(
+        row,
+        evidence.first_dead.get(queue),
+        evidence.first_redelivered.get(queue),
+        (starts.get(queue), middles.get(queue)),
+        moment,
+        settings.stuck_after_seconds,
+        evidence.silences.get(queue),
+        evidence.acks_read_at,
+    )
 
 
 class _Flagged(NamedTuple):

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,6 +33,8 @@ RABBITMQ_ROOT = os.path.realpath(_root) if _root else None
 PLUGINS = "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management,rabbitmq_prometheus]."
 # One-second stats keep the management API close to AMQP truth in tests and the demo.
 STATS_INTERVAL_MS = 1000
+# Starts on other free ports, where one found free was taken before the node bound it.
+PORT_ATTEMPTS = 3
 ADVANCED_CONFIG = "advanced.config"
 # How often a channel of a node with a short consumer timeout checks its deliveries' age.
 CHANNEL_TICK_MS = 1000
@@ -66,6 +69,8 @@ class LocalBroker:
     ready: bool = False
     owns_base_dir: bool = True
     consumer_timeout_ms: int | None = None
+    # Whether it ever answered on its ports.
+    answered: bool = False
 
     @classmethod
     def create(
@@ -186,6 +191,24 @@ class LocalBroker:
         if RABBITMQ_ROOT:
             mount_proc(Path(RABBITMQ_ROOT))
             start_epmd()
+        for attempt in count(1):
+            self._launch()
+            try:
+                self.wait_answering(timeout)
+            except LocalBrokerError:
+                # A port found free was taken before the node bound it (by another suite's
+                # node, on a machine running two at once): a node that never answered takes
+                # other ports; one that did keeps its own, which its clients know.
+                if attempt < PORT_ATTEMPTS and not self.answered and self._port_was_taken():
+                    self._kill_group()
+                    self._take_free_ports()
+                    continue
+                self.stop()
+                raise
+            self.ready = self.answered = True
+            return self
+
+    def _launch(self) -> None:
         argv, env = self._command("rabbitmq-server")
         with (self.base_dir / "server.out").open("ab") as log:
             self.process = subprocess.Popen(
@@ -196,16 +219,14 @@ class LocalBroker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
-        return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        try:
-            self.wait_answering(timeout)
-        except LocalBrokerError:
-            self.stop()
-            raise
-        self.ready = True
+    def _port_was_taken(self) -> bool:
+        return "eaddrinuse" in self.log_tail(200)
+
+    def _take_free_ports(self) -> None:
+        self.amqp_port, self.management_port = free_port(), free_port()
+        self.dist_port, self.prometheus_port = free_port(), free_port()
+        self._write_files()
 
     def wait_answering(self, timeout: float = 90) -> None:
         """Until the management API answers and the AMQP port takes connections (after a start,

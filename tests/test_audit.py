@@ -31,6 +31,8 @@ THIN = "\u202f"
             {"routing_key": "acme", "dead_letters": True, "tenants": ["a", "b"], "queues": []},
             "routing key acme, dead letters yes, tenants (a, b), queues (none)",
         ),
+        # Per queue: `ready:<queue>`, the queue's name as it is.
+        ({"moved": 3, "ready:tenant_globex.q": 15}, "moved 3, ready in tenant_globex.q 15"),
     ],
 )
 def test_counts_and_parameters_read_as_words(values, text):

@@ -255,10 +255,17 @@ def readable(values: dict) -> str:
     left out. Thousands are grouped with a narrow space (`moved 1 200, failed 0`): a comma
     there would read as the next value."""
     return ", ".join(
-        f"{key.replace('_', ' ')} {_readable_value(value)}"
+        f"{_readable_key(key)} {_readable_value(value)}"
         for key, value in values.items()
         if value is not None
     )
+
+
+def _readable_key(key: str) -> str:
+    """`dead_letters` -> `dead letters`; a count per queue, `ready:<queue>` -> `ready in <queue>`
+    (the queue's name as it is)."""
+    name, per_queue, queue = key.partition(":")
+    return name.replace("_", " ") + (f" in {queue}" if per_queue else "")
 
 
 def _readable_value(value) -> str:

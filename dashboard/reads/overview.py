@@ -136,12 +136,15 @@ class Topology:
         ]
 
     @cached_property
-    def placed(self) -> tuple[list[str], int]:
-        """The queues that have a place, each once, and how many tenant ids they are bound
-        under: what the totals count, the same on every refresh of this listing."""
-        return list({place.queue.name for place in self.places}), len(
-            {place.tenant for place in self.places}
-        )
+    def placed_queues(self) -> list[str]:
+        """The queues that have a place, each once: what the totals sum, the same on every
+        refresh of this listing."""
+        return list({place.queue.name for place in self.places})
+
+    @cached_property
+    def placed_tenants(self) -> int:
+        """How many tenant ids the placed queues are bound under."""
+        return len({place.tenant for place in self.places})
 
     def _dead_letter_queue(self, queue: ListedQueue, tenant: str) -> str | None:
         """Messages rejected or expired in a tenant queue go to its dead-letter exchange
@@ -559,13 +562,12 @@ def _rate(details) -> float | None:
 
 
 def totals_of(topology: Topology, counts: dict[str, QueueCounts]) -> Totals:
-    queues, tenants = topology.placed
-    distinct = [counts[name] for name in queues]
+    distinct = [counts[name] for name in topology.placed_queues]
     # Each count summed over the queues at once (zip in C): this runs on every poll.
     sums = map(sum, zip(*distinct, strict=True)) if distinct else [0] * 4
     ready, unacked, total, consumers = sums
     return Totals(
-        tenants=tenants,
+        tenants=topology.placed_tenants,
         queues=len(distinct),
         ready=ready,
         unacked=unacked,

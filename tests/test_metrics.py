@@ -26,7 +26,7 @@ rabbitmq_identity_info{rabbitmq_node="n@h",rabbitmq_cluster="c@h",rabbitmq_clust
 
 
 def test_the_endpoint_text_is_read_per_queue_of_the_vhost():
-    answer = parse_metrics(SAMPLE, "/")
+    answer = parse_metrics([SAMPLE], "/")
     assert answer.cluster == "c@h"
     assert answer.counts == {
         "plain": QueueCounts(ready=3, unacked=2, total=5, consumers=1),
@@ -67,9 +67,9 @@ def edited(text: str, edits: list[tuple[int, str, int]], mark: str) -> str:
 def test_an_answer_read_against_the_last_says_what_a_full_read_says(before, after):
     last_text = edited(SAMPLE, before, "before-")
     text = edited(last_text, after, "after-")
-    last = (last_text, parse_metrics(last_text, "/"))
+    last = ([last_text], parse_metrics([last_text], "/"))
 
-    assert parse_metrics(text, "/", last) == parse_metrics(text, "/")
+    assert parse_metrics([text], "/", last) == parse_metrics([text], "/")
 
 
 def cut(text: str, at: list[int]) -> list[str]:
@@ -92,8 +92,8 @@ def test_an_answer_in_pieces_says_what_it_says_whole(before, after, last_cuts, c
     last = (last_pieces, parse_metrics(last_pieces, "/"))
 
     assert "".join(pieces) == text
-    assert last[1] == parse_metrics(last_text, "/")
-    assert parse_metrics(pieces, "/", last) == parse_metrics(text, "/")
+    assert last[1] == parse_metrics([last_text], "/")
+    assert parse_metrics(pieces, "/", last) == parse_metrics([text], "/")
 
 
 def counts(overview) -> list[tuple]:
@@ -222,10 +222,10 @@ def test_a_gauge_where_the_last_answer_had_another_line_is_read_in_full():
     lines[0] = 'rabbitmq_detailed_queue_messages_ready{vhost="/",queue="new"} 7'
     text = "\n".join(lines) + "\n"
 
-    answer = parse_metrics(text, "/", (SAMPLE, parse_metrics(SAMPLE, "/")))
+    answer = parse_metrics([text], "/", ([SAMPLE], parse_metrics([SAMPLE], "/")))
 
     assert answer.counts["new"] == QueueCounts(ready=7, unacked=0, total=0, consumers=0)
-    assert answer == parse_metrics(text, "/")
+    assert answer == parse_metrics([text], "/")
 
 
 def test_only_the_lines_that_differ_from_the_last_answer_are_read():
@@ -237,7 +237,7 @@ def test_only_the_lines_that_differ_from_the_last_answer_are_read():
     }
     text = SAMPLE.replace('queue="say "hi" {x} 1"} 1', 'queue="say "hi" {x} 1"} 4')
 
-    answer = parse_metrics(text, "/", (SAMPLE, MetricsAnswer("c@h", remembered)))
+    answer = parse_metrics([text], "/", ([SAMPLE], MetricsAnswer("c@h", remembered)))
     in_pieces_too = parse_metrics(cut(text, [90, 300]), "/", (cut(SAMPLE, [200]), answer))
 
     assert answer.counts == remembered | {'say "hi" {x} 1': QueueCounts(4, 0, 0, 0)}

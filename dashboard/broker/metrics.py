@@ -118,12 +118,12 @@ def in_pieces(chunks: Iterable[str]) -> list[str]:
 
 
 def parse_metrics(
-    text: str | list[str],
+    pieces: list[str],
     vhost: str,
-    last: tuple[str | list[str], MetricsAnswer] | None = None,
+    last: tuple[list[str], MetricsAnswer] | None = None,
 ) -> MetricsAnswer:
-    """The cluster's name and the four gauges per queue of `vhost`, from the text format (whole,
-    or in pieces: `in_pieces`); with `last` (an earlier answer's text and what it said), only
+    """The cluster's name and the four gauges per queue of `vhost`, from the text format in
+    line-ended pieces (`in_pieces`); with `last` (an earlier answer's pieces and what it said), only
     the lines that differ from it are parsed, where it lists the same queues in the same order,
     as the plugin does from one poll to the next while no queue comes or goes.
 
@@ -134,10 +134,9 @@ def parse_metrics(
     The text is split into lines a piece at a time, never whole: at 100,000 queues it has
     500,000 lines, and as one list of lines each, an answer and the last took 130 MB at once.
     """
-    pieces = _pieces(text)
     vhost_label = f'{{vhost="{vhost}",queue="'
     if last is not None:
-        edited = _changed(pieces, _pieces(last[0]), vhost_label, last[1])
+        edited = _changed(pieces, last[0], vhost_label, last[1])
         if edited is not None:
             return edited
     values: dict[str, list[int]] = {}
@@ -148,10 +147,6 @@ def parse_metrics(
         elif gauge := _gauge(line, vhost_label):
             values.setdefault(gauge[0], [0, 0, 0, 0])[gauge[1]] = gauge[2]
     return MetricsAnswer(cluster, {queue: QueueCounts(*c) for queue, c in values.items()})
-
-
-def _pieces(text: str | list[str]) -> list[str]:
-    return [text] if isinstance(text, str) else text
 
 
 def _changed(

@@ -9,17 +9,19 @@ second client for the same user.
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pika
-import pika.exceptions
-
-from dashboard.broker.amqp import close_quietly, connect, connection_parameters, on_new_channel
 from dashboard.broker.management import ManagementClient
 from dashboard.broker.metrics import QueueMetrics, metrics_url
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import BrokerError, BrokerUnreachable
 from dashboard.settings import Settings
+
+if TYPE_CHECKING:
+    import pika
+
+# AMQP (`dashboard.broker.amqp`, pika) is imported where a session first uses it: many runs
+# never do (`warren tenants`), and pika is a tenth of their start-up.
 
 T = TypeVar("T")
 
@@ -96,21 +98,25 @@ class Session:
             self._remembered[name] = (time.monotonic(), answer)
         return answer
 
-    def amqp_parameters(self, name: str) -> list[pika.URLParameters]:
+    def amqp_parameters(self, name: str) -> "list[pika.URLParameters]":
         """For a connection of its own (a move drives one with its own I/O loop)."""
+        from dashboard.broker.amqp import connection_parameters
+
         return connection_parameters(self.settings, name)
 
-    def on_amqp(self, work: Callable[[pika.BlockingConnection], T]) -> T:
+    def on_amqp(self, work: "Callable[[pika.BlockingConnection], T]") -> T:
         """`work` on this session's short-work connection, which nobody else uses meanwhile.
 
         A connection the broker closed is replaced on the next call, never retried within one:
         `work` may have changed something before it failed.
         """
+        from pika.exceptions import AMQPConnectionError
+
         with self._amqp_lock:
             connection = self._short_work_connection()
             try:
                 return work(connection)
-            except pika.exceptions.AMQPConnectionError:
+            except AMQPConnectionError:
                 self._drop_amqp()
                 raise BrokerUnreachable(
                     f"The AMQP connection to {self.settings.display_amqp_url()} was lost."
@@ -121,6 +127,8 @@ class Session:
     def on_channel(self, action: Callable[[Any], T], refused: str) -> T:
         """`action` on a new channel of the short-work connection; a refusal is the sentence
         `refused` with the broker's words."""
+        from dashboard.broker.amqp import on_new_channel
+
         return self.on_amqp(lambda connection: on_new_channel(connection, action, refused))
 
     def queue_counts(self, queue: str) -> tuple[int, int]:
@@ -166,7 +174,9 @@ class Session:
             self._changed = {q: at for q, at in self._changed.items() if now - at < CHANGED_SECONDS}
             return list(self._changed)
 
-    def _short_work_connection(self) -> pika.BlockingConnection:
+    def _short_work_connection(self) -> "pika.BlockingConnection":
+        from dashboard.broker.amqp import connect
+
         idle = time.monotonic() - self._amqp_used_at > AMQP_REUSE_SECONDS
         if self._amqp is not None and (idle or not self._amqp.is_open):
             self._drop_amqp()
@@ -176,6 +186,8 @@ class Session:
 
     def _drop_amqp(self) -> None:
         if self._amqp is not None:
+            from dashboard.broker.amqp import close_quietly
+
             close_quietly(self._amqp)
         self._amqp = None
 

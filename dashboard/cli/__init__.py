@@ -3,6 +3,8 @@
 # Its verbs, flags, output and exit codes are an interface scripts depend on: extend, don't break.
 
 import argparse
+import atexit
+import gc
 import importlib
 import os
 import sys
@@ -34,6 +36,9 @@ changes, letters, reads, watch = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     tune_garbage_collector()
+    # The collector's last passes as the process ends walk every object left, only to free
+    # memory the system takes back anyway: a tenth of a second after `warren tenants` at 10,000.
+    atexit.register(gc.freeze)
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -4,10 +4,15 @@ result. Broker-supplied text never reaches the terminal as control characters.""
 import argparse
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dashboard.actions.audit import count
-from dashboard.reads.peek import Death, PeekedMessage
 from dashboard.visible import visible
+
+if TYPE_CHECKING:
+    # For the annotations only: the verbs that print messages have imported it already, and
+    # the others (`warren tenants`) need not.
+    from dashboard.reads.peek import Death, PeekedMessage
 
 
 def report(args: argparse.Namespace, record: dict, sentence: str) -> int:
@@ -61,7 +66,7 @@ def size(number: int | None) -> str | None:
     return f"{value:,.1f} {unit}"
 
 
-def format_message(message: PeekedMessage) -> str:
+def format_message(message: "PeekedMessage") -> str:
     lines = [
         f"#{message.position}  exchange={cell(message.exchange) or '(default)'}  "
         f"routing key={cell(message.routing_key)}  redelivered={message.redelivered}  "
@@ -76,7 +81,7 @@ def format_message(message: PeekedMessage) -> str:
     return "\n".join(lines)
 
 
-def _death_line(death: Death) -> str:
+def _death_line(death: "Death") -> str:
     keys = cell(", ".join(death.routing_keys))
     when = f", last {death.time.isoformat()}" if death.time else ""
     source = cell(death.exchange) or "(default)"

@@ -1,4 +1,7 @@
-"""The CLI's verbs that only look: tenants, consumers, nodes, audit."""
+"""The CLI's verbs that only look: tenants, consumers, nodes, audit.
+
+The reads that `warren tenants` does not run are imported by the verbs that do: its start-up
+is part of the one-shot's time."""
 
 import argparse
 import sys
@@ -10,13 +13,10 @@ from dashboard.actions.audit import AuditLog, count, readable
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.cli.output import cell, format_table, print_json, size
-from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import open_history
-from dashboard.reads.models import TenantRow, rows_json
-from dashboard.reads.nodes import fetch_cluster
+from dashboard.reads.models import TenantRow, Unrouted, rows_json
 from dashboard.reads.overview import fetch_overview
-from dashboard.reads.poll import unrouted_or_none
 from dashboard.reads.stuck import flag_overview
 from dashboard.reads.unrouted import fetch_unrouted, unrouted_sentence
 from dashboard.reads.waiting import longest_waiting_first
@@ -99,7 +99,7 @@ def tenants(args: argparse.Namespace) -> int:
         # The history the console and the watcher keep, and the broker's samples.
         history = open_history(session.settings)
         flag_overview(overview, history, session.settings, session=session)
-        unrouted = None if args.json else unrouted_or_none(session)
+        unrouted = None if args.json else _unrouted(session)
     rows = longest_waiting_first(overview.rows) if args.sort == "wait" else overview.rows
     if args.json:
         print(rows_json(rows))
@@ -129,6 +129,13 @@ def tenants(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unrouted(session: Session) -> Unrouted | None:
+    # The poll's module brings the consumers' and the nodes' reads along.
+    from dashboard.reads.poll import unrouted_or_none
+
+    return unrouted_or_none(session)
+
+
 def _wait_cells(row: TenantRow) -> tuple[str | None, str | None]:
     if row.wait is None:
         return None, None
@@ -152,12 +159,14 @@ def unrouted(args: argparse.Namespace) -> int:
 
 
 def consumers(args: argparse.Namespace) -> int:
+    from dashboard.reads.consumers import fetch_consumers, own_only_sentence, pods_of
+
     with open_session(args) as session:
         found = fetch_consumers(session)
     if found.own_only:
         print(f"warren: {own_only_sentence(session.username)}", file=sys.stderr)
     if args.by_pod:
-        return _pods(args, found.loads)
+        return _pods(args, pods_of(found.loads))
     records = [load.model_dump(mode="json") for load in found.loads]
     if args.json:
         print_json(records)
@@ -172,9 +181,8 @@ def consumers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pods(args: argparse.Namespace, loads) -> int:
+def _pods(args: argparse.Namespace, pods) -> int:
     """Per pod (connection): its consumers, what it holds against its prefetch, its flags."""
-    pods = pods_of(loads)
     records = [pod.model_dump(mode="json") for pod in pods]
     if args.json:
         print_json(records)
@@ -194,6 +202,8 @@ def _kinds(flags: list[dict]) -> str:
 
 
 def nodes(args: argparse.Namespace) -> int:
+    from dashboard.reads.nodes import fetch_cluster
+
     with Session(settings_of(args)) as session:
         cluster = fetch_cluster(session)
     if args.json:

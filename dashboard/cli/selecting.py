@@ -2,9 +2,12 @@
 browse, export, discard)."""
 
 import argparse
+from typing import TYPE_CHECKING
 
 from dashboard.errors import WarrenError
-from dashboard.reads.selection import Selection
+
+if TYPE_CHECKING:
+    from dashboard.reads.selection import Selection
 
 
 def add_selection(command: argparse.ArgumentParser) -> None:
@@ -18,7 +21,10 @@ def add_selection(command: argparse.ArgumentParser) -> None:
     command.add_argument("--text", help="only those whose body contains this text")
 
 
-def selection_of(args: argparse.Namespace) -> Selection:
+def selection_of(args: argparse.Namespace) -> "Selection":
+    # Imported here: every run builds the parser (`add_selection`), few verbs select messages.
+    from dashboard.reads.selection import Selection
+
     header, value = None, None
     if args.header:
         if "=" not in args.header:

@@ -351,13 +351,14 @@ def _cells(queue: ListedQueue) -> Cells:
 def _counts_of(
     queues: dict[str, ListedQueue], counts: dict[str, QueueCounts]
 ) -> dict[str, QueueCounts]:
-    """Each queue's counts: `counts` where they have it, else the listing's own."""
-    return {
-        name: counts.get(name)
-        or QueueCounts(
+    """Each queue's counts: `counts` where they have it, else the listing's own (and `counts`'
+    other queues: the reads look only up)."""
+    listed = (queues[name] for name in queues.keys() - counts.keys())
+    return counts | {
+        queue.name: QueueCounts(
             queue.messages_ready, queue.messages_unacknowledged, queue.messages, queue.consumers
         )
-        for name, queue in queues.items()
+        for queue in listed
     }
 
 

@@ -14,6 +14,7 @@
 import logging
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from heapq import nlargest
 from typing import NamedTuple
@@ -29,7 +30,6 @@ from dashboard.reads.waiting import (
     backlog_growing,
     remember_backlogs,
     wait_of,
-    waited_until,
 )
 from dashboard.settings import Settings
 
@@ -61,8 +61,10 @@ class _Rows(NamedTuple):
 
     # Queue -> its ack count, for those holding unacked messages with statistics read.
     held: dict[str, int]
-    dead: list[str]
-    redelivered: list[str]
+    # Queue -> its most dead letters (of its rows: tenant ids may route them apart).
+    dead: dict[str, int]
+    # Queue -> its redeliveries, where any.
+    redelivered: dict[str, int]
     # With ready messages and consumers: a backlog that may outgrow them.
     served: list[str]
     # With ready messages, counted by the broker.
@@ -70,15 +72,15 @@ class _Rows(NamedTuple):
 
 
 def _sorted_out(overview: Overview) -> _Rows:
-    found = _Rows({}, [], [], [], set())
+    found = _Rows({}, {}, {}, [], set())
     for row in overview.rows:
         queue = row.queue
         if row.unacked and row.acks is not None:
             found.held[queue] = row.acks
         if row.dead_letters:
-            found.dead.append(queue)
+            found.dead[queue] = max(row.dead_letters, found.dead.get(queue, 0))
         if row.redeliveries:
-            found.redelivered.append(queue)
+            found.redelivered[queue] = row.redeliveries
         if row.ready:
             if row.consumers:
                 found.served.append(queue)
@@ -130,7 +132,7 @@ def flag_overview(
     evidence = _Evidence(
         silences, first_dead, first_redelivered, growth, _acks_read_at(overview, moment)
     )
-    _flag_rows(overview, memory, evidence, moment, settings)
+    _flag_rows(overview, memory, evidence, rows, moment, settings)
 
 
 def _acks_read_at(overview: Overview, moment: float) -> float:
@@ -156,13 +158,18 @@ class _Evidence(NamedTuple):
 
 
 def _flag_rows(
-    overview: Overview, memory: Memory, evidence: _Evidence, moment: float, settings: Settings
+    overview: Overview,
+    memory: Memory,
+    evidence: _Evidence,
+    rows: _Rows,
+    moment: float,
+    settings: Settings,
 ) -> None:
     """Each row's wait and flags. A row the last poll flagged, reused as it was (reads/overview.py
     `LastRows`) and with the same backlog, keeps its wait (brought up to now) and the flags that
     do not read the clock; the rules that do are asked only where the history or the broker
     gave them evidence. At 100,000 queues whose counts mostly stand, that is little work."""
-    backlogs, known_rows, timed = memory.backlogs, memory.flagged, _with_evidence(evidence)
+    backlogs, known_rows, timed = memory.backlogs, memory.flagged, _with_evidence(evidence, rows)
     flagged: dict[int, _Flagged] = {}
     for row in overview.rows:
         queue = row.queue
@@ -171,7 +178,7 @@ def _flag_rows(
         known = known_rows.get(id(row))
         if known is not None and known.backlog == backlog:
             if row.wait is not None:
-                waited_until(row.wait, moment)
+                row.wait.as_of = moment
         else:
             row.wait = wait_of(row, backlog, moment) if row.ready else None
             known = _Flagged(row, backlog, standing_flags(row))
@@ -181,18 +188,29 @@ def _flag_rows(
     memory.flagged = flagged
 
 
-def _with_evidence(evidence: _Evidence) -> set[str]:
-    """The queues a rule that reads the clock may flag: a silence, a first sample in the
-    dead-letter or redelivery window, or a backlog that rose from the window's start to its
-    middle (most queues with consumers have samples there, few a rise)."""
+def _with_evidence(evidence: _Evidence, rows: _Rows) -> set[str]:
+    """The queues a rule that reads the clock may flag: a silence; more dead letters, or at
+    least two more redeliveries, than the first sample in their window; a backlog that rose
+    from the window's start to its middle. (Most queues with consumers have samples in the
+    window, and a counter since the broker started, but few grow.)"""
     starts, middles = evidence.growth
+    silent = (queue for queue, silence in evidence.silences.items() if silence is not None)
+    dead = (
+        queue
+        for queue, first in evidence.first_dead.items()
+        if rows.dead[queue] > first.dead_letters
+    )
+    looping = (
+        queue
+        for queue, first in evidence.first_redelivered.items()
+        if rows.redelivered[queue] - first.redeliveries >= 2
+    )
     rising = (
         queue
         for queue, middle in middles.items()
         if (start := starts.get(queue)) and start.at < middle.at and start.ready < middle.ready
     )
-    silent = (queue for queue, silence in evidence.silences.items() if silence is not None)
-    return {*silent, *evidence.first_dead, *evidence.first_redelivered, *rising}
+    return {*silent, *dead, *looping, *rising}
 
 
 def _timed_flags(
@@ -262,7 +280,7 @@ class _FirstSamples:
     vhost: str
     moment: float
 
-    def of(self, queues: list[str], count: str, window: float) -> dict[str, Sample]:
+    def of(self, queues: Collection[str], count: str, window: float) -> dict[str, Sample]:
         """Each of `queues`' first sample from `window` seconds ago on that holds `count`
         (`History.first_counting`)."""
         since = self.moment - window

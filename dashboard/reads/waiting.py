@@ -43,28 +43,14 @@ def wait_of(row: TenantRow, backlog: tuple[float, bool] | None, now: float) -> W
     else:
         return None
     drain_seconds = row.ready / row.ack_rate if row.ack_rate else None
-    wait = Wait(
-        seconds=0.0,
+    return Wait(
         measured_by="oldest-message" if row.head_timestamp else "backlog",
         at_least=at_least,
         drain_seconds=drain_seconds,
-        text="",
         drain=_drain_text(row, drain_seconds),
         since=since,
+        as_of=now,
     )
-    waited_until(wait, now)
-    return wait
-
-
-def waited_until(wait: Wait, now: float) -> None:
-    """`wait`'s seconds and sentence at `now`: all of it that moves with the clock."""
-    # A producer's clock may run ahead of ours.
-    wait.seconds = max(0.0, now - wait.since)
-    if wait.measured_by == "oldest-message":
-        wait.text = f"oldest ready message waiting {duration_text(wait.seconds)}"
-    else:
-        longer = "at least " if wait.at_least else ""
-        wait.text = f"ready messages waiting {longer}{duration_text(wait.seconds)}"
 
 
 def _drain_text(row: TenantRow, seconds: float | None) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -229,3 +230,13 @@ def test_a_listed_queue_of_another_shape_is_a_sentence():
     assert str(caught.value) == (
         "Warren could not read the queue list: the answer does not have the expected shape."
     )
+
+
+def test_a_listed_queue_made_by_field_name_keeps_what_it_is_given():
+    """The fields read under the broker's names (aliases) take their own names too."""
+    policy = {"dead-letter-exchange": "dlx"}
+    queue = ListedQueue(
+        name="q", vhost="/", has_counts=False, capacity=0.5, dead_letter_policy=policy
+    )
+    assert (queue.has_counts, queue.capacity, queue.dead_letter_policy) == (False, 0.5, policy)
+    assert replace(queue, has_counts=True).has_counts

@@ -179,7 +179,8 @@ DEAD_LETTER_KEYS = tuple(argument.removeprefix("x-") for argument in DEAD_LETTER
 # The listings below are slotted dataclasses, not models like QueueInfo: a poll holds one per
 # queue of the vhost, and at 100,000 queues the models of a listing with statistics took
 # 350 MB (these take 60 MB).
-_LISTED = ConfigDict(extra="ignore")
+# By field name too: ListedQueue reads some fields under the broker's names (aliases).
+_LISTED = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 @dataclass(slots=True, frozen=True, config=_LISTED)
@@ -204,7 +205,9 @@ def _interned(value: Any) -> Any:
 
 
 def _sent(value: Any) -> bool:
-    return True
+    # Under the broker's name (`messages`), any count, 0 or null, says it was sent; given by
+    # field name, `has_counts` is itself.
+    return value is not False
 
 
 def _or_none(value: Any) -> Any:

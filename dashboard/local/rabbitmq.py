@@ -71,6 +71,8 @@ class LocalBroker:
     consumer_timeout_ms: int | None = None
     # Whether it ever answered on its ports.
     answered: bool = False
+    # Where the last launch's output begins in server.out (the file keeps every launch's).
+    launched_at_byte: int = field(default=0, repr=False)
 
     @classmethod
     def create(
@@ -211,6 +213,7 @@ class LocalBroker:
     def _launch(self) -> None:
         argv, env = self._command("rabbitmq-server")
         with (self.base_dir / "server.out").open("ab") as log:
+            self.launched_at_byte = log.tell()
             self.process = subprocess.Popen(
                 argv,
                 env=env,
@@ -221,7 +224,10 @@ class LocalBroker:
             )
 
     def _port_was_taken(self) -> bool:
-        return "eaddrinuse" in self.log_tail(200)
+        """Whether this launch (not an earlier one) found a port taken."""
+        with (self.base_dir / "server.out").open("rb") as log:
+            log.seek(self.launched_at_byte)
+            return b"eaddrinuse" in log.read()
 
     def _take_free_ports(self) -> None:
         self.amqp_port, self.management_port = free_port(), free_port()

@@ -27,8 +27,9 @@ def test_twenty_viewers_cause_one_fetch_per_interval():
         thread.start()
     for thread in threads:
         thread.join()
-    # The first fetch, then one per interval: 1.5 s / 0.3 s, give or take the one in progress.
-    assert 5 <= poll.fetches <= 7
+    # The first fetch, then at most one per interval: 1.5 s / 0.3 s, give or take the one in
+    # progress. A loaded machine may fetch less often (a CI run saw 4), never more.
+    assert 2 <= poll.fetches <= 7
 
 
 def test_a_viewer_arriving_during_a_slow_fetch_gets_the_last_snapshot_at_once():

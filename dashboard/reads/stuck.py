@@ -183,7 +183,7 @@ def _flag_rows(
             row.wait = wait_of(row, backlog, moment) if row.ready else None
             known = _Flagged(row, backlog, standing_flags(row))
         flagged[id(row)] = known
-        clocked = _timed_flags(row, evidence, moment, settings) if queue in timed else None
+        clocked = timed_flags(row, evidence, moment, settings) if queue in timed else None
         row.flags = known.standing + clocked if clocked else known.standing
     memory.flagged = flagged
 
@@ -211,22 +211,6 @@ def _with_evidence(evidence: _Evidence, rows: _Rows) -> set[str]:
         if (start := starts.get(queue)) and start.at < middle.at and start.ready < middle.ready
     )
     return {*silent, *dead, *looping, *rising}
-
-
-def _timed_flags(
-    row: TenantRow, evidence: _Evidence, moment: float, settings: Settings
-) -> list[Flag]:
-    queue, (starts, middles) = row.queue, evidence.growth
-    return timed_flags(
-        row,
-        evidence.first_dead.get(queue),
-        evidence.first_redelivered.get(queue),
-        (starts.get(queue), middles.get(queue)),
-        moment,
-        settings.stuck_after_seconds,
-        evidence.silences.get(queue),
-        evidence.acks_read_at,
-    )
 
 
 class _Flagged(NamedTuple):
@@ -343,22 +327,16 @@ def standing_flags(row: TenantRow) -> list[Flag]:
     return []
 
 
-def timed_flags(
-    row: TenantRow,
-    first_dead: Sample | None,
-    first_redelivered: Sample | None,
-    growth: tuple[Sample | None, Sample | None],
-    now: float,
-    stuck_after: float,
-    silence: Silence | None,
-    acks_read_at: float,
-) -> list[Flag]:
-    """The flags that read the clock. `first_dead` and `first_redelivered`, the history's first
-    samples in their windows that count dead letters and redeliveries; `growth`, its first
-    samples in the backlog window and in the window's second half; `silence`, since when it
-    has held messages unacked at the ack count read at `acks_read_at`."""
+def timed_flags(row: TenantRow, evidence: _Evidence, now: float, settings: Settings) -> list[Flag]:
+    """The flags that read the clock, from the row's queue's evidence: the history's first
+    samples in their windows that count dead letters and redeliveries, its first samples in the
+    backlog window and in the window's second half, and since when the queue has held messages
+    unacked at the ack count read at `evidence.acks_read_at`."""
+    queue, (starts, middles) = row.queue, evidence.growth
+    first_dead = evidence.first_dead.get(queue)
+    silence, acks_read_at = evidence.silences.get(queue), evidence.acks_read_at
     flags = []
-    if silence is not None and silence.seconds(acks_read_at) >= stuck_after:
+    if silence is not None and silence.seconds(acks_read_at) >= settings.stuck_after_seconds:
         flags.append(
             Flag(
                 kind="no-acks",
@@ -374,10 +352,10 @@ def timed_flags(
                 f"{duration_text(now - start)} (now {row.dead_letters:,}).",
             )
         )
-    loop = _redelivery_loop(row, first_redelivered, now)
+    loop = _redelivery_loop(row, evidence.first_redelivered.get(queue), now)
     if loop:
         flags.append(loop)
-    growing = backlog_growing(row, *growth, now)
+    growing = backlog_growing(row, starts.get(queue), middles.get(queue), now)
     if growing:
         flags.append(growing)
     return flags

@@ -69,6 +69,20 @@ class Demo:
                 pytest.fail(f"the demo did not print {text!r}; it printed {self.seen}")
         return "".join(self.seen)
 
+    def wait_for_console(self) -> None:
+        """The demo gives its console 60 s to answer after printing its address, then ends with
+        a sentence; a failure shows what it printed, so that a busy machine and a taken port
+        tell themselves apart."""
+        wait_until(
+            lambda: console_up(self.port) or self.process.poll() is not None,
+            timeout=90,
+            what="the console to answer",
+        )
+        if not console_up(self.port):
+            while not self.lines.empty():
+                self.seen.append(self.lines.get())
+            pytest.fail(f"the console did not answer; the demo printed {''.join(self.seen)}")
+
     def interrupt(self) -> int:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=90)
@@ -116,7 +130,7 @@ def test_demo_serves_tenants_and_ctrl_c_leaves_nothing_running(demo):
     running = demo("--tenants", "6")
     printed = running.wait_for("Warren: http://")
     management = re.search(r"management (http://\S+)", printed).group(1)
-    wait_until(lambda: console_up(running.port), what="the console to answer")
+    running.wait_for_console()
     listed = subprocess.run(
         [sys.executable, "-m", "dashboard", "tenants", "--json"],
         env=ENV | {"WARREN_MANAGEMENT_URL": management},

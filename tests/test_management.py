@@ -163,6 +163,8 @@ def test_a_listing_is_read_item_by_item_across_any_cut(settings_for, faulty, mon
         (b"<html>proxy login</html>", "sent something that is not JSON for the queues (HTTP 200)"),
         (b'[{"name": "q"},', "sent something that is not JSON for the queues (HTTP 200)"),
         (b'[{"name": "q"}] []', "sent something that is not JSON for the queues (HTTP 200)"),
+        (b'[{"name": "q"} {"name": "r"}]', "sent something that is not JSON for the queues"),
+        (b"[12", "sent something that is not JSON for the queues (HTTP 200)"),
         (b'{"name": "q"}', "could not read the queues: the answer does not have the expected"),
     ],
 )

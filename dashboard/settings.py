@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_redrives: int = Field(default=3, ge=1)
     history_db: Path = Path("~/.local/state/warren/history.sqlite")
     audit_db: Path = Path("~/.local/state/warren/audit.sqlite")
+    # `postgresql://user:password@host/database`: the audit log and the history of every
+    # console and watcher given it, in one database (instead of the two files above).
+    database_url: SecretStr = SecretStr("")
     history_hours: float = Field(default=24, gt=0, le=24 * 90)
     # A Prometheus server scraping the broker's detailed queue metrics: when set, charts longer
     # than the broker's own samples come from it instead of the local history.
@@ -103,6 +106,16 @@ class Settings(BaseSettings):
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
         urls = _listed(value.get_secret_value())
         return SecretStr(",".join(_checked_url(url, ("amqp", "amqps")) for url in urls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        return SecretStr(_checked_url(url, ("postgresql", "postgres")) if url.strip() else "")
+
+    def database(self, file: Path) -> Path | str:
+        """Where a store lives: the database of WARREN_DATABASE_URL, else its own `file`."""
+        return self.database_url.get_secret_value() or file
 
     @property
     def consumer_timeout(self) -> float:

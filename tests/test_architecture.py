@@ -99,6 +99,15 @@ def test_pages_only_render():
     assert offenders == set()
 
 
+def test_only_the_database_module_speaks_sql():
+    speaking = {
+        str(path.relative_to(ROOT))
+        for path, _ in core_files()
+        if imports_of(path) & {"sqlite3", "psycopg"}
+    }
+    assert speaking == {"dashboard/database.py"}
+
+
 def test_tests_share_helpers_only_through_tests_support():
     offenders = {
         f"{path.name} imports {name}"

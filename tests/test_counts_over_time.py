@@ -124,7 +124,7 @@ def test_an_hour_from_a_history_file_that_broke_names_the_file(settings_for, tmp
     history = History(path, 3600, "http://broker")
     path.write_bytes(b"not a database" * 100)
     counts = CountsOverTime(settings_for(refresh_seconds=5), history)
-    with pytest.raises(HistoryUnavailable, match=f"The local history at {path} cannot be read"):
+    with pytest.raises(HistoryUnavailable, match=f"The history at {path} cannot be read"):
         counts.series("/", "q", 3600, [])
 
 

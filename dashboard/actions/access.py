@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel
 
-from dashboard.actions.audit import AuditLog, AuditRecord, Entry
+from dashboard.actions.audit import AuditRecord, Entry, audit_log
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.errors import ReadOnly, Unauthorized, WarrenError
@@ -59,7 +59,7 @@ def change(
 ) -> Iterator[Entry]:
     """The one way into a change: recorded in the audit log before and after it, and refused
     (recorded as refused, nothing changed) unless the user may act."""
-    audit = AuditLog(session.settings.audit_db)
+    audit = audit_log(session.settings)
     with audit.action(actor, action, target, parameters, False, session.vhost) as entry:
         access = access_of(session)
         if not access.may_act:
@@ -83,7 +83,7 @@ def touching(
         with change(session, actor, action, target, parameters) as entry:
             yield entry
         return
-    audit = AuditLog(session.settings.audit_db)
+    audit = audit_log(session.settings)
     with (
         audit.action(actor, action, target, parameters, False, session.vhost) as entry,
         naming_a_missing_vhost(session.client, session.vhost),
@@ -104,7 +104,7 @@ def planning(
             yield
     except WarrenError:
         recorded = (
-            AuditLog(session.settings.audit_db).action(
+            audit_log(session.settings).action(
                 actor, action, target, parameters, True, session.vhost
             )
             if dry_run
@@ -124,7 +124,7 @@ def audit_view(session: Session, limit: int) -> AuditView:
     """The audit records the session's user may read: an administrator all of them, anyone
     else those of the vhosts the broker lets it see (records that name no vhost, from before
     the audit log kept one, only administrators)."""
-    log = AuditLog(session.settings.audit_db)
+    log = audit_log(session.settings)
     if "administrator" in _tags(session.whoami().get("tags")):
         return AuditView(records=log.records(limit), vhosts=None)
     vhosts = sorted(str(vhost["name"]) for vhost in session.client.list_vhosts())

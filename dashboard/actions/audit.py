@@ -1,8 +1,9 @@
-"""The audit log: every admin action, refused and failed ones too, in one SQLite file.
+"""The audit log: every admin action, refused and failed ones too, in its SQLite file or in the
+team's PostgreSQL database (dashboard/database.py).
 
 An action is recorded before it starts and completed when it ends, so a crash leaves a row with
 no end. If that first write fails, the action does not run: Warren never changes a broker
-without a record of it (WARREN_AUDIT_DB).
+without a record of it (WARREN_AUDIT_DB, WARREN_DATABASE_URL).
 """
 
 import contextlib
@@ -11,7 +12,6 @@ import io
 import json
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,34 +19,45 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from dashboard.database import Database, DatabaseError, Store, Transaction
 from dashboard.errors import ReadOnly, WarrenError
+from dashboard.settings import Settings
 
-SCHEMA = """
+ACTIONS = """
 CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY,
+    id {id},
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
     target TEXT NOT NULL,
     parameters TEXT NOT NULL,
     dry_run INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at REAL,
+    started_at {real} NOT NULL,
+    ended_at {real},
     outcome TEXT,
     counts TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS actions_by_time ON actions (started_at);
-"""
-# Added after the first release: the vhost an action acted in, so that each user sees the
-# records of the vhosts it may read. Older records get it from their parameters where they named
-# it; those that did not keep none, and only administrators see them.
-ADD_VHOST = (
-    "ALTER TABLE actions ADD COLUMN vhost TEXT",
-    "UPDATE actions SET vhost = json_extract(parameters, '$.vhost') WHERE vhost IS NULL",
-)
-# Added later: which process runs an action (host:pid:start), so that the next Warren process
-# on that host can tell an action whose process died from one still running.
-ADD_OWNER = ("ALTER TABLE actions ADD COLUMN owner TEXT",)
+    error TEXT,
+    vhost TEXT,
+    owner TEXT
+)"""
+
+
+def _tables(db: Transaction) -> None:
+    """The actions table. A file from before the versions gets the columns added since: the
+    vhost an action acted in (so that each user sees the records of the vhosts it may read;
+    older records take it from their parameters where they named it), and which process runs
+    it (host:pid:start, so that the next Warren process on that host can tell an action whose
+    process died from one still running)."""
+    columns = db.columns("actions")
+    db.execute(ACTIONS)
+    db.execute("CREATE INDEX IF NOT EXISTS actions_by_time ON actions (started_at)")
+    if columns and "vhost" not in columns:
+        db.execute("ALTER TABLE actions ADD COLUMN vhost TEXT")
+        db.execute("UPDATE actions SET vhost = json_extract(parameters, '$.vhost')")
+    if columns and "owner" not in columns:
+        db.execute("ALTER TABLE actions ADD COLUMN owner TEXT")
+
+
+AUDIT = Store("audit", [_tables])
 INTERRUPTED = "interrupted"
 # Outcomes after which a rerun may meet messages that are in two places.
 UNCLEAN = ("interrupted", "stopped", "failed")
@@ -90,20 +101,10 @@ class Entry:
 
 
 class AuditLog:
-    def __init__(self, path: Path):
-        self.path = Path(path).expanduser()
+    """The audit log in `location`: a SQLite file, or a PostgreSQL URL."""
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=5)
-        db.executescript(SCHEMA)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(actions)")}
-        for column, statements in (("vhost", ADD_VHOST), ("owner", ADD_OWNER)):
-            if column not in columns:
-                with db:
-                    for statement in statements:
-                        db.execute(statement)
-        return db
+    def __init__(self, location: Path | str):
+        self.database = Database(location, AUDIT)
 
     @contextmanager
     def action(
@@ -122,17 +123,14 @@ class AuditLog:
             this_process(),
         )  # fmt: skip
         try:
-            with self._connect() as db:
+            with self.database.transaction() as db:
                 row_id = db.execute(
                     "INSERT INTO actions (actor, action, target, parameters, dry_run, vhost,"
-                    " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     values,
-                ).lastrowid
-        except (OSError, sqlite3.Error) as exc:
-            raise WarrenError(
-                f"The audit log at {self.path} cannot be written ({exc}), so Warren did not "
-                f"{action} {target!r}: nothing was changed."
-            ) from None
+                ).fetchone()[0]
+        except DatabaseError as exc:
+            raise self._unwritable(exc, f"{action} {target!r}: nothing was changed") from None
         entry = Entry(lambda entry: self._checkpoint(row_id, action, target, entry))
         try:
             yield entry
@@ -150,19 +148,22 @@ class AuditLog:
 
     def _checkpoint(self, row_id: int, action: str, target: str, entry: Entry) -> None:
         try:
-            with self._connect() as db:
+            with self.database.transaction() as db:
                 db.execute(
                     "UPDATE actions SET counts = ? WHERE id = ?", (json.dumps(entry.counts), row_id)
                 )
-        except (OSError, sqlite3.Error) as exc:
-            raise WarrenError(
-                f"The audit log at {self.path} cannot be written ({exc}), so Warren did not go "
-                f"on with {action} {target!r}."
-            ) from None
+        except DatabaseError as exc:
+            raise self._unwritable(exc, f"go on with {action} {target!r}") from None
+
+    def _unwritable(self, exc: BaseException, undone: str) -> WarrenError:
+        return WarrenError(
+            f"The audit log at {self.database.where} cannot be written ({exc}), so Warren did not "
+            f"{undone}."
+        )
 
     def _finish(self, row_id: int, entry: Entry) -> None:
         # The action already happened: a failure to write its end must not hide its result.
-        with contextlib.suppress(OSError, sqlite3.Error), self._connect() as db:
+        with contextlib.suppress(DatabaseError), self.database.transaction() as db:
             db.execute(
                 "UPDATE actions SET ended_at = ?, outcome = ?, counts = ?, error = ? WHERE id = ?",
                 (time.time(), entry.outcome, json.dumps(entry.counts), entry.error, row_id),
@@ -172,11 +173,11 @@ class AuditLog:
         """Mark the actions of this host whose process ended before they did as interrupted,
         with the counts of their last report; how many. (Another host's are left: whether its
         process still runs cannot be told from here.)"""
-        if not self.path.exists():
+        if not self.database.exists():
             return 0
         host = socket.gethostname()
         # At a start: an audit log that cannot be read leaves the marking to the next start.
-        with contextlib.suppress(OSError, sqlite3.Error), self._connect() as db:
+        with contextlib.suppress(DatabaseError), self.database.transaction() as db:
             rows = db.execute(
                 "SELECT id, owner, counts FROM actions WHERE ended_at IS NULL AND owner LIKE ?",
                 (f"{host}:%",),
@@ -205,7 +206,7 @@ class AuditLog:
         with messages perhaps in two places; None otherwise."""
         try:
             recent = self.records(50)
-        except (OSError, sqlite3.Error):
+        except DatabaseError:
             # Said by the action itself, which refuses to run without its record.
             return None
         latest = [r for r in recent if (r.action, r.target) == (action, target)]
@@ -217,11 +218,14 @@ class AuditLog:
 
     def records(self, limit: int = 500, vhosts: set[str] | None = None) -> list[AuditRecord]:
         """The latest actions, newest first: all of them, or those in `vhosts`."""
+        # An empty `IN ()` is not SQL everywhere: no vhost, no record.
+        if vhosts is not None and not vhosts:
+            return []
         where, values = "", [limit]
         if vhosts is not None:
             where = f"WHERE vhost IN ({', '.join('?' * len(vhosts))})"
             values = [*sorted(vhosts), limit]
-        with self._connect() as db:
+        with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT id, actor, action, target, parameters, dry_run, vhost, started_at,"
                 f" ended_at, outcome, counts, error FROM actions {where} ORDER BY id DESC LIMIT ?",
@@ -306,6 +310,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def _inert(value):
     """A cell a spreadsheet shows as text: a leading quote before what would start a formula."""
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    """The audit log the settings name: the team's database, else the file."""
+    return AuditLog(settings.database(settings.audit_db))
 
 
 def this_process() -> str:

@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from dashboard.actions.access import change
-from dashboard.actions.audit import AuditLog, Entry, count
+from dashboard.actions.audit import Entry, audit_log, count
 from dashboard.actions.mover import MoveResult, Progress
 from dashboard.actions.target_rules import Arrival, loss_sentence, refuse_loss
 from dashboard.broker.session import Session
@@ -160,7 +160,7 @@ def _reporting(entry: Entry, progress: Progress | None) -> Progress:
 def noting_earlier(session: Session, plan: MovePlan) -> MovePlan:
     """The plan, with what the last run of its action on its source left in two places (a fault
     broke it): a rerun moves those messages again, so they may arrive twice."""
-    record = AuditLog(session.settings.audit_db).last_unclean(plan.action, plan.source)
+    record = audit_log(session.settings).last_unclean(plan.action, plan.source)
     if record is None:
         return plan
     when = datetime.fromtimestamp(record.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

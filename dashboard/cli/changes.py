@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dashboard.actions.access import planning
-from dashboard.actions.audit import AuditLog, count
+from dashboard.actions.audit import audit_log, count
 from dashboard.actions.bind import TenantSpec, bind, bind_sentence, parse_tenant_list
 from dashboard.actions.capture import (
     capture,
@@ -296,7 +296,7 @@ def declined(
     audited; None when it may go ahead."""
     if not args.dry_run and _confirmed(args, ask.sentence, ask.answer):
         return None
-    log = AuditLog(session.settings.audit_db)
+    log = audit_log(session.settings)
     with log.action(
         actor(session), ask.action, ask.target, ask.parameters, args.dry_run, session.vhost
     ) as entry:

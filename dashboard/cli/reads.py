@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dashboard.actions.audit import AuditLog, count, readable
+from dashboard.actions.audit import audit_log, count, readable
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.cli.output import cell, format_table, print_json, size
@@ -88,7 +88,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
 def open_session(args: argparse.Namespace) -> Iterator[Session]:
     """The run's session in its vhost: a failure there that a missing vhost explains names it."""
     session = Session(settings_of(args))
-    AuditLog(session.settings.audit_db).mark_interrupted()
+    audit_log(session.settings).mark_interrupted()
     with session, naming_a_missing_vhost(session.client, session.vhost):
         yield session
 
@@ -228,7 +228,7 @@ def nodes(args: argparse.Namespace) -> int:
 
 
 def audit(args: argparse.Namespace) -> int:
-    log = AuditLog(settings_of(args).audit_db)
+    log = audit_log(settings_of(args))
     records = [record.model_dump() for record in log.records(args.limit)]
     if args.json:
         print_json(records)

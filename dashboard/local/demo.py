@@ -93,6 +93,8 @@ def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
         # Removed with the broker: a new demo starts with no history and an empty audit log.
         "WARREN_HISTORY_DB": str(broker.base_dir / "history.sqlite"),
         "WARREN_AUDIT_DB": str(broker.base_dir / "audit.sqlite"),
+        # Empty: the demo's audit log and history are the files above, not a team's database.
+        "WARREN_DATABASE_URL": "",
         "WARREN_HISTORY_HOURS": "24",
         # Empty: no Prometheus of the user's draws the demo's charts.
         "WARREN_PROMETHEUS_URL": "",

@@ -4,12 +4,12 @@ windows when one is configured, else the local history; and wherever that source
 in the last 10 minutes (nobody had the console open), the broker's own samples. Each series says
 where each part came from and leaves gaps as gaps."""
 
-import sqlite3
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from dashboard.database import DatabaseError
 from dashboard.errors import WarrenError
 from dashboard.reads.history import HEARTBEAT_SECONDS, History, Point, Sample, spaced
 from dashboard.reads.prometheus_history import PrometheusHistory
@@ -91,9 +91,9 @@ class CountsOverTime:
             )
         try:
             samples = self.history.series(vhost, queue, since)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise HistoryUnavailable(
-                f"The local history at {self.history.path} cannot be read: {exc}."
+                f"The history at {self.history.database.where} cannot be read: {exc}."
             ) from None
         latest = self.history.latest(vhost, queue)
         if latest is not None and (not samples or latest.at > samples[-1].at):

@@ -1,8 +1,9 @@
 """A local history of tenant-queue counts, recorded on each overview poll, for charts longer than
 the broker keeps and for rules that need a window ("no ack for 40 minutes").
 
-SQLite, one file, bounded by a retention period. A store that cannot be written costs the history,
-never the overview: the failure is logged and the poll goes on.
+A SQLite file, or the team's PostgreSQL database (dashboard/database.py), bounded by a retention
+period. A store that cannot be written costs the history, never the overview: the failure is
+logged and the poll goes on.
 
 A queue's counts are written when they change, and then also the last poll that saw the old
 ones, so that a run of equal counts is known from its first poll to its last; and the first
@@ -13,42 +14,50 @@ on every poll cost a second of CPU per poll at 100,000 queues, and at 10,000 que
 """
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from dashboard.database import Database, DatabaseError, Store, Transaction
 from dashboard.reads.models import Overview, TenantRow
 from dashboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
-    at REAL NOT NULL,
-    broker TEXT NOT NULL,
-    vhost TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    ready INTEGER NOT NULL,
-    unacked INTEGER NOT NULL,
-    acks INTEGER,
-    dead_letters INTEGER,
-    redeliveries INTEGER
-);
-CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at);
-CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at);
-CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at);
-CREATE TABLE IF NOT EXISTS full_polls (
-    at REAL NOT NULL,
-    broker TEXT NOT NULL,
-    vhost TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS full_polls_by_time ON full_polls (broker, vhost, at);
-"""
-# A file written before the redelivery count was kept: its old samples have none.
-ADD_REDELIVERIES = "ALTER TABLE samples ADD COLUMN redeliveries INTEGER"
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS samples (
+        at {real} NOT NULL,
+        broker TEXT NOT NULL,
+        vhost TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        ready BIGINT NOT NULL,
+        unacked BIGINT NOT NULL,
+        acks BIGINT,
+        dead_letters BIGINT,
+        redeliveries BIGINT
+    )""",
+    "CREATE INDEX IF NOT EXISTS samples_by_queue ON samples (broker, vhost, queue, at)",
+    "CREATE INDEX IF NOT EXISTS samples_by_time ON samples (broker, vhost, at)",
+    "CREATE INDEX IF NOT EXISTS samples_for_pruning ON samples (at)",
+    "CREATE TABLE IF NOT EXISTS full_polls (at {real} NOT NULL, broker TEXT NOT NULL, "
+    "vhost TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS full_polls_by_time ON full_polls (broker, vhost, at)",
+)
+
+
+def _tables(db: Transaction) -> None:
+    """The tables; a file written before the redelivery count was kept gets its column (its old
+    samples have none)."""
+    columns = db.columns("samples")
+    for statement in SCHEMA:
+        db.execute(statement)
+    if columns and "redeliveries" not in columns:
+        db.execute("ALTER TABLE samples ADD COLUMN redeliveries INTEGER")
+
+
+HISTORY = Store("history", [_tables])
 COLUMNS = "at, broker, vhost, queue, ready, unacked, acks, dead_letters, redeliveries"
 # A full poll at least this often: the charts' gaps and the trends' spans allow for it.
 HEARTBEAT_SECONDS = 60
@@ -83,8 +92,8 @@ class Run(NamedTuple):
 class History:
     """Samples of one broker (`broker`, its management URL): one file may serve several."""
 
-    def __init__(self, path: Path, retention_seconds: float, broker: str):
-        self.path = Path(path).expanduser()
+    def __init__(self, location: Path | str, retention_seconds: float, broker: str):
+        self.database = Database(location, HISTORY)
         self.broker = broker
         self.retention_seconds = retention_seconds
         self._lock = threading.Lock()
@@ -95,15 +104,9 @@ class History:
         self._seen_at: dict[str, float] = {}
         # vhost -> when this process last wrote a full poll of it.
         self._full_at: dict[str, float] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
-            if "redeliveries" not in columns:
-                db.execute(ADD_REDELIVERIES)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5)
+        # Made or migrated now: a store that cannot be opened is said at the start.
+        with self.database.transaction():
+            pass
 
     def record(self, overview: Overview, at: float | None = None) -> None:
         """The tenant queues' counts (a queue under two tenant ids is one), where they changed
@@ -137,7 +140,7 @@ class History:
         ended = runs.keys() - seen
         for queue in ended:
             rows.extend(_unwritten_end(queue, runs[queue], last_seen))
-        with self._lock, self._connect() as db:
+        with self._lock, self.database.transaction() as db:
             db.executemany(
                 f"INSERT INTO samples ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(at, self.broker, vhost, queue, *counts) for at, queue, counts, _ in rows],
@@ -171,7 +174,7 @@ class History:
 
     def series(self, vhost: str, queue: str, since: float) -> list[Sample]:
         """Samples of one queue from `since` on, oldest first."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT at, ready, unacked, acks, dead_letters, redeliveries FROM samples "
                 "WHERE broker = ? AND vhost = ? AND queue = ? AND at >= ? ORDER BY at",
@@ -181,7 +184,7 @@ class History:
 
     def recent(self, vhost: str, since: float) -> dict[str, list[Sample]]:
         """Samples of every queue of `vhost` from `since` on, per queue, oldest first."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             rows = db.execute(
                 "SELECT queue, at, ready, unacked, acks, dead_letters, redeliveries FROM samples "
                 "WHERE broker = ? AND vhost = ? AND at >= ? ORDER BY at",
@@ -199,7 +202,9 @@ class History:
         since when they show it holding messages at that count (the first sample after the
         last that differs) and whether that is the oldest of them (the silence may be longer);
         None when the latest differs."""
-        return self._unbroken(vhost, acks, since, "s.unacked = 0 OR s.acks IS NOT asked.value")
+        return self._unbroken(
+            vhost, acks, since, "s.unacked = 0 OR s.acks IS DISTINCT FROM asked.value"
+        )
 
     def backlogs(
         self, vhost: str, queues: list[str], since: float
@@ -215,25 +220,26 @@ class History:
     ) -> dict[str, tuple[float, bool] | None]:
         """For each queue of `values`: since when its samples from `since` on have not met the
         SQL condition `broken` (on sample `s` and `asked.value`), as `held_silences` says.
-        Worked out in SQLite, one queue's samples at a time, so a poll holds no window of
+        Worked out in the database, one queue's samples at a time, so a poll holds no window of
         samples in memory, however many queues and polls."""
-        with self._connect() as db:
-            db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY, value INTEGER)")
+        with self.database.transaction() as db:
+            db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY, value BIGINT)")
             db.executemany("INSERT INTO asked VALUES (?, ?)", values.items())
+            where = (self.broker, vhost, since)
             rows = db.execute(
                 f"""WITH differed AS (
                     SELECT asked.queue AS queue, (
-                        SELECT s.at FROM samples s WHERE s.broker = :broker
-                        AND s.vhost = :vhost AND s.queue = asked.queue AND s.at >= :since
+                        SELECT s.at FROM samples s WHERE s.broker = ?
+                        AND s.vhost = ? AND s.queue = asked.queue AND s.at >= ?
                         AND ({broken}) ORDER BY s.at DESC LIMIT 1
                     ) AS at FROM asked
                 )
                 SELECT queue, at, (
-                    SELECT MIN(at) FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
-                    AND s.queue = differed.queue AND s.at >= :since
+                    SELECT MIN(at) FROM samples s WHERE s.broker = ? AND s.vhost = ?
+                    AND s.queue = differed.queue AND s.at >= ?
                     AND s.at > COALESCE(differed.at, -1e300)
                 ) FROM differed""",
-                {"broker": self.broker, "vhost": vhost, "since": since},
+                (*where, *where),
             ).fetchall()
         found: dict[str, tuple[float, bool] | None] = {}
         for queue, differed, first_after in rows:
@@ -251,18 +257,19 @@ class History:
         its first sample)."""
         if count not in ("dead_letters", "redeliveries", "ready"):
             raise ValueError(count)
-        with self._connect() as db:
+        with self.database.transaction() as db:
             db.execute("CREATE TEMP TABLE asked (queue TEXT PRIMARY KEY)")
             db.executemany("INSERT INTO asked VALUES (?)", [(queue,) for queue in queues])
+            where = (self.broker, vhost)
             rows = db.execute(
                 f"""SELECT asked.queue, first.at, first.ready, first.unacked, first.acks,
                     first.dead_letters, first.redeliveries FROM asked
-                JOIN samples first ON first.rowid = (
-                    SELECT rowid FROM samples s WHERE s.broker = :broker AND s.vhost = :vhost
-                    AND s.queue = asked.queue AND s.at >= :since
-                    AND s.{count} IS NOT NULL ORDER BY s.at LIMIT 1
+                JOIN samples first ON first.broker = ? AND first.vhost = ?
+                AND first.queue = asked.queue AND first.{count} IS NOT NULL AND first.at = (
+                    SELECT MIN(s.at) FROM samples s WHERE s.broker = ? AND s.vhost = ?
+                    AND s.queue = asked.queue AND s.at >= ? AND s.{count} IS NOT NULL
                 )""",
-                {"broker": self.broker, "vhost": vhost, "since": since},
+                (*where, *where, since),
             ).fetchall()
         return {queue: Sample(*values) for queue, *values in rows}
 
@@ -273,7 +280,7 @@ class History:
         ready count at each span's last full poll (None where that poll did not see it; a span
         is longer than HEARTBEAT_SECONDS)."""
         width = (until - since) / buckets
-        with self._connect() as db:
+        with self.database.transaction() as db:
             # A full poll records every queue at one moment: the spans' last ones are a few
             # index look-ups, and only their rows are read, however many polls the hour holds.
             lasts = [
@@ -285,6 +292,8 @@ class History:
                 for span in range(buckets)
             ]
             span_of = {at: span for span, at in enumerate(lasts) if at is not None}
+            if not span_of:
+                return {}
             rows = db.execute(
                 "SELECT queue, at, ready FROM samples WHERE broker = ? AND vhost = ? AND at IN "
                 f"({', '.join('?' * len(span_of))})",
@@ -309,9 +318,13 @@ def _counts_of(row: TenantRow) -> Counts:
 def open_history(settings: Settings) -> History | None:
     """The history store, or None (logged) when its file cannot be opened."""
     try:
-        return History(settings.history_db, settings.history_hours * 3600, settings.management_url)
-    except (OSError, sqlite3.Error) as exc:
-        log.warning("no history: %s cannot be opened: %s", settings.history_db, exc)
+        return History(
+            settings.database(settings.history_db),
+            settings.history_hours * 3600,
+            settings.management_url,
+        )
+    except DatabaseError as exc:
+        log.warning("no history: it cannot be opened: %s", exc)
         return None
 
 

@@ -12,7 +12,6 @@
 """
 
 import logging
-import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from heapq import nlargest
 from typing import NamedTuple
 
 from dashboard.broker.session import Session
+from dashboard.database import DatabaseError
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import History, Sample
 from dashboard.reads.models import Flag, Overview, TenantRow
@@ -124,8 +124,8 @@ def flag_overview(
             window = settings.backlog_window_seconds
             growth = tuple(firsts.of(rows.served, "ready", span) for span in (window, window / 2))
             remember_backlogs(memory.backlogs, overview.vhost, rows.backlogged, history, moment)
-        except sqlite3.Error as exc:
-            log.warning("history at %s not available: %s", history.path, exc)
+        except DatabaseError as exc:
+            log.warning("history at %s not available: %s", history.database.where, exc)
     remember_backlogs(memory.backlogs, overview.vhost, rows.backlogged, None, moment)
     if session is not None:
         _add_broker_evidence(session, overview, rows.held, silences, memory.heard, moment)

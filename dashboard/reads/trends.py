@@ -2,10 +2,9 @@
 a table row, and the backlogs that grow fastest. From Warren's own history (what its
 overview polls saw), so only as complete as the time someone had the console open."""
 
-import sqlite3
-
 from pydantic import BaseModel
 
+from dashboard.database import DatabaseError
 from dashboard.errors import WarrenError
 from dashboard.reads.history import History
 
@@ -62,9 +61,9 @@ def fetch_trends(history: History, vhost: str, now: float) -> Trends:
     """The last WINDOW_SECONDS before `now` of every queue of `vhost`, in SPANS spans."""
     try:
         spans = history.ready_trends(vhost, now - WINDOW_SECONDS, now, SPANS)
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         raise TrendsUnavailable(
-            f"The last hour cannot be shown: the local history at {history.path} cannot be read: "
-            f"{exc}."
+            f"The last hour cannot be shown: the history at {history.database.where} cannot be "
+            f"read: {exc}."
         ) from None
     return Trends(by_queue={queue: QueueTrend(ready=ready) for queue, ready in spans.items()})

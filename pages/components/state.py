@@ -7,7 +7,7 @@ import threading
 import streamlit as st
 
 from dashboard.actions.access import Access, access_of, log_in
-from dashboard.actions.audit import AuditLog
+from dashboard.actions.audit import audit_log
 from dashboard.broker.session import Session
 from dashboard.errors import SettingsError, WarrenError
 from dashboard.logins import Credentials, KeptLogins
@@ -156,7 +156,7 @@ def _loaded_settings() -> Settings:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _session(fingerprint: str, _settings: Settings, _verified: Session | None) -> Session:
     # A console that starts marks the moves a killed one left unfinished (see the Audit page).
-    AuditLog(_settings.audit_db).mark_interrupted()
+    audit_log(_settings).mark_interrupted()
     return _verified or Session(_settings)
 
 

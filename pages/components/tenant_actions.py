@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from dashboard.actions.audit import AuditLog, count, readable
+from dashboard.actions.audit import audit_log, count, readable
 from dashboard.actions.moves import Moved
 from dashboard.actions.purge import plan_purge, purge
 from dashboard.actions.republish import plan_republish
@@ -57,7 +57,7 @@ def show_interrupted(session: Session, row: TenantRow) -> None:
     the audit log has them, never as a progress bar that stopped moving."""
     targets = {row.queue, *([row.dead_letter_queue] if row.dead_letter_queue else [])}
     since = time.time() - INTERRUPTED_SHOWN_SECONDS
-    records = or_error(lambda: AuditLog(session.settings.audit_db).interrupted_on(targets, since))
+    records = or_error(lambda: audit_log(session.settings).interrupted_on(targets, since))
     for record in records or []:
         started = datetime.fromtimestamp(record.started_at, UTC).strftime("%H:%M:%S UTC")
         st.warning(

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
+from dashboard.local.postgresql import LocalPostgres
 from dashboard.local.rabbitmq import LocalBroker
 from dashboard.settings import Settings, load_settings
 from tests.support.helpers import STATISTICS_UP_TO, Holder
@@ -27,6 +28,27 @@ def broker(tmp_path_factory) -> Iterator[LocalBroker]:
     print(f"\nbroker {node.node} started in {time.monotonic() - started:.1f} s")
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """One disposable PostgreSQL cluster for the run (started only by tests that ask for it);
+    each test makes its own database in it."""
+    server = LocalPostgres.create()
+    started = time.monotonic()
+    server.start()
+    print(f"\nPostgreSQL on port {server.port} started in {time.monotonic() - started:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> Path | str:
+    """Where a test's audit log and history live, once on each kind of database: a SQLite file,
+    or a new database of its own on the run's PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "warren.sqlite"
+    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

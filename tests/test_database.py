@@ -1,0 +1,231 @@
+"""The audit log and the history on both kinds of database, a SQLite file and a real PostgreSQL
+(WARREN_DATABASE_URL): the same records and the same answers, a schema version recorded per
+store, migrations that consoles starting at once run once, an action whose process died marked
+interrupted, and a database that is gone: the action refused with a sentence, nothing run."""
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dashboard.actions.audit import AUDIT, AuditLog
+from dashboard.database import Database, DatabaseError
+from dashboard.errors import WarrenError
+from dashboard.local.rabbitmq import free_port
+from dashboard.reads.history import History, open_history
+from dashboard.reads.models import Overview, TenantRow, Totals
+from dashboard.settings import SettingsError, load_settings
+from tests.support.helpers import run_cli
+
+DIES_MID_ACTION = """
+import sys, time
+from pathlib import Path
+from dashboard.actions.audit import AuditLog
+where = sys.argv[1]
+with AuditLog(where if "://" in where else Path(where)).action(
+    "bob (test)", "requeue", "q.dlq", {"vhost": "/"}, False, "/"
+) as entry:
+    entry.counts = {"moved": 5, "in_flight": 2}
+    entry.checkpoint()
+    print("moving", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_an_action_is_recorded_before_it_runs_with_its_progress_and_its_end(database):
+    log = AuditLog(database)
+    with log.action("ann (test)", "purge", "q.acme", {"vhost": "/"}, False, "/") as entry:
+        [before] = log.records()
+        entry.counts = {"purged": 3}
+        entry.checkpoint()
+        [during] = log.records()
+    [after] = log.records()
+
+    assert (before.action, before.target, before.ended_at, before.outcome) == (
+        "purge", "q.acme", None, None,
+    )  # fmt: skip
+    assert (during.counts, during.outcome) == ({"purged": 3}, None)
+    assert (after.id, after.outcome, after.counts, after.vhost) == (
+        before.id,
+        "ok",
+        {"purged": 3},
+        "/",
+    )
+    assert after.ended_at >= after.started_at
+    assert [r.id for r in log.records(vhosts={"/"})] == [after.id]
+    assert log.records(vhosts={"eu"}) == log.records(vhosts=set()) == []
+
+
+def test_an_action_whose_process_died_is_marked_interrupted_with_its_last_counts(database):
+    child = subprocess.Popen(
+        [sys.executable, "-c", DIES_MID_ACTION, str(database)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline() == "moving\n"
+    child.kill()
+    child.wait()
+    log = AuditLog(database)
+
+    assert log.mark_interrupted() == 1
+    [record] = log.records()
+    assert (record.action, record.outcome, record.counts) == (
+        "requeue", "interrupted", {"moved": 5, "in_flight": 2},
+    )  # fmt: skip
+    assert f"(pid {child.pid}) ended before it finished" in record.error
+    assert "up to 2 messages in flight then may be in both places" in record.error
+    assert log.mark_interrupted() == 0
+
+
+def _poll(at: float, counts: dict[str, tuple[int, int, int, int | None]]) -> tuple:
+    rows = [
+        TenantRow(
+            tenant=queue, vhost="/", queue=queue, ready=ready, unacked=unacked,
+            total=ready + unacked, consumers=1, queue_type="classic", acks=acks,
+            dead_letters=dead,
+        )
+        for queue, (ready, unacked, acks, dead) in counts.items()
+    ]  # fmt: skip
+    totals = Totals(tenants=len(rows), queues=len(rows), ready=0, unacked=0, total=0, consumers=1)
+    overview = Overview(
+        vhost="/", exchange="x", rows=rows, totals=totals, fetched_at=datetime.now(UTC)
+    )
+    return overview, at
+
+
+# Polls 10 s apart, across two minutes: a backlog that builds, a queue that holds its messages
+# unacked at a standing ack count, dead letters that arrive, a queue that goes away.
+POLLS = [
+    {"a": (0, 0, 1, None), "b": (0, 2, 5, 0), "c": (1, 0, 0, 0)},
+    {"a": (3, 0, 1, None), "b": (0, 2, 5, 0), "c": (1, 0, 0, 1)},
+    {"a": (6, 1, 2, None), "b": (0, 2, 5, 0), "c": (1, 0, 0, 4)},
+    {"a": (9, 1, 2, None), "b": (0, 2, 5, 0)},
+    {"a": (9, 1, 2, None), "b": (0, 2, 5, 0)},
+    {"a": (12, 0, 3, None), "b": (0, 2, 5, 0)},
+    {"a": (15, 0, 3, None), "b": (0, 2, 5, 0)},
+    {"a": (0, 0, 9, None), "b": (0, 2, 5, 0)},
+]
+START = 60 * 30_000.0 + 5
+
+
+def _answers(history: History) -> dict:
+    since = START - 1
+    return {
+        "series": [history.series("/", queue, since) for queue in "abc"],
+        "recent": history.recent("/", since),
+        "silences": history.held_silences("/", {"a": 9, "b": 5}, since),
+        "backlogs": history.backlogs("/", ["a", "b", "c"], START + 15),
+        "dead letters": history.first_counting("/", ["a", "b", "c"], since, "dead_letters"),
+        "trends": history.ready_trends("/", since, START + 120, 4),
+    }
+
+
+def test_the_same_polls_give_the_same_history_on_either_database(postgres, tmp_path):
+    answers = []
+    for where in (tmp_path / "h.sqlite", postgres.create_database("same_history")):
+        history = History(where, 86400, "http://broker")
+        for number, counts in enumerate(POLLS):
+            history.record(*_poll(START + 10 * number, counts))
+        answers.append(_answers(history))
+
+    assert answers[0] == answers[1]
+    found = answers[1]
+    # b's counts stand still: its first poll, and the first poll of the next minute.
+    assert [[s.at - START for s in series] for series in found["series"]] == [
+        [0, 10, 20, 30, 40, 50, 60, 70], [0, 60], [0, 10, 20],
+    ]  # fmt: skip
+    assert found["silences"] == {"a": None, "b": (START, True)}
+    assert found["backlogs"] == {"c": (START + 20, True)}
+    assert [(q, s.at, s.dead_letters) for q, s in found["dead letters"].items()] == [
+        ("b", START, 0), ("c", START, 0),
+    ]  # fmt: skip
+    assert found["trends"] == {
+        "a": [0, None, 15, None], "b": [0, None, 0, None], "c": [1, None, None, None],
+    }  # fmt: skip
+
+
+def test_each_store_records_its_schema_version_and_a_newer_one_is_refused(database):
+    AuditLog(database).records()
+    History(database, 3600, "http://broker")
+    with Database(database, AUDIT).transaction() as db:
+        versions = db.execute("SELECT store, version FROM warren_schema ORDER BY store").fetchall()
+        db.execute("UPDATE warren_schema SET version = 7 WHERE store = 'audit'")
+
+    assert [tuple(row) for row in versions] == [("audit", 1), ("history", 1)]
+    with pytest.raises(DatabaseError) as caught:
+        AuditLog(database).records()
+    assert "were written by a newer Warren (schema 7; this one knows up to 1)" in str(caught.value)
+
+
+def test_consoles_starting_at_once_make_a_new_database_once(postgres):
+    url = postgres.create_database("at_once")
+    problems = []
+
+    def start() -> None:
+        try:
+            History(url, 3600, "http://broker")
+            AuditLog(url).records()
+        except WarrenError as exc:
+            problems.append(str(exc))
+
+    starting = [threading.Thread(target=start) for _ in range(6)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join()
+
+    assert problems == []
+    with Database(url, AUDIT).transaction() as db:
+        versions = db.execute("SELECT store, version FROM warren_schema ORDER BY store").fetchall()
+    assert [tuple(row) for row in versions] == [("audit", 1), ("history", 1)]
+
+
+def test_a_database_that_is_gone_refuses_the_action_and_keeps_its_password(settings_for):
+    port = free_port()
+    url = f"postgresql://warren:s3cret@127.0.0.1:{port}/warren"
+    ran = []
+
+    log = AuditLog(url)
+    with pytest.raises(WarrenError) as caught, log.action("ann", "purge", "q.acme", {}, False):
+        ran.append("purged")
+
+    assert ran == []
+    sentence = str(caught.value)
+    assert sentence.startswith(f"The audit log at postgresql://127.0.0.1:{port}/warren cannot be")
+    assert sentence.endswith("so Warren did not purge 'q.acme': nothing was changed.")
+    assert "s3cret" not in sentence
+    # Reads go on without a history.
+    assert open_history(settings_for(database_url=url)) is None
+
+
+def test_the_database_url_must_be_postgresql():
+    with pytest.raises(SettingsError) as caught:
+        load_settings(database_url="mysql://warren@db/warren")
+    assert str(caught.value) == (
+        "Invalid setting WARREN_DATABASE_URL: expected a postgresql or postgres URL with a host "
+        "name."
+    )
+
+
+def test_the_cli_audits_a_change_in_the_team_database(broker, postgres, unique):
+    url = postgres.create_database("cli_audit")
+    exchange, tenant = unique("tenants"), unique("acme")
+
+    bound = run_cli(
+        broker, None, "bind", "--exchange", exchange, "--tenant", tenant, "--yes",
+        WARREN_DATABASE_URL=url,
+    )  # fmt: skip
+    listed = run_cli(broker, None, "audit", "--json", WARREN_DATABASE_URL=url)
+
+    assert bound.returncode == 0, bound.stderr
+    assert [(r.action, r.target, r.outcome) for r in AuditLog(url).records()] == [
+        ("bind", tenant, "created")
+    ]
+    assert [record["target"] for record in json.loads(listed.stdout)] == [tenant]
+    assert not Path(broker.base_dir / "audit.sqlite").exists() or all(
+        r.target != tenant for r in AuditLog(broker.base_dir / "audit.sqlite").records()
+    )

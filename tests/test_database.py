@@ -7,11 +7,13 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from dashboard.actions import audit
 from dashboard.actions.audit import AUDIT, AuditLog
 from dashboard.database import Database, DatabaseError
 from dashboard.errors import WarrenError
@@ -19,7 +21,8 @@ from dashboard.local.rabbitmq import free_port
 from dashboard.reads.history import History, open_history
 from dashboard.reads.models import Overview, TenantRow, Totals
 from dashboard.settings import SettingsError, load_settings
-from tests.support.helpers import run_cli
+from tests.support.helpers import cli_environment, run_cli, wait_until
+from tests.support.watching import WatchProcess
 
 DIES_MID_ACTION = """
 import sys, time
@@ -79,6 +82,74 @@ def test_an_action_whose_process_died_is_marked_interrupted_with_its_last_counts
     assert f"(pid {child.pid}) ended before it finished" in record.error
     assert "up to 2 messages in flight then may be in both places" in record.error
     assert log.mark_interrupted() == 0
+
+
+# Another host's process: its name, and beats every 0.2 s.
+ELSEWHERE = """
+import socket, sys, time
+from pathlib import Path
+from dashboard.actions import audit
+socket.gethostname = lambda: "web-2"
+audit.ALIVE_SECONDS = 0.2
+where = sys.argv[1]
+with audit.AuditLog(where if "://" in where else Path(where)).action(
+    "carol (test)", "republish", "q.acme", {}, False, "/"
+) as entry:
+    entry.counts = {"republished": 40}
+    entry.checkpoint()
+    print("republishing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_another_host_s_action_is_interrupted_once_its_process_stops_beating(database, monkeypatch):
+    monkeypatch.setattr(audit, "SILENT_SECONDS", 1.5)
+    child = subprocess.Popen(
+        [sys.executable, "-c", ELSEWHERE, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "republishing\n"
+    log = AuditLog(database)
+    time.sleep(2.5)
+    # Its process beats, on a host whose pids say nothing here: running, not interrupted.
+    assert log.mark_interrupted() == 0
+    child.kill()
+    child.wait()
+
+    wait_until(lambda: log.mark_interrupted() == 1, timeout=10, what="the action marked")
+    [record] = log.records()
+    assert (record.outcome, record.counts) == ("interrupted", {"republished": 40})
+    assert f"(pid {child.pid}) on web-2 stopped saying it was alive for 1.5 s" in record.error
+
+
+def test_the_watcher_notices_a_console_killed_mid_action(broker, postgres, tmp_path):
+    url = postgres.create_database("watcher_notices")
+    child = subprocess.Popen(
+        [sys.executable, "-c", DIES_MID_ACTION, url], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "moving\n"
+    child.kill()
+    child.wait()
+
+    watcher = WatchProcess(cli_environment(broker, WARREN_DATABASE_URL=url), tmp_path)
+    try:
+        wait_until(
+            lambda: AuditLog(url).records()[0].outcome == "interrupted",
+            what="the watcher to mark the action interrupted",
+        )
+    finally:
+        assert watcher.stop() == 0
+
+
+def test_an_action_in_progress_shows_with_its_counts_on_another_console(postgres, console):
+    url = postgres.create_database("other_console")
+    with AuditLog(url).action("dana (test)", "requeue", "q.acme.dlq", {}, False, "/") as entry:
+        entry.counts = {"moved": 300, "failed": 0}
+        entry.checkpoint()
+        app = console(page="pages/audit.py", WARREN_DATABASE_URL=url)
+
+    assert not app.exception
+    shown = app.dataframe[0].value[["actor", "action", "outcome", "counts"]].values.tolist()
+    assert shown == [["dana (test)", "requeue", None, "moved 300, failed 0"]]
 
 
 def _poll(at: float, counts: dict[str, tuple[int, int, int, int | None]]) -> tuple:
@@ -155,10 +226,10 @@ def test_each_store_records_its_schema_version_and_a_newer_one_is_refused(databa
         versions = db.execute("SELECT store, version FROM warren_schema ORDER BY store").fetchall()
         db.execute("UPDATE warren_schema SET version = 7 WHERE store = 'audit'")
 
-    assert [tuple(row) for row in versions] == [("audit", 1), ("history", 1)]
+    assert [tuple(row) for row in versions] == [("audit", 2), ("history", 1)]
     with pytest.raises(DatabaseError) as caught:
         AuditLog(database).records()
-    assert "were written by a newer Warren (schema 7; this one knows up to 1)" in str(caught.value)
+    assert "were written by a newer Warren (schema 7; this one knows up to 2)" in str(caught.value)
 
 
 def test_consoles_starting_at_once_make_a_new_database_once(postgres):
@@ -181,7 +252,7 @@ def test_consoles_starting_at_once_make_a_new_database_once(postgres):
     assert problems == []
     with Database(url, AUDIT).transaction() as db:
         versions = db.execute("SELECT store, version FROM warren_schema ORDER BY store").fetchall()
-    assert [tuple(row) for row in versions] == [("audit", 1), ("history", 1)]
+    assert [tuple(row) for row in versions] == [("audit", 2), ("history", 1)]
 
 
 def test_a_database_that_is_gone_refuses_the_action_and_keeps_its_password(settings_for):

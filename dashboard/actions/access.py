@@ -121,10 +121,13 @@ class AuditView(BaseModel):
 
 
 def audit_view(session: Session, limit: int) -> AuditView:
-    """The audit records the session's user may read: an administrator all of them, anyone
-    else those of the vhosts the broker lets it see (records that name no vhost, from before
-    the audit log kept one, only administrators)."""
+    """The audit records the session's user may read, those of dead processes marked
+    interrupted first: an administrator all of them, anyone else those of the vhosts the broker
+    lets it see (records that name no vhost, from before the audit log kept one, only
+    administrators)."""
     log = audit_log(session.settings)
+    # A console that shows the log notices the actions whose process died since (on any host).
+    log.mark_interrupted()
     if "administrator" in _tags(session.whoami().get("tags")):
         return AuditView(records=log.records(limit), vhosts=None)
     vhosts = sorted(str(vhost["name"]) for vhost in session.client.list_vhosts())

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,7 +58,17 @@ def _tables(db: Transaction) -> None:
         db.execute("ALTER TABLE actions ADD COLUMN owner TEXT")
 
 
-AUDIT = Store("audit", [_tables])
+def _alive_at(db: Transaction) -> None:
+    """When a running action's process last said it was alive, by the database's clock: a
+    console on another host can tell a dead one from a slow one (a pid says nothing there)."""
+    db.execute("ALTER TABLE actions ADD COLUMN alive_at {real}")
+
+
+AUDIT = Store("audit", [_tables, _alive_at])
+# A running action's process says it is alive this often; another host's action that has not
+# for SILENT_SECONDS is taken for dead (a pause of a few beats, a slow database, is not).
+ALIVE_SECONDS = 10
+SILENT_SECONDS = 60
 INTERRUPTED = "interrupted"
 # Outcomes after which a rerun may meet messages that are in two places.
 UNCLEAN = ("interrupted", "stopped", "failed")
@@ -126,12 +137,15 @@ class AuditLog:
             with self.database.transaction() as db:
                 row_id = db.execute(
                     "INSERT INTO actions (actor, action, target, parameters, dry_run, vhost,"
-                    " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    " started_at, owner, alive_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now})"
+                    " RETURNING id",
                     values,
                 ).fetchone()[0]
         except DatabaseError as exc:
             raise self._unwritable(exc, f"{action} {target!r}: nothing was changed") from None
         entry = Entry(lambda entry: self._checkpoint(row_id, action, target, entry))
+        alive = threading.Event()
+        threading.Thread(target=self._beat, args=(row_id, alive), daemon=True).start()
         try:
             yield entry
         except ReadOnly as exc:
@@ -144,7 +158,18 @@ class AuditLog:
             entry.outcome, entry.error = "failed", type(exc).__name__
             raise
         finally:
+            alive.set()
             self._finish(row_id, entry)
+
+    def _beat(self, row_id: int, ended: threading.Event) -> None:
+        """Says the action's process is alive, every ALIVE_SECONDS until it ends. A beat that
+        cannot be written is let pass: the action was recorded, and the next beat may be."""
+        while not ended.wait(ALIVE_SECONDS):
+            with contextlib.suppress(DatabaseError), self.database.transaction() as db:
+                db.execute(
+                    "UPDATE actions SET alive_at = {now} WHERE id = ? AND ended_at IS NULL",
+                    (row_id,),
+                )
 
     def _checkpoint(self, row_id: int, action: str, target: str, entry: Entry) -> None:
         try:
@@ -170,25 +195,28 @@ class AuditLog:
             )
 
     def mark_interrupted(self) -> int:
-        """Mark the actions of this host whose process ended before they did as interrupted,
-        with the counts of their last report; how many. (Another host's are left: whether its
-        process still runs cannot be told from here.)"""
+        """Mark the actions whose process ended before they did as interrupted, with the counts
+        of their last report; how many. This host's: their process is gone. Another host's:
+        their process has not said it is alive for SILENT_SECONDS."""
         if not self.database.exists():
             return 0
         host = socket.gethostname()
-        # At a start: an audit log that cannot be read leaves the marking to the next start.
+        # An audit log that cannot be read leaves the marking to the next that notices.
         with contextlib.suppress(DatabaseError), self.database.transaction() as db:
             rows = db.execute(
-                "SELECT id, owner, counts FROM actions WHERE ended_at IS NULL AND owner LIKE ?",
-                (f"{host}:%",),
+                "SELECT id, owner, counts, {now} - COALESCE(alive_at, started_at) FROM actions "
+                "WHERE ended_at IS NULL"
             ).fetchall()
-            gone = [(row_id, owner, counts) for row_id, owner, counts in rows if _gone(owner)]
-            for row_id, owner, counts in gone:
-                db.execute(
-                    "UPDATE actions SET ended_at = ?, outcome = ?, error = ? WHERE id = ?",
-                    (time.time(), INTERRUPTED, _interrupted_words(owner, counts), row_id),
-                )
-            return len(gone)
+            marked = 0
+            for row_id, owner, counts, silent in rows:
+                here = (owner or "").startswith(f"{host}:")
+                if (here and _gone(owner)) or (not here and silent > SILENT_SECONDS):
+                    marked += db.execute(
+                        "UPDATE actions SET ended_at = ?, outcome = ?, error = ? "
+                        "WHERE id = ? AND ended_at IS NULL",
+                        (time.time(), INTERRUPTED, _interrupted_words(owner, counts, here), row_id),
+                    ).rowcount
+            return marked
         return 0
 
     def interrupted_on(self, targets: set[str], since: float) -> list[AuditRecord]:
@@ -336,14 +364,19 @@ def _gone(owner: str) -> bool:
     return not pid.isdigit() or _started(int(pid)) != started
 
 
-def _interrupted_words(owner: str, counts: str | None) -> str:
-    pid = owner.rsplit(":", 2)[1]
+def _interrupted_words(owner: str | None, counts: str | None, here: bool) -> str:
+    host, pid, _ = (owner or "unknown:?:").rsplit(":", 2)
     known = json.loads(counts) if counts else {}
     in_flight = known.get("in_flight")
     doubled = (
         f"; up to {in_flight:,} messages in flight then may be in both places" if in_flight else ""
     )
+    how = (
+        "ended before it finished"
+        if here
+        else f"on {host} stopped saying it was alive for {SILENT_SECONDS} s"
+    )
     return (
-        f"The process running it (pid {pid}) ended before it finished: the counts are those of "
-        f"its last report{doubled}."
+        f"The process running it (pid {pid}) {how}: the counts are those of its last "
+        f"report{doubled}."
     )

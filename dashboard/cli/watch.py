@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from dashboard.actions.audit import AuditLog, audit_log
 from dashboard.broker.session import Session
 from dashboard.cli.reads import settings_of
 from dashboard.errors import WarrenError
@@ -42,9 +43,24 @@ def watch(args: argparse.Namespace) -> int:
         )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        noticing = (audit_log(settings), stop)
+        threading.Thread(target=_notice_interrupted, args=noticing, daemon=True).start()
         with contextlib.suppress(KeyboardInterrupt):
             watcher.run(stop)
         server.shutdown()
         if webhook is not None:
             webhook.flush(5)
     return 0
+
+
+# How often the watcher looks for actions whose process died.
+NOTICE_SECONDS = 30
+
+
+def _notice_interrupted(log: AuditLog, stop: threading.Event) -> None:
+    """Marks the actions whose process died (a console killed mid-move, on any host) as
+    interrupted: a team's watcher notices them when no console starts or shows the audit log."""
+    while True:
+        log.mark_interrupted()
+        if stop.wait(NOTICE_SECONDS):
+            return

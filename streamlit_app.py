@@ -14,6 +14,7 @@ if __name__ != "__main__":  # the server's app, imported once by `streamlit run`
 else:  # a page view
     from dashboard.tuning import tune_garbage_collector
     from pages.components.cluster import show_alarms
+    from pages.components.database_banner import show_database_problem
     from pages.components.server_guards import guard_server
     from pages.components.sidebar import render_sidebar
     from pages.components.state import logged_in_session
@@ -39,4 +40,5 @@ else:  # a page view
     if session is not None:
         render_sidebar(session)
         show_alarms(session)
+        show_database_problem(session)
     page.run()

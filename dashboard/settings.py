@@ -151,6 +151,7 @@ class Settings(BaseSettings):
         values = self.model_dump() | {
             "password": self.password.get_secret_value(),
             "amqp_url": self.amqp_url.get_secret_value(),
+            "database_url": self.database_url.get_secret_value(),
         }
         return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 

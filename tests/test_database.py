@@ -21,7 +21,8 @@ from dashboard.local.rabbitmq import free_port
 from dashboard.reads.history import History, open_history
 from dashboard.reads.models import Overview, TenantRow, Totals
 from dashboard.settings import SettingsError, load_settings
-from tests.support.helpers import cli_environment, run_cli, wait_until
+from pages.components.formatting import literal
+from tests.support.helpers import cli_environment, run_cli, tenant_with_messages, wait_until
 from tests.support.watching import WatchProcess
 
 DIES_MID_ACTION = """
@@ -300,3 +301,22 @@ def test_the_cli_audits_a_change_in_the_team_database(broker, postgres, unique):
     assert not Path(broker.base_dir / "audit.sqlite").exists() or all(
         r.target != tenant for r in AuditLog(broker.base_dir / "audit.sqlite").records()
     )
+
+
+def test_a_database_that_is_gone_is_a_banner_and_the_overview_goes_on(channel, unique, console):
+    exchange, queue = unique("tenants"), unique("acme")
+    tenant_with_messages(channel, exchange, "acme", queue, 3)
+    url = f"postgresql://warren:s3cret@127.0.0.1:{free_port()}/warren"
+
+    app = console(WARREN_TENANT_EXCHANGE=exchange, WARREN_DATABASE_URL=url)
+
+    assert not app.exception
+    [banner] = [error.value for error in app.error]
+    assert banner.startswith(literal(f"The audit log at {url.replace('warren:s3cret@', '')}"))
+    assert banner.endswith(
+        literal(
+            "Every action is refused until it is back: each is recorded before it starts. "
+            "Everything else goes on, the overview without its history."
+        )
+    )
+    assert queue in app.dataframe[0].value["queue"].tolist()

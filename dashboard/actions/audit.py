@@ -345,6 +345,20 @@ def audit_log(settings: Settings) -> AuditLog:
     return AuditLog(settings.database(settings.audit_db))
 
 
+def database_problem(settings: Settings) -> str | None:
+    """What a console shows while the audit log's database cannot be reached; None when it can."""
+    log = audit_log(settings)
+    try:
+        log.records(1)
+    except DatabaseError as exc:
+        return (
+            f"The audit log at {log.database.where} cannot be reached ({exc}). Every action is "
+            "refused until it is back: each is recorded before it starts. Everything else goes "
+            "on, the overview without its history."
+        )
+    return None
+
+
 def this_process() -> str:
     """host:pid:start, the start in clock ticks after boot (a pid is reused, a start is not)."""
     return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"

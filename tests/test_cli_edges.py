@@ -44,7 +44,15 @@ def test_nodes_and_audit_keep_json_and_audit_limit_says_what_it_does(broker, tmp
 
 
 def test_nodes_prints_bytes_in_binary_units_and_json_keeps_the_bytes(broker):
-    [node] = json.loads(run_cli(broker, None, "nodes", "--json").stdout)["nodes"]
+    # A node started a moment ago has not reported its memory yet.
+    [node] = wait_until(
+        lambda: [
+            node
+            for node in json.loads(run_cli(broker, None, "nodes", "--json").stdout)["nodes"]
+            if node["mem_limit"] is not None
+        ],
+        what="the node's memory figures",
+    )
     header, row = (
         re.split(r"\s{2,}", line.strip())
         for line in run_cli(broker, None, "nodes").stdout.splitlines()[:2]

@@ -320,3 +320,71 @@ def test_a_database_that_is_gone_is_a_banner_and_the_overview_goes_on(channel, u
         )
     )
     assert queue in app.dataframe[0].value["queue"].tolist()
+
+
+# One writer of a team: `actions` audited actions with a progress report each, and `polls`
+# history polls of QUEUES queues whose counts all change every poll, at moments of its own.
+WRITER = """
+import sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from dashboard.actions.audit import AuditLog
+from dashboard.reads.history import History
+from dashboard.reads.models import Overview, TenantRow, Totals
+where, name, actions, polls, queues, offset = sys.argv[1:]
+location = where if "://" in where else Path(where)
+log, history = AuditLog(location), History(location, 86400, "http://broker")
+totals = Totals(tenants=1, queues=1, ready=0, unacked=0, total=0, consumers=1)
+for number in range(max(int(actions), int(polls))):
+    if number < int(actions):
+        with log.action(name, "requeue", f"q.{name}.{number}", {}, False, "/") as entry:
+            entry.counts = {"moved": number}
+            entry.checkpoint()
+    if number < int(polls):
+        rows = [
+            TenantRow(tenant=f"t{q}", vhost="/", queue=f"q{q}", ready=number, unacked=0,
+                      total=number, consumers=1, queue_type="classic", acks=number,
+                      dead_letters=0)
+            for q in range(int(queues))
+        ]
+        overview = Overview(vhost="/", exchange="x", rows=rows, totals=totals,
+                            fetched_at=datetime.now(UTC))
+        history.record(overview, at=1_000_000 + 10 * number + float(offset))
+"""
+ACTIONS, POLLS, QUEUES = 40, 40, 200
+
+
+def test_two_consoles_and_a_watcher_writing_at_once_lose_and_duplicate_nothing(database):
+    writers = [("console-1", ACTIONS, "0.1"), ("console-2", ACTIONS, "0.2"), ("watcher", 0, "0.3")]
+    started = time.monotonic()
+    arguments = [str(POLLS), str(QUEUES)]
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(database), name, str(actions), *arguments, offset]
+        )
+        for name, actions, offset in writers
+    ]
+    assert [process.wait(timeout=300) for process in running] == [0, 0, 0]
+    took = time.monotonic() - started
+
+    records = AuditLog(database).records(limit=1000)
+    assert len({record.id for record in records}) == len(records) == 2 * ACTIONS
+    assert sorted((r.actor, r.target, r.outcome, r.counts["moved"]) for r in records) == sorted(
+        (name, f"q.{name}.{number}", "ok", number)
+        for name, actions, _ in writers
+        for number in range(actions)
+    )
+    samples = History(database, 86400, "http://broker").recent("/", 0)
+    assert sorted(samples) == sorted(f"q{q}" for q in range(QUEUES))
+    for queue_samples in samples.values():
+        assert [(s.at, s.ready) for s in queue_samples] == sorted(
+            (1_000_000 + 10 * number + float(offset), number)
+            for number in range(POLLS)
+            for _, _, offset in writers
+        )
+    # The figures of the closing note.
+    kind = "SQLite" if isinstance(database, Path) else "PostgreSQL"
+    print(
+        f"\n{kind}: 3 writers, {2 * ACTIONS} actions and {3 * POLLS * QUEUES:,} samples in "
+        f"{took:.1f} s"
+    )

@@ -98,7 +98,8 @@ class Database:
         self.location = location
         self.store = store
         self.kind = "sqlite" if isinstance(location, Path) else "postgresql"
-        self._migrated = False
+        # Whether this store's schema version was found up to date.
+        self._current = False
 
     @property
     def where(self) -> str:
@@ -116,12 +117,19 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One transaction, committed at the end, rolled back on an exception; the store's
-        tables made or migrated on the first. DatabaseError when the database fails."""
-        if not self._migrated:
-            with self._transaction(migrating=True) as db:
-                _migrate(db, self.store, self.where)
-            self._migrated = True
+        """One transaction, committed at the end, rolled back on an exception. Before the
+        first, the store's schema version is read, and only a store that is not up to date is
+        locked to be migrated (a lock on every first use made every process wait for the
+        others). DatabaseError when the database fails."""
+        if not self._current:
+            # A transaction of its own: in SQLite, one that read and then writes may be
+            # refused at once ("database is locked") while another writes.
+            with self._transaction() as db:
+                current = _version(db, self.store.name) == self.store.version
+            if not current:
+                with self._transaction(migrating=True) as db:
+                    _migrate(db, self.store, self.where)
+            self._current = True
         with self._transaction() as db:
             yield db
 
@@ -167,15 +175,21 @@ class Database:
         return (psycopg.Error,)
 
 
+def _version(db: Transaction, store: str) -> int | None:
+    """The store's schema version; None before its first migration."""
+    if not db.columns("warren_schema"):
+        return None
+    found = db.execute("SELECT version FROM warren_schema WHERE store = ?", (store,)).fetchone()
+    return found[0] if found else None
+
+
 def _migrate(db: Transaction, store: Store, where: str) -> None:
     db.execute(
         "CREATE TABLE IF NOT EXISTS warren_schema "
         "(store TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
-    found = db.execute(
-        "SELECT version FROM warren_schema WHERE store = ?", (store.name,)
-    ).fetchone()
-    version = found[0] if found else 0
+    found = _version(db, store.name)
+    version = found or 0
     if version > store.version:
         raise DatabaseError(
             f"the {store.name} tables in {where} were written by a newer Warren (schema "

@@ -323,7 +323,7 @@ def test_a_database_that_is_gone_is_a_banner_and_the_overview_goes_on(channel, u
 
 
 # One writer of a team: `actions` audited actions with a progress report each, and `polls`
-# history polls of QUEUES queues whose counts all change every poll, at moments of its own.
+# history polls of `queues` queues whose counts all change every poll, at moments of its own.
 WRITER = """
 import sys, time
 from datetime import UTC, datetime
@@ -351,13 +351,17 @@ for number in range(max(int(actions), int(polls))):
                             fetched_at=datetime.now(UTC))
         history.record(overview, at=1_000_000 + 10 * number + float(offset))
 """
-ACTIONS, POLLS, QUEUES = 40, 40, 200
+WRITER_ACTIONS, WRITER_POLLS, WRITER_QUEUES = 40, 40, 200
 
 
 def test_two_consoles_and_a_watcher_writing_at_once_lose_and_duplicate_nothing(database):
-    writers = [("console-1", ACTIONS, "0.1"), ("console-2", ACTIONS, "0.2"), ("watcher", 0, "0.3")]
+    writers = [
+        ("console-1", WRITER_ACTIONS, "0.1"),
+        ("console-2", WRITER_ACTIONS, "0.2"),
+        ("watcher", 0, "0.3"),
+    ]
     started = time.monotonic()
-    arguments = [str(POLLS), str(QUEUES)]
+    arguments = [str(WRITER_POLLS), str(WRITER_QUEUES)]
     running = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(database), name, str(actions), *arguments, offset]
@@ -368,23 +372,23 @@ def test_two_consoles_and_a_watcher_writing_at_once_lose_and_duplicate_nothing(d
     took = time.monotonic() - started
 
     records = AuditLog(database).records(limit=1000)
-    assert len({record.id for record in records}) == len(records) == 2 * ACTIONS
+    assert len({record.id for record in records}) == len(records) == 2 * WRITER_ACTIONS
     assert sorted((r.actor, r.target, r.outcome, r.counts["moved"]) for r in records) == sorted(
         (name, f"q.{name}.{number}", "ok", number)
         for name, actions, _ in writers
         for number in range(actions)
     )
     samples = History(database, 86400, "http://broker").recent("/", 0)
-    assert sorted(samples) == sorted(f"q{q}" for q in range(QUEUES))
+    assert sorted(samples) == sorted(f"q{q}" for q in range(WRITER_QUEUES))
     for queue_samples in samples.values():
         assert [(s.at, s.ready) for s in queue_samples] == sorted(
             (1_000_000 + 10 * number + float(offset), number)
-            for number in range(POLLS)
+            for number in range(WRITER_POLLS)
             for _, _, offset in writers
         )
     # The figures of the closing note.
     kind = "SQLite" if isinstance(database, Path) else "PostgreSQL"
     print(
-        f"\n{kind}: 3 writers, {2 * ACTIONS} actions and {3 * POLLS * QUEUES:,} samples in "
-        f"{took:.1f} s"
+        f"\n{kind}: 3 writers, {2 * WRITER_ACTIONS} actions and "
+        f"{3 * WRITER_POLLS * WRITER_QUEUES:,} samples in {took:.1f} s"
     )

@@ -8,6 +8,7 @@ without a record of it (WARREN_AUDIT_DB, WARREN_DATABASE_URL).
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -342,7 +343,13 @@ def _inert(value):
 
 def audit_log(settings: Settings) -> AuditLog:
     """The audit log the settings name: the team's database, else the file."""
-    return AuditLog(settings.database(settings.audit_db))
+    return _audit_log_at(settings.database(settings.audit_db))
+
+
+@functools.lru_cache(maxsize=16)
+def _audit_log_at(location: Path | str) -> AuditLog:
+    # One per database and process: its schema version is read once, not on every action.
+    return AuditLog(location)
 
 
 def database_problem(settings: Settings) -> str | None:

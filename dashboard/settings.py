@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     read_only: bool = False
     # "service": every viewer uses USERNAME and PASSWORD (the demo, a trusted network). "login":
     # each browser session logs in as its own broker user, so the broker's permissions apply.
-    auth: Literal["service", "login"] = "service"
+    # "oidc": people sign in through the team's identity provider (.streamlit/secrets.toml,
+    # [auth]); Warren acts as USERNAME for all, and ROLES says what each may do.
+    auth: Literal["service", "login", "oidc"] = "service"
+    # With "oidc": role -> who has it, by ID-token claims (`email:ann@example.com`,
+    # `group:sre`, `domain:example.com`, `*`: anyone signed in); the highest that matches.
+    roles: dict[Literal["viewer", "operator", "admin"], list[str]] = {"viewer": ["*"]}
     # `warren watch`: where it serves /metrics and /healthz (loopback unless said otherwise),
     # the console's address for the links in its alerts, and a receiver to post alerts to.
     watch_address: str = "127.0.0.1"
@@ -106,6 +111,19 @@ class Settings(BaseSettings):
     def _amqp_url(cls, value: SecretStr) -> SecretStr:
         urls = _listed(value.get_secret_value())
         return SecretStr(",".join(_checked_url(url, ("amqp", "amqps")) for url in urls))
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for rules in value.values():
+            for rule in rules:
+                kind, _, named = rule.partition(":")
+                if rule != "*" and (kind not in ("email", "group", "domain") or not named):
+                    raise ValueError(
+                        f"{rule!r} is not a rule: expected email:<address>, group:<name>, "
+                        "domain:<domain> or *"
+                    )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -245,7 +245,12 @@ def show_offboarding() -> None:
         st.info("No tenant is bound yet (or the broker is not answering): nothing to offboard.")
         return
     tenant = st.selectbox("Tenant", tenants, index=None, placeholder="pick a tenant")
-    delete = st.checkbox("Also delete its queue (refused while it holds messages)")
+    may_delete = access.may("unbind", {"delete_queue": True})
+    delete = st.checkbox(
+        "Also delete its queue (refused while it holds messages)",
+        disabled=not may_delete,
+        help=None if may_delete else access.refusal_for("unbind", {"delete_queue": True}),
+    )
     force = st.checkbox("Even with messages in it (they are dropped)", disabled=not delete)
     if tenant and dialog_button("Offboard…", "unbind", tenant, ":material/link_off:"):
         unbind_dialog(tenant, delete, delete and force)

@@ -87,7 +87,9 @@ def settings_for(broker: LocalBroker, monkeypatch, tmp_path) -> Callable[..., Se
             "metrics_url": broker.metrics_url,
             "refresh_seconds": 1,
             "request_timeout": 5,
+            # The test's own files, never the home directory's.
             "history_db": tmp_path / "history.sqlite",
+            "audit_db": tmp_path / "audit.sqlite",
             "statistics_up_to": STATISTICS_UP_TO,
         }
         return load_settings(**(values | overrides))
@@ -172,7 +174,9 @@ def console(settings_for, monkeypatch):
     """Returns a function that points the app at the broker (env overrides) and runs it."""
     st.cache_resource.clear()
 
-    def run(query: dict | None = None, page: str | None = None, **env: str) -> AppTest:
+    def run(
+        query: dict | None = None, page: str | None = None, user: dict | None = None, **env: str
+    ) -> AppTest:
         base = settings_for()
         values = {
             "WARREN_MANAGEMENT_URL": base.management_url,
@@ -180,12 +184,16 @@ def console(settings_for, monkeypatch):
             "WARREN_METRICS_URL": base.metrics_url,
             "WARREN_REFRESH_SECONDS": "1",
             "WARREN_HISTORY_DB": str(base.history_db),
+            "WARREN_AUDIT_DB": str(base.audit_db),
             "WARREN_STATISTICS_UP_TO": str(STATISTICS_UP_TO),
         } | env
         for name, value in values.items():
             monkeypatch.setenv(name, value)
         app = AppTest.from_file(APP, default_timeout=30)
         app.query_params.update(query or {})
+        if user is not None:
+            # What the identity provider's ID token said (WARREN_AUTH=oidc): `st.user`.
+            app.user = {"is_logged_in": True} | user
         if page:
             app.switch_page(page)
         return app.run()

@@ -5,6 +5,11 @@ credentials. On top of them Warren has its own rule, because the broker lets any
 `read` permission on a queue purge it: only users tagged `administrator` or `policymaker` may
 change anything through Warren. `management`, `monitoring`, other tags or none: read-only. And
 WARREN_READ_ONLY=true makes Warren read-only for everyone.
+
+A person signed in through the team's identity provider (WARREN_AUTH=oidc) acts through the
+service user, and their role (dashboard/people.py) is the rule instead: a viewer changes nothing
+and reads no payload; an operator requeues, republishes, publishes, binds, unbinds (keeping the
+queue) and peeks; an admin also purges, discards and deletes a queue it unbinds.
 """
 
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ from dashboard.actions.audit import AuditRecord, Entry, audit_log
 from dashboard.broker.management import naming_a_missing_vhost
 from dashboard.broker.session import Session
 from dashboard.errors import ReadOnly, Unauthorized, WarrenError
+from dashboard.people import Person, Role
 from dashboard.settings import Settings
 
 ACTING_TAGS = ("administrator", "policymaker")
@@ -27,18 +33,63 @@ class Access(BaseModel):
     tags: list[str]
     # Why this user may only look; None when it may act.
     refusal: str | None = None
+    # A person's role (WARREN_AUTH=oidc): which actions they may do.
+    role: Role | None = None
 
     @property
     def may_act(self) -> bool:
         return self.refusal is None
 
+    def may(self, action: str, parameters: dict | None = None) -> bool:
+        return self.refusal_for(action, parameters or {}) is None
+
+    def refusal_for(self, action: str, parameters: dict) -> str | None:
+        """Why this user may not do `action` with `parameters`; None when they may."""
+        if self.refusal is not None or self.role is None:
+            return self.refusal
+        needed = needed_role(action, parameters)
+        if self.role < needed:
+            return (
+                f"{self.user} is {_a(self.role)}; {action} needs the {needed.name} role "
+                "(WARREN_ROLES)"
+            )
+        return None
+
+
+# What only an admin may do; every other change (and a look at payloads) needs an operator.
+ADMIN_ACTIONS = ("purge", "discard")
+
+
+def needed_role(action: str, parameters: dict) -> Role:
+    if action in ADMIN_ACTIONS or (action == "unbind" and parameters.get("delete_queue")):
+        return Role.admin
+    return Role.operator
+
 
 def access_of(session: Session) -> Access:
-    """What the session's user may do. Read-only for everyone needs no question to the broker;
-    otherwise the session's (recent) answer from `/api/whoami` says."""
+    """What the session's user may do: a person's role, else the broker user's tags.
+    Read-only for everyone needs no question to the broker; otherwise the session's (recent)
+    answer from `/api/whoami` says."""
     settings = session.settings
+    if session.person is not None:
+        return access_of_person(settings, session.person)
     whoami = {"name": settings.username} if settings.read_only else session.whoami()
     return access_from(settings, whoami)
+
+
+def access_of_person(settings: Settings, person: Person) -> Access:
+    access = Access(user=person.shown, tags=[], role=person.role)
+    if settings.read_only:
+        access.refusal = "Warren is read-only here (WARREN_READ_ONLY=true)"
+    elif person.role is None:
+        access.refusal = f"{person.shown} has no role in Warren (WARREN_ROLES)"
+    elif person.role == Role.viewer:
+        access.refusal = f"{person.shown} is a viewer, who may only look"
+    return access
+
+
+def _a(role: Role) -> str:
+    return f"{'an' if role.name[0] in 'aeiou' else 'a'} {role.name}"
 
 
 def access_from(settings: Settings, whoami: dict) -> Access:
@@ -61,9 +112,9 @@ def change(
     (recorded as refused, nothing changed) unless the user may act."""
     audit = audit_log(session.settings)
     with audit.action(actor, action, target, parameters, False, session.vhost) as entry:
-        access = access_of(session)
-        if not access.may_act:
-            raise ReadOnly(f"{access.refusal}: nothing was changed.")
+        refusal = access_of(session).refusal_for(action, parameters)
+        if refusal is not None:
+            raise ReadOnly(f"{refusal}: nothing was changed.")
         with naming_a_missing_vhost(session.client, session.vhost):
             yield entry
 
@@ -78,7 +129,8 @@ def touching(
     counts_deliveries: bool,
 ) -> Iterator[Entry]:
     """A read that shows payloads (peek, browse, export): recorded like an action, by anyone who
-    may read. One that counts deliveries against the messages (a quorum queue) is a change."""
+    may read (a person: an operator or above). One that counts deliveries against the messages
+    (a quorum queue) is a change."""
     if counts_deliveries:
         with change(session, actor, action, target, parameters) as entry:
             yield entry
@@ -88,6 +140,12 @@ def touching(
         audit.action(actor, action, target, parameters, False, session.vhost) as entry,
         naming_a_missing_vhost(session.client, session.vhost),
     ):
+        # A person's role decides whether they may see payloads (a broker user's read
+        # permission does otherwise).
+        if session.person is not None:
+            refusal = access_of(session).refusal_for(action, parameters)
+            if refusal is not None:
+                raise ReadOnly(f"{refusal}: nothing was shown.")
         yield entry
 
 

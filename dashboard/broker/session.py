@@ -6,15 +6,18 @@ A console session that logged in, the console's service user, or one CLI run: ea
 second client for the same user.
 """
 
+import copy
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dashboard.broker.management import ManagementClient
 from dashboard.broker.metrics import QueueMetrics, metrics_url
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import BrokerError, BrokerUnreachable
+from dashboard.people import Person
 from dashboard.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,6 +40,15 @@ AMQP_REUSE_SECONDS = 20.0
 CHANGED_SECONDS = 15.0
 
 
+@dataclass
+class _ShortWork:
+    """The short-work connection and when it was last used: one box, so that every view of a
+    session (`Session.acting_for`) uses the same."""
+
+    connection: "pika.BlockingConnection | None" = None
+    used_at: float = 0.0
+
+
 class Session:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -48,11 +60,21 @@ class Session:
         self._remembered_lock = threading.Lock()
         # A blocking connection is not thread-safe: one user of it at a time.
         self._amqp_lock = threading.Lock()
-        self._amqp: pika.BlockingConnection | None = None
-        self._amqp_used_at = 0.0
+        self._short_work = _ShortWork()
         # Marked by actions (page or job threads), read by the polls' threads.
         self._changed_lock = threading.Lock()
         self._changed: dict[str, float] = {}
+        # The person of a team this view of the session acts for (`acting_for`); None: the
+        # broker user itself.
+        self.person: Person | None = None
+
+    def acting_for(self, person: Person) -> "Session":
+        """This session for one person signed in through the team's identity provider: the
+        same broker user, client, connection and memory (every field is shared, none is
+        reassigned), with the person whose role decides what they may change."""
+        view = copy.copy(self)
+        view.person = person
+        return view
 
     @property
     def vhost(self) -> str:
@@ -122,7 +144,7 @@ class Session:
                     f"The AMQP connection to {self.settings.display_amqp_url()} was lost."
                 ) from None
             finally:
-                self._amqp_used_at = time.monotonic()
+                self._short_work.used_at = time.monotonic()
 
     def on_channel(self, action: Callable[[Any], T], refused: str) -> T:
         """`action` on a new channel of the short-work connection; a refusal is the sentence
@@ -177,19 +199,20 @@ class Session:
     def _short_work_connection(self) -> "pika.BlockingConnection":
         from dashboard.broker.amqp import connect
 
-        idle = time.monotonic() - self._amqp_used_at > AMQP_REUSE_SECONDS
-        if self._amqp is not None and (idle or not self._amqp.is_open):
+        short = self._short_work
+        idle = time.monotonic() - short.used_at > AMQP_REUSE_SECONDS
+        if short.connection is not None and (idle or not short.connection.is_open):
             self._drop_amqp()
-        if self._amqp is None:
-            self._amqp = connect(self.settings, f"warren {self.username}")
-        return self._amqp
+        if short.connection is None:
+            short.connection = connect(self.settings, f"warren {self.username}")
+        return short.connection
 
     def _drop_amqp(self) -> None:
-        if self._amqp is not None:
+        if self._short_work.connection is not None:
             from dashboard.broker.amqp import close_quietly
 
-            close_quietly(self._amqp)
-        self._amqp = None
+            close_quietly(self._short_work.connection)
+        self._short_work.connection = None
 
     def close(self) -> None:
         with self._amqp_lock:

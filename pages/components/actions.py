@@ -17,6 +17,9 @@ from pages.components.formatting import literal, typed_back
 
 
 def console_actor(session: Session) -> str:
+    """Who acts: the broker user, or the person signed in and the service user it acts as."""
+    if session.person is not None:
+        return f"{session.person.shown} (as {session.username}, console)"
     return f"{session.username} (console)"
 
 

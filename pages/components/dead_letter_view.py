@@ -286,7 +286,9 @@ def show_selection_actions(
     # The same dialog name as the tenant's whole requeue: one requeue dialog open at a time.
     if dialog_button(f"Requeue {shown}", "requeue", dlq, ":material/replay:"):
         requeue_selection_dialog(session, row, selection)
-    if dialog_button(f"Discard {shown}", "discard", dlq, ":material/delete:"):
+    if access.may("discard") and dialog_button(
+        f"Discard {shown}", "discard", dlq, ":material/delete:"
+    ):
         discard_dialog(session, dlq, selection)
 
 

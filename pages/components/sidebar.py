@@ -28,8 +28,8 @@ def render_sidebar(session: Session) -> None:
             f"**Broker** {literal(', '.join(settings.management_urls))}  \n"
             + ("" if len(vhosts) > 1 else f"**vhost** {literal(settings.vhost)}  \n")
             + f"**Tenant exchange** {literal(settings.tenant_exchange)}  \n"
-            f"**User** {literal(settings.username)} ({literal(tags)})  \n"
-            f"**Refresh** every {settings.refresh_seconds:g} s"
+            + _who(session, tags)
+            + f"**Refresh** every {settings.refresh_seconds:g} s"
         )
         if access.may_act:
             st.caption("May change things: every change asks first and is audited.")
@@ -38,3 +38,16 @@ def render_sidebar(session: Session) -> None:
         show_reading_from(session)
         if settings.auth == "login":
             st.button("Log out", on_click=log_out, icon=":material/logout:")
+        if settings.auth == "oidc":
+            st.button("Sign out", on_click=st.logout, icon=":material/logout:")
+
+
+def _who(session: Session, tags: str) -> str:
+    person = session.person
+    if person is None:
+        return f"**User** {literal(session.username)} ({literal(tags)})  \n"
+    role = person.role.name if person.role is not None else "no role"
+    return (
+        f"**Signed in** {literal(person.shown)} ({literal(role)}), acting as "
+        f"{literal(session.username)}  \n"
+    )

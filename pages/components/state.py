@@ -5,12 +5,14 @@ store, the shared polls, the charts' sources. Pages get their session from `curr
 import threading
 
 import streamlit as st
+from streamlit.errors import StreamlitAuthError
 
 from dashboard.actions.access import Access, access_of, log_in
 from dashboard.actions.audit import audit_log
 from dashboard.broker.session import Session
 from dashboard.errors import SettingsError, WarrenError
 from dashboard.logins import Credentials, KeptLogins
+from dashboard.people import Person, person_from_claims
 from dashboard.reads.counts_over_time import CountsOverTime
 from dashboard.reads.history import History, open_history
 from dashboard.reads.models import ConsumerReport, Overview
@@ -51,6 +53,12 @@ def logged_in_session() -> Session | None:
     settings = _loaded_settings()
     if settings.auth == "service":
         return _in_picked_vhost(_shared_session(settings))
+    if settings.auth == "oidc":
+        person = signed_in_person(settings)
+        # Someone the roles leave out sees nothing but the sign-in page's sentence.
+        if person is None or person.role is None:
+            return None
+        return _in_picked_vhost(_shared_session(settings)).acting_for(person)
     login = st.session_state.get(LOGIN) or _kept_login(settings)
     if not login:
         return None
@@ -169,7 +177,44 @@ def _shared_session(settings: Settings, verified: Session | None = None) -> Sess
     return session
 
 
+def signed_in_person(settings: Settings) -> Person | None:
+    """The person this browser signed in as through the identity provider (Streamlit's
+    `st.user`, from their ID token), with the role WARREN_ROLES gives them; None before."""
+    if not st.user.is_logged_in:
+        return None
+    return person_from_claims(st.user.to_dict(), settings.roles)
+
+
+def show_sign_in(settings: Settings) -> None:
+    st.title("Warren")
+    person = signed_in_person(settings)
+    if person is not None:
+        st.error(
+            f"You are signed in as {literal(person.shown)}, and WARREN_ROLES gives you no role "
+            "in Warren: ask whoever runs it for one.",
+            icon=":material/block:",
+        )
+        st.button("Sign out", on_click=st.logout, icon=":material/logout:")
+        return
+    st.caption(
+        "Sign in with your team's account: what you may do here follows from your groups "
+        "(WARREN_ROLES)."
+    )
+    if st.button("Sign in", type="primary", icon=":material/login:"):
+        try:
+            st.login()
+        except StreamlitAuthError as exc:
+            st.error(
+                "WARREN_AUTH=oidc needs the identity provider in .streamlit/secrets.toml "
+                f"([auth]): {literal(str(exc))}",
+                icon=":material/settings_alert:",
+            )
+
+
 def show_login(settings: Settings) -> None:
+    if settings.auth == "oidc":
+        show_sign_in(settings)
+        return
     st.title("Warren")
     st.caption(
         f"Log in with your user on the broker at {literal(settings.management_url)}: its "
@@ -269,7 +314,7 @@ def warm_default_polls(settings: Settings) -> None:
     """With the service user, the default vhost's overview poll started, and beside it what
     every page's sidebar asks first (the user's tags, the vhosts, the cluster poll), so that a
     first page finds them ready (pages/components/start.py)."""
-    if settings.auth != "service":
+    if settings.auth == "login":
         return
     session = _shared_session(settings)
     threading.Thread(

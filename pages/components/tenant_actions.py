@@ -48,7 +48,9 @@ def show_actions(session: Session, row: TenantRow) -> None:
         st.success(f"Purged {count(done, 'ready message')} of {literal(row.queue)}.")
     show_requeue(session, row)
     show_republish(session, row)
-    if dialog_button("Purge ready messages", "purge", row.queue, ":material/delete_sweep:"):
+    if access.may("purge") and dialog_button(
+        "Purge ready messages", "purge", row.queue, ":material/delete_sweep:"
+    ):
         purge_dialog(session, row.queue)
 
 

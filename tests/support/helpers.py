@@ -206,16 +206,16 @@ def cli_environment(broker, audit_db=None, **env: str) -> dict[str, str]:
         "WARREN_AMQP_URL": broker.amqp_url,
         "WARREN_STATISTICS_UP_TO": str(STATISTICS_UP_TO),
     }
-    # Never the home directory's files; without an audit log, a history of this run alone.
-    history = Path(audit_db).parent if audit_db else Path(tempfile.mkdtemp(prefix="warren-cli-"))
-    environment["WARREN_HISTORY_DB"] = str(history / "history.sqlite")
-    if audit_db is not None:
-        environment["WARREN_AUDIT_DB"] = str(audit_db)
+    # Never the home directory's files; without an audit log, an audit log and a history of
+    # this run alone.
+    folder = Path(audit_db).parent if audit_db else Path(tempfile.mkdtemp(prefix="warren-cli-"))
+    environment["WARREN_HISTORY_DB"] = str(folder / "history.sqlite")
+    environment["WARREN_AUDIT_DB"] = str(audit_db or folder / "audit.sqlite")
     return environment | env
 
 
 def run_cli(broker, audit_db, *args: str, entry=DASHBOARD, timeout: float = 120, **env: str):
-    """Run the CLI to its end; without `audit_db` the audit log goes to the broker's directory."""
+    """Run the CLI to its end; without `audit_db` the audit log goes to a folder of its own."""
     return subprocess.run(
         [*entry, *args],
         env=cli_environment(broker, audit_db, **env),

@@ -118,12 +118,18 @@ def _serve(env: dict[str, str], port: int) -> int:
         return 0
 
 
-def start_console(env: dict[str, str], port: int, quiet: bool = False) -> subprocess.Popen:
-    """The console as a process of its own on `port`, returned once it answers; stopped again
-    if anything (a Ctrl-C too) interrupts the wait."""
+def start_console(
+    env: dict[str, str], port: int, quiet: bool = False, secrets: Path | None = None
+) -> subprocess.Popen:
+    """The console as a process of its own on `port` (its secrets, such as the identity
+    provider's, from `secrets`), returned once it answers; stopped again if anything (a Ctrl-C
+    too) interrupts the wait."""
     output = subprocess.DEVNULL if quiet else None
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    if secrets is not None:
+        command += ["--secrets.files", str(secrets)]
     console = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)],
+        command,
         env=env,
         cwd=APP.parent,
         stdout=output,

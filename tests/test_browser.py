@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from dashboard.actions.audit import AuditLog
 from dashboard.local.demo import broker_env, start_console, stop_console
 from dashboard.local.rabbitmq import LocalBroker, free_port
 from dashboard.local.workload import Workload, declare_tenant, demo_tenants
@@ -567,3 +569,103 @@ def test_a_login_outlives_reloads_and_deep_links_until_logout(page: Page, demo: 
         page.reload()
         expect(log_in).to_be_visible()
         shot(page, "login-kept-then-logged-out")
+
+
+OIDC_PROVIDER = Path(__file__).resolve().parent / "support" / "oidc" / "provider.mjs"
+TEAM_ROLES = {"admin": ["group:sre-leads"], "operator": ["group:sre"], "viewer": ["*"]}
+
+
+@dataclass
+class TeamConsole:
+    console: Demo
+    # The team's PostgreSQL database: the audit log.
+    database: str
+
+
+@pytest.fixture(scope="module")
+def team(demo: Demo, postgres, tmp_path_factory) -> Iterator[TeamConsole]:
+    """A console on the demo's broker for a team: people sign in through a real OpenID Connect
+    provider (npm's oidc-provider on this machine's Node.js, tests/support/oidc), their role
+    comes from their groups, and the audit log is in PostgreSQL."""
+    folder = tmp_path_factory.mktemp("team")
+    port, provider_port = free_port(), free_port()
+    redirect = f"http://127.0.0.1:{port}/oauth2callback"
+    provider = subprocess.Popen(
+        ["node", str(OIDC_PROVIDER), str(provider_port), redirect, "team-secret"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert provider.stdout.readline().startswith("listening on"), "the provider did not start"
+    secrets = folder / "secrets.toml"
+    secrets.write_text(
+        "[auth]\n"
+        f'redirect_uri = "{redirect}"\n'
+        'cookie_secret = "a-cookie-secret-for-the-tests-only"\n'
+        'client_id = "warren"\n'
+        'client_secret = "team-secret"\n'
+        f'server_metadata_url = "http://127.0.0.1:{provider_port}/.well-known/openid-configuration"\n'
+        'client_kwargs = { scope = "openid email profile groups", prompt = "login" }\n'
+    )
+    database = postgres.create_database("team_console")
+    env = broker_env(demo.broker, port) | {
+        "WARREN_AUTH": "oidc",
+        "WARREN_ROLES": json.dumps(TEAM_ROLES),
+        "WARREN_DATABASE_URL": database,
+        "WARREN_REFRESH_SECONDS": "2",
+    }
+    outside = {name: value for name, value in os.environ.items() if ENV_PREFIX not in name}
+    console = start_console(outside | env, port, quiet=True, secrets=secrets)
+    url = f"http://127.0.0.1:{port}"
+    yield TeamConsole(Demo(url, demo.broker, demo.settings, demo.workload, console.pid), database)
+    stop_console(console)
+    provider.terminate()
+    provider.wait()
+
+
+def sign_in(page: Page, team: TeamConsole, who: str) -> None:
+    """Signs in through the provider's own pages (any password), and consents."""
+    page.goto(team.console.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/interaction/**")
+    page.locator("input[name=login]").fill(who)
+    page.locator("input[name=password]").fill("any")
+    page.locator("button[type=submit]").click()
+    while "/interaction/" in page.url:
+        page.locator("button[type=submit]").click()
+        page.wait_for_load_state()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def test_a_viewer_signed_in_through_the_provider_sees_no_action(page: Page, team: TeamConsole):
+    extra_tenant(team.console, "viewed", ready=3, dead=4)
+    sign_in(page, team, "vera")
+    open_actions(page, team.console, "viewed")
+
+    actions = page.get_by_role("tabpanel", name="Actions")
+    expect(actions.get_by_text("vera@example.com is a viewer, who may only look")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Requeue|Purge|Republish"))).to_have_count(0)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("vera@example.com (viewer)")
+    shot(page, "signed-in-viewer")
+
+
+def test_an_operator_s_requeue_is_audited_under_their_email(page: Page, team: TeamConsole):
+    queue = extra_tenant(team.console, "operated", dead=25)
+    sign_in(page, team, "bob")
+    open_actions(page, team.console, "operated")
+
+    expect(page.get_by_role("button", name="Purge ready messages")).to_have_count(0)
+    page.get_by_role("button", name="Requeue 25 dead letters").click()
+    page.get_by_role("dialog").get_by_role("button", name="Requeue").click()
+    expect(page.get_by_text("Requeued 25 dead letters")).to_be_visible()
+    shot(page, "signed-in-operator-requeued")
+
+    assert queue_counts(team.console.settings, queue)[0] == 25
+    [record] = [r for r in AuditLog(team.database).records() if r.target == f"{queue}.dlq"]
+    assert (record.action, record.actor, record.outcome) == (
+        "requeue", "bob@example.com (as guest, console)", "ok",
+    )  # fmt: skip
+    page.get_by_role("button", name="Sign out").click()
+    # The provider asks whether to end its own session too.
+    page.get_by_role("button", name="Yes, sign me out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()

@@ -11,7 +11,13 @@ const PEOPLE = {
 };
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
-  clients: [{ client_id: "warren", client_secret: clientSecret, redirect_uris: [redirectUri] }],
+  clients: [{
+    client_id: "warren",
+    client_secret: clientSecret,
+    redirect_uris: [redirectUri],
+    // Streamlit's st.logout sends people back to the same address.
+    post_logout_redirect_uris: [redirectUri],
+  }],
   scopes: ["openid", "email", "profile", "groups"],
   claims: {
     openid: ["sub"],

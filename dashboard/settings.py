@@ -1,6 +1,7 @@
 """Warren's settings: environment variables prefixed WARREN_, or a .env file beside the app."""
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -10,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dashboard.errors import SettingsError
 
+# One step of a JSON path that masking takes: `.name`, `[*]` or `[0]`.
+JSON_PATH_STEP = r"\.([^.\[\]]+)|\[(\*|\d+)\]"
 ENV_PREFIX = "WARREN_"
 # The broker's `consumer_timeout` when rabbitmq.conf does not set it: 30 minutes on every version
 # Warren supports (3.10 to 4.x). The management API does not show the value in force.
@@ -72,6 +75,13 @@ class Settings(BaseSettings):
     # With "oidc": role -> who has it, by ID-token claims (`email:ann@example.com`,
     # `group:sre`, `domain:example.com`, `*`: anyone signed in); the highest that matches.
     roles: dict[Literal["viewer", "operator", "admin"], list[str]] = {"viewer": ["*"]}
+    # The lowest role that may read message payloads and headers (peek, browse, export).
+    payload_role: Literal["viewer", "operator", "admin"] = "operator"
+    # Masked wherever a message is read for a person, search included (reads/masking.py):
+    # header names, JSON paths ($.card.number, $.items[*].email), regular expressions.
+    mask_headers: list[str] = []
+    mask_json_paths: list[str] = []
+    mask_patterns: list[str] = []
     # `warren watch`: where it serves /metrics and /healthz (loopback unless said otherwise),
     # the console's address for the links in its alerts, and a receiver to post alerts to.
     watch_address: str = "127.0.0.1"
@@ -123,6 +133,26 @@ class Settings(BaseSettings):
                         f"{rule!r} is not a rule: expected email:<address>, group:<name>, "
                         "domain:<domain> or *"
                     )
+        return value
+
+    @field_validator("mask_json_paths")
+    @classmethod
+    def _json_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not re.fullmatch(rf"\$(?:{JSON_PATH_STEP})+", path):
+                raise ValueError(
+                    f"{path!r} is not a JSON path: expected $.name, $.name[*] or $.name[0]"
+                )
+        return value
+
+    @field_validator("mask_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
         return value
 
     @field_validator("database_url")

@@ -15,6 +15,7 @@ from dashboard.actions.bind import TENANT_ID, TENANT_RULE, check_tenant_id
 from dashboard.broker.management import api_path
 from dashboard.cli.output import cell
 from dashboard.errors import WarrenError
+from dashboard.reads.masking import Masking
 from dashboard.reads.peek import SHOW_CHARS, decode_message, render_payload
 from dashboard.visible import visible
 from pages.components.formatting import literal, typed_back
@@ -122,7 +123,7 @@ def test_any_headers_and_x_death_decode(headers, deaths, payload):
         "payload_bytes": len(payload),
         "payload_encoding": "base64",
     }
-    message = decode_message(1, item)
+    message = decode_message(1, item, Masking([], [], []))
     assert message.headers == headers
     assert len(message.deaths) <= len(deaths)
 

@@ -98,6 +98,9 @@ def test_a_viewer_sees_no_action_and_the_sidebar_names_them(console, channel, un
         f"Read-only: {literal('vera@example.com is a viewer, who may only look')}."
     ]
     assert not {"Purge ready messages", "Republish with priority"} & set(buttons(app))
+    hidden = "vera@example.com is a viewer; peek needs the operator role (WARREN_PAYLOAD_ROLE)"
+    assert f"Payloads are hidden: {literal(hidden)}." in [info.value for info in app.info]
+    assert "Peek" not in buttons(app)
     who = f"**Signed in** {literal('vera@example.com')} (viewer), acting as guest"
     assert who in app.sidebar.markdown[0].value
 

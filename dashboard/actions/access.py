@@ -33,8 +33,10 @@ class Access(BaseModel):
     tags: list[str]
     # Why this user may only look; None when it may act.
     refusal: str | None = None
-    # A person's role (WARREN_AUTH=oidc): which actions they may do.
+    # A person's role (WARREN_AUTH=oidc): which actions they may do, and from which role on
+    # payloads may be read (WARREN_PAYLOAD_ROLE).
     role: Role | None = None
+    payload_role: Role = Role.operator
 
     @property
     def may_act(self) -> bool:
@@ -44,23 +46,31 @@ class Access(BaseModel):
         return self.refusal_for(action, parameters or {}) is None
 
     def refusal_for(self, action: str, parameters: dict) -> str | None:
-        """Why this user may not do `action` with `parameters`; None when they may."""
-        if self.refusal is not None or self.role is None:
+        """Why this user may not do `action` with `parameters`; None when they may. A read of
+        payloads is not a change: a person's role decides it (WARREN_PAYLOAD_ROLE), not whether
+        they may change things."""
+        if self.role is None:
             return self.refusal
-        needed = needed_role(action, parameters)
+        if self.refusal is not None and action not in PAYLOAD_READS:
+            return self.refusal
+        needed = needed_role(action, parameters, self.payload_role)
         if self.role < needed:
+            setting = "WARREN_PAYLOAD_ROLE" if action in PAYLOAD_READS else "WARREN_ROLES"
             return (
-                f"{self.user} is {_a(self.role)}; {action} needs the {needed.name} role "
-                "(WARREN_ROLES)"
+                f"{self.user} is {_a(self.role)}; {action} needs the {needed.name} role ({setting})"
             )
         return None
 
 
-# What only an admin may do; every other change (and a look at payloads) needs an operator.
+# What only an admin may do; every other change needs an operator.
 ADMIN_ACTIONS = ("purge", "discard")
+# Reads that show payloads: from WARREN_PAYLOAD_ROLE on (a viewer too, where it says so).
+PAYLOAD_READS = ("peek", "browse", "export")
 
 
-def needed_role(action: str, parameters: dict) -> Role:
+def needed_role(action: str, parameters: dict, payload_role: Role) -> Role:
+    if action in PAYLOAD_READS:
+        return payload_role
     if action in ADMIN_ACTIONS or (action == "unbind" and parameters.get("delete_queue")):
         return Role.admin
     return Role.operator
@@ -78,7 +88,12 @@ def access_of(session: Session) -> Access:
 
 
 def access_of_person(settings: Settings, person: Person) -> Access:
-    access = Access(user=person.shown, tags=[], role=person.role)
+    access = Access(
+        user=person.shown,
+        tags=[],
+        role=person.role,
+        payload_role=Role[settings.payload_role],
+    )
     if settings.read_only:
         access.refusal = "Warren is read-only here (WARREN_READ_ONLY=true)"
     elif person.role is None:
@@ -112,7 +127,9 @@ def change(
     (recorded as refused, nothing changed) unless the user may act."""
     audit = audit_log(session.settings)
     with audit.action(actor, action, target, parameters, False, session.vhost) as entry:
-        refusal = access_of(session).refusal_for(action, parameters)
+        access = access_of(session)
+        # A change (a quorum peek too) needs a user who may change things at all.
+        refusal = access.refusal or access.refusal_for(action, parameters)
         if refusal is not None:
             raise ReadOnly(f"{refusal}: nothing was changed.")
         with naming_a_missing_vhost(session.client, session.vhost):

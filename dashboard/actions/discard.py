@@ -15,6 +15,7 @@ from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
 from dashboard.errors import WarrenError
+from dashboard.reads.masking import masking_of
 from dashboard.reads.selection import Selection
 
 
@@ -63,10 +64,12 @@ def identity(delivery: Delivery) -> str:
 def discard(session: Session, plan: DiscardPlan, actor: str) -> Discarded:
     """Run a confirmed plan, audited as `discard`."""
     ids: list[str] = []
-    selection = plan.selection
+    selection, masking = plan.selection, masking_of(session.settings)
 
     def visit(delivery: Delivery) -> bool:
-        chosen = selection.matches(delivery.properties, delivery.routing_key, delivery.body)
+        chosen = selection.matches(
+            masking, delivery.properties, delivery.routing_key, delivery.body
+        )
         if chosen:
             ids.append(identity(delivery))
         return chosen

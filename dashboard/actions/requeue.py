@@ -26,6 +26,7 @@ from dashboard.actions.target_rules import (
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
 from dashboard.errors import NotFound
+from dashboard.reads.masking import masking_of
 from dashboard.reads.queue_detail import queue_settings
 from dashboard.reads.selection import REDRIVES_HEADER, Selection, first_death, redrives_of
 
@@ -135,13 +136,14 @@ class RequeuePlan(MovePlan):
         held_back = [0]
         source = self.source
         filtered = self.only.active
+        masking = masking_of(session.settings)
 
         def route(properties, key, body):
             if self._held_back(properties):
                 held_back[0] += 1
                 # Through the holding queue a message with no destination goes back anyway.
                 return None if filtered else ("", source)
-            if filtered and not self.only.matches(properties, key, body):
+            if filtered and not self.only.matches(masking, properties, key, body):
                 return None
             return destination(properties, key, body)
 
@@ -217,11 +219,12 @@ def _split_arrivals(session: Session, plan: RequeuePlan) -> list[Arrival]:
         why = "a quorum queue" if kind == "quorum" else f"over {SPLIT_PASS_MOST:,} messages"
         return [_unknown_split(plan.source, why)]
     shares: dict[str, list[int]] = {}
+    masking = masking_of(session.settings)
 
     def visit(delivery: Delivery) -> bool:
         properties = delivery.properties
         if plan._held_back(properties) or not plan.only.matches(
-            properties, delivery.routing_key, delivery.body
+            masking, properties, delivery.routing_key, delivery.body
         ):
             return False
         target = back_to_where_it_died(properties, delivery.routing_key, delivery.body)

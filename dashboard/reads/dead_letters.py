@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
 from dashboard.errors import WarrenError
+from dashboard.reads.masking import Masking, masking_of
 from dashboard.reads.peek import PeekedMessage, PeekPlan, message_of
 from dashboard.reads.selection import Selection, first_death, redrives_of, text, texts
 
@@ -66,9 +67,16 @@ class _Counting:
     """What one pass keeps of each message: counts, the page's messages, the ids."""
 
     def __init__(
-        self, selection: Selection, offset: int, size: int, header: str | None, limit: int | None
+        self,
+        selection: Selection,
+        masking: Masking,
+        offset: int,
+        size: int,
+        header: str | None,
+        limit: int | None,
     ):
-        self.selection, self.offset, self.size, self.header = selection, offset, size, header
+        self.selection, self.masking = selection, masking
+        self.offset, self.size, self.header = offset, size, header
         self.delivery_limit = limit
         self.reasons, self.queues, self.tenants = Counter(), Counter(), Counter()
         self.minutes, self.values = Counter(), Counter()
@@ -78,15 +86,15 @@ class _Counting:
 
     def visit(self, delivery: Delivery) -> bool:
         properties = delivery.properties
-        if not self.selection.matches(properties, delivery.routing_key, delivery.body):
+        masking = self.masking
+        if not self.selection.matches(masking, properties, delivery.routing_key, delivery.body):
             return False
         self.matching += 1
-        headers = properties.headers or {}
-        self._count(headers)
+        self._count(masking.masked_headers(properties.headers))
         if properties.message_id is not None and len(self.ids) < IDS_MOST:
             self.ids.append(properties.message_id)
         if self.offset < self.matching <= self.offset + self.size:
-            self.page.append(letter_of(self.matching, delivery))
+            self.page.append(letter_of(self.matching, delivery, masking))
         return False
 
     def _count(self, headers: dict) -> None:
@@ -131,7 +139,8 @@ def browse_letters(
         raise WarrenError(f"A page shows 1 to {PAGE_MOST} messages; {size} is out of range.")
     if offset < 0:
         raise WarrenError(f"A page starts at match 0 or later; {offset} is out of range.")
-    counting = _Counting(selection, offset, size, header, plan.delivery_limit)
+    masking = masking_of(session.settings)
+    counting = _Counting(selection, masking, offset, size, header, plan.delivery_limit)
     ready = session.ready_count(plan.queue)
     result = Sweep(session, plan.queue, ready, counting.visit).run()
     return Browse(
@@ -151,7 +160,7 @@ def browse_letters(
     )
 
 
-def letter_of(position: int, delivery: Delivery) -> PeekedMessage:
+def letter_of(position: int, delivery: Delivery, masking: Masking) -> PeekedMessage:
     properties = properties_of(delivery.properties)
     return message_of(
         position,
@@ -161,6 +170,7 @@ def letter_of(position: int, delivery: Delivery) -> PeekedMessage:
         properties=properties,
         payload=delivery.body,
         size=len(delivery.body),
+        masking=masking,
     )
 
 
@@ -188,17 +198,18 @@ def plain(value):
     return str(value)
 
 
-def export_line(delivery: Delivery) -> str:
-    """One message as a JSON line: routing key, properties (headers inside), the body as text
-    where it is UTF-8, else base64."""
+def export_line(delivery: Delivery, masking: Masking) -> str:
+    """One message as a JSON line, masked: routing key, properties (headers inside), the body
+    as text where it is UTF-8, else base64."""
     record = {
         "routing_key": delivery.routing_key,
-        "properties": properties_of(delivery.properties),
+        "properties": properties_of(masking.masked_properties(delivery.properties)),
     }
+    body = masking.masked_body(delivery.body)
     try:
-        record["body"] = delivery.body.decode("utf-8")
+        record["body"] = body.decode("utf-8")
     except UnicodeDecodeError:
-        record["body_base64"] = base64.b64encode(delivery.body).decode()
+        record["body_base64"] = base64.b64encode(body).decode()
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -206,10 +217,11 @@ def export_letters(session: Session, queue: str, selection: Selection, out: IO[s
     """The messages of `queue` the selection matches, one JSON line each, to `out`; how many
     (unaudited: actions/browse.py is the way in)."""
     written = [0]
+    masking = masking_of(session.settings)
 
     def visit(delivery: Delivery) -> bool:
-        if selection.matches(delivery.properties, delivery.routing_key, delivery.body):
-            out.write(export_line(delivery) + "\n")
+        if selection.matches(masking, delivery.properties, delivery.routing_key, delivery.body):
+            out.write(export_line(delivery, masking) + "\n")
             written[0] += 1
         return False
 

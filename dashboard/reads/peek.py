@@ -16,6 +16,7 @@ from dashboard.broker.models import QueueInfo
 from dashboard.broker.session import Session
 from dashboard.broker.versions import BrokerVersion
 from dashboard.errors import ServerError, WarrenError
+from dashboard.reads.masking import Masking, masking_of
 from dashboard.reads.models import TenantRow
 from dashboard.reads.queue_detail import queue_settings
 
@@ -140,7 +141,10 @@ def fetch_messages(session: Session, plan: PeekPlan, count: int) -> PeekResult:
         raise WarrenError(f"Peek shows 1 to {MAX_COUNT} messages; {count} is out of range.")
     raw = session.client.get_messages(session.vhost, plan.queue, count, FETCH_BYTES)
     try:
-        messages = [decode_message(position, item) for position, item in enumerate(raw, start=1)]
+        masking = masking_of(session.settings)
+        messages = [
+            decode_message(position, item, masking) for position, item in enumerate(raw, start=1)
+        ]
     except (KeyError, TypeError, ValueError):
         raise ServerError(
             f"Warren could not read the messages of queue {plan.queue!r}: the answer does not "
@@ -190,9 +194,9 @@ def delivery_limit_sentence(info: QueueInfo, version: BrokerVersion) -> str:
     return f"It has no delivery limit (none is set, and RabbitMQ {version.text} has no default)."
 
 
-def decode_message(position: int, item: dict) -> PeekedMessage:
+def decode_message(position: int, item: dict, masking: Masking) -> PeekedMessage:
     """One message as the management API gives it (any properties and headers a publisher set),
-    decoded for a person."""
+    decoded for a person, masked."""
     payload = base64.b64decode(item["payload"]) if item.get("payload") else b""
     return message_of(
         position,
@@ -202,6 +206,7 @@ def decode_message(position: int, item: dict) -> PeekedMessage:
         properties=dict(item.get("properties") or {}),
         payload=payload,
         size=int(item.get("payload_bytes", len(payload))),
+        masking=masking,
     )
 
 
@@ -213,11 +218,14 @@ def message_of(
     properties: dict,
     payload: bytes,
     size: int,
+    masking: Masking,
 ) -> PeekedMessage:
-    """A message decoded for a person: `payload` is the first bytes of `size`."""
-    headers = dict(properties.pop("headers", None) or {})
+    """A message decoded for a person, masked: `payload` is the first bytes of `size`."""
+    headers = masking.masked_headers(properties.pop("headers", None))
     deaths = _deaths(headers.pop("x-death", None))
-    kind, shown, cut = render_payload(payload, size)
+    complete = len(payload) >= size
+    masked = masking.masked_body(payload, complete)
+    kind, shown, cut = render_payload(masked, len(masked) if complete else size)
     return PeekedMessage(
         position=position,
         exchange=exchange,

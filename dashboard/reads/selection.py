@@ -5,6 +5,8 @@ and discard all select the same way, so what a search showed is what the action 
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from dashboard.reads.masking import Masking
+
 # The header each copy a redrive makes carries: how many times Warren put it back.
 REDRIVES_HEADER = "x-warren-redrives"
 
@@ -35,11 +37,12 @@ class Selection(BaseModel):
         # Looked up once per message of a pass: a set, not the list of thousands of ids.
         self._ids = frozenset(self.message_ids)
 
-    def matches(self, properties, routing_key: str, body: bytes = b"") -> bool:
-        """Whether the message holds every criterion given (the cheap ones asked first)."""
+    def matches(self, masking: Masking, properties, routing_key: str, body: bytes = b"") -> bool:
+        """Whether the message, as `masking` leaves it for a person, holds every criterion
+        given (the cheap ones asked first): masked data is never found."""
         if self._ids and properties.message_id not in self._ids:
             return False
-        headers = properties.headers or {}
+        headers = masking.masked_headers(properties.headers)
         if self.header is not None and text(headers.get(self.header)) != self.value:
             return False
         if self.redrives_below is not None and redrives_of(headers) >= self.redrives_below:
@@ -50,7 +53,7 @@ class Selection(BaseModel):
                 return False
             if self.reason is not None and text(death.get("reason")) != self.reason:
                 return False
-        return self.text is None or self.text.encode() in body
+        return self.text is None or self.text.encode() in masking.masked_body(body)
 
     @property
     def words(self) -> str:

@@ -59,7 +59,10 @@ TALLY_TITLES = {
 
 
 def show_dead_letters(session: Session, row: TenantRow) -> None:
-    if row.dead_letter_queue:
+    access = shared_access(session)
+    if not access.may("browse"):
+        st.info(f"Payloads are hidden: {literal(access.refusal_for('browse', {}) or '')}.")
+    elif row.dead_letter_queue:
         show_look(session, row, row.dead_letter_queue)
     else:
         st.info("This tenant has no dead-letter queue: rejected and expired messages are dropped.")

@@ -43,8 +43,11 @@ def show_peek(session: Session, row: TenantRow) -> None:
     queues = [row.queue] + ([row.dead_letter_queue] if row.dead_letter_queue else [])
     st.caption(PEEK_NOTICE)
     # Asked before the form: a form's widgets cannot follow the radio until it is submitted.
-    costly = may_need_confirmation(session, row)
     access = shared_access(session)
+    if not access.may("peek"):
+        st.info(f"Payloads are hidden: {literal(access.refusal_for('peek', {}) or '')}.")
+        return
+    costly = may_need_confirmation(session, row)
     offer_confirmation = costly and access.may_act
     if costly and not access.may_act:
         st.caption(

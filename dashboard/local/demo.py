@@ -100,6 +100,13 @@ def broker_env(broker: LocalBroker, console_port: int = 8501) -> dict[str, str]:
         "WARREN_PROMETHEUS_URL": "",
         "WARREN_READ_ONLY": "false",
         "WARREN_AUTH": "service",
+        # For WARREN_AUTH=oidc only; the demo's viewers all use the service user.
+        "WARREN_ROLES": '{"viewer": ["*"]}',
+        "WARREN_PAYLOAD_ROLE": "operator",
+        # Nothing masked: the demo's jobs hold no secrets.
+        "WARREN_MASK_HEADERS": "[]",
+        "WARREN_MASK_JSON_PATHS": "[]",
+        "WARREN_MASK_PATTERNS": "[]",
         "WARREN_LOGIN_KEEP_SECONDS": "28800",
         # The watcher beside the console: its alerts link to this console.
         "WARREN_WATCH_ADDRESS": "127.0.0.1",

@@ -1,9 +1,10 @@
 """Warren's settings: environment variables prefixed WARREN_, or a .env file beside the app."""
 
 import hashlib
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -134,6 +135,18 @@ class Settings(BaseSettings):
                         "domain:<domain> or *"
                     )
         return value
+
+    @field_validator("roles", "mask_headers", "mask_json_paths", "mask_patterns", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """Given as text (the environment's form, which the demo and the tests pass on as
+        values too): JSON."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('expected JSON, such as ["a", "b"] or {"a": ["b"]}') from None
 
     @field_validator("mask_json_paths")
     @classmethod

@@ -19,7 +19,7 @@ import requests
 from dashboard.actions.audit import AuditLog
 from dashboard.local.demo import broker_env
 from dashboard.local.rabbitmq import RABBITMQ_ROOT, free_port
-from dashboard.settings import ENV_PREFIX, Settings
+from dashboard.settings import ENV_PREFIX, Settings, load_settings
 from tests.support.helpers import run_cli, wait_until
 
 ENV = {name: value for name, value in os.environ.items() if "WARREN_" not in name}
@@ -177,6 +177,8 @@ def test_every_setting_is_pinned_and_the_state_lies_in_the_broker_folder(broker)
     env = broker_env(broker)
 
     assert set(env) == {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    # As the demo loads them: every value as text.
+    load_settings(**{name.removeprefix(ENV_PREFIX).lower(): value for name, value in env.items()})
     paths = {
         name: Path(env[f"{ENV_PREFIX}{name.upper()}"])
         for name, field in Settings.model_fields.items()

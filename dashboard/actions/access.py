@@ -45,6 +45,11 @@ class Access(BaseModel):
     def may(self, action: str, parameters: dict | None = None) -> bool:
         return self.refusal_for(action, parameters or {}) is None
 
+    def payload_refusal(self) -> str | None:
+        """Why this user may not read payloads; None when they may. A broker user may where
+        the broker lets it read; a person, from WARREN_PAYLOAD_ROLE on."""
+        return None if self.role is None else self.refusal_for("peek", {})
+
     def refusal_for(self, action: str, parameters: dict) -> str | None:
         """Why this user may not do `action` with `parameters`; None when they may. A read of
         payloads is not a change: a person's role decides it (WARREN_PAYLOAD_ROLE), not whether

@@ -59,9 +59,9 @@ TALLY_TITLES = {
 
 
 def show_dead_letters(session: Session, row: TenantRow) -> None:
-    access = shared_access(session)
-    if not access.may("browse"):
-        st.info(f"Payloads are hidden: {literal(access.refusal_for('browse', {}) or '')}.")
+    hidden = shared_access(session).payload_refusal()
+    if hidden is not None:
+        st.info(f"Payloads are hidden: {literal(hidden)}.")
     elif row.dead_letter_queue:
         show_look(session, row, row.dead_letter_queue)
     else:

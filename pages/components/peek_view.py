@@ -44,8 +44,9 @@ def show_peek(session: Session, row: TenantRow) -> None:
     st.caption(PEEK_NOTICE)
     # Asked before the form: a form's widgets cannot follow the radio until it is submitted.
     access = shared_access(session)
-    if not access.may("peek"):
-        st.info(f"Payloads are hidden: {literal(access.refusal_for('peek', {}) or '')}.")
+    hidden = access.payload_refusal()
+    if hidden is not None:
+        st.info(f"Payloads are hidden: {literal(hidden)}.")
         return
     costly = may_need_confirmation(session, row)
     offer_confirmation = costly and access.may_act

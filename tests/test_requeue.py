@@ -318,7 +318,9 @@ def test_ctrl_c_stops_a_requeue_with_exact_counts(broker, settings_for, channel,
         [*command, "--yes", "--json"], env=environment, stdout=subprocess.PIPE, text=True,
         stderr=subprocess.PIPE,
     )  # fmt: skip
-    wait_until(lambda: ready_count(settings, target) >= 2000, what="2,000 moved", timeout=60)
+    # As soon as the move has begun: on a quick run (a CI run's 4.0 pass) the rest were all
+    # moved or in flight by the time a look saw 2,000, and the stop had nothing left to stop.
+    wait_until(lambda: ready_count(settings, target) >= 1, what="the move begun", timeout=60)
     running.send_signal(signal.SIGINT)
     stdout, stderr = running.communicate(timeout=60)
 

@@ -39,7 +39,9 @@ def masked_queue(channel, unique, session_for):
     queue = unique("masked")
     declare(channel, queue)
     headers = {"authorization": SECRET, "x-ticket": f"ticket {TICKET}", "x-tenant": "acme"}
-    properties = pika.BasicProperties(delivery_mode=2, headers=headers, message_id="m-1")
+    properties = pika.BasicProperties(
+        delivery_mode=2, headers=headers, message_id="m-1", correlation_id=f"ticket {TICKET}"
+    )
     channel.basic_publish("", queue, json.dumps(BODY).encode(), properties)
     channel.basic_publish("", queue, b"plain text, nothing to hide", pika.BasicProperties())
     return queue, session_for(**MASKS)
@@ -55,6 +57,7 @@ def test_a_peek_shows_masked_headers_and_body(masked_queue):
 
     first, second = result.messages
     assert first.headers == {"authorization": "***", "x-ticket": "ticket ***", "x-tenant": "acme"}
+    assert first.properties["correlation_id"] == "ticket ***"
     assert json.loads(first.shown) == {
         "tenant": "acme",
         "card": {"number": "***", "brand": "visa"},

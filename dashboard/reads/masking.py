@@ -79,12 +79,21 @@ class Masking:
             text = pattern.sub(MASK, text)
         return text.encode("utf-8")
 
+    def masked_fields(self, fields: dict) -> dict:
+        """A message's other properties (message id, correlation id, reply-to...), with the
+        patterns masked in their text."""
+        return {name: self._in_value(value) for name, value in fields.items()}
+
     def masked_properties(self, properties: Any) -> Any:
-        """A copy of pika's properties with the headers masked."""
-        if not self.active or not properties.headers:
+        """A copy of pika's properties with the headers and the other properties masked."""
+        if not self.active:
             return properties
         masked = copy.copy(properties)
-        masked.headers = self.masked_headers(properties.headers)
+        for name, value in vars(properties).items():
+            if name == "headers":
+                masked.headers = self.masked_headers(value) if value else value
+            else:
+                setattr(masked, name, self._in_value(value))
         return masked
 
     def _paths_masked(self, text: str) -> str:

@@ -12,6 +12,7 @@ Each store (`Store`) is a list of migrations; the database records how many of t
 per store, and the first process to open it runs the rest, one process at a time.
 """
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -141,21 +142,24 @@ class Database:
         except (OSError, *errors) as exc:
             raise DatabaseError(_reason(exc)) from None
         try:
-            if self.kind == "sqlite":
-                connection.execute("BEGIN IMMEDIATE" if migrating else "BEGIN")
-            elif migrating:
-                connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             try:
+                if self.kind == "sqlite":
+                    connection.execute("BEGIN IMMEDIATE" if migrating else "BEGIN")
+                elif migrating:
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                 yield Transaction(connection, self.kind)
                 connection.commit()
-            except (OSError, *errors) as exc:
-                connection.rollback()
-                raise DatabaseError(_reason(exc)) from None
-            except BaseException:
-                connection.rollback()
+            except BaseException as exc:
+                # A connection that broke cannot roll back either: the error that broke it is
+                # the one to say.
+                with contextlib.suppress(OSError, *errors):
+                    connection.rollback()
+                if isinstance(exc, (OSError, *errors)):
+                    raise DatabaseError(_reason(exc)) from None
                 raise
         finally:
-            connection.close()
+            with contextlib.suppress(OSError, *errors):
+                connection.close()
 
     def _connect(self) -> Any:
         if isinstance(self.location, Path):

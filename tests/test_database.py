@@ -122,6 +122,26 @@ def test_another_host_s_action_is_interrupted_once_its_process_stops_beating(dat
     assert f"(pid {child.pid}) on web-2 stopped saying it was alive for 1.5 s" in record.error
 
 
+def test_an_action_marked_interrupted_while_it_runs_takes_its_record_back(database, monkeypatch):
+    """As after a database outage longer than SILENT_SECONDS, when no beat could be written."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", ELSEWHERE, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline() == "republishing\n"
+        log = AuditLog(database)
+        monkeypatch.setattr(audit, "SILENT_SECONDS", -1)
+        assert log.mark_interrupted() == 1
+
+        [back] = wait_until(
+            lambda: [r for r in log.records() if r.outcome is None], what="the record taken back"
+        )
+        assert (back.ended_at, back.error, back.counts) == (None, None, {"republished": 40})
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_the_watcher_notices_a_console_killed_mid_action(broker, postgres, tmp_path):
     url = postgres.create_database("watcher_notices")
     child = subprocess.Popen(

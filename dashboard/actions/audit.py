@@ -168,8 +168,11 @@ class AuditLog:
         while not ended.wait(ALIVE_SECONDS):
             with contextlib.suppress(DatabaseError), self.database.transaction() as db:
                 db.execute(
-                    "UPDATE actions SET alive_at = {now} WHERE id = ? AND ended_at IS NULL",
-                    (row_id,),
+                    # An action marked interrupted while its database was away (no beat could
+                    # be written) is running after all: it takes its record back.
+                    "UPDATE actions SET alive_at = {now}, ended_at = NULL, outcome = NULL, "
+                    "error = NULL WHERE id = ? AND (ended_at IS NULL OR outcome = ?)",
+                    (row_id, INTERRUPTED),
                 )
 
     def _checkpoint(self, row_id: int, action: str, target: str, entry: Entry) -> None:
@@ -197,11 +200,11 @@ class AuditLog:
 
     def mark_interrupted(self) -> int:
         """Mark the actions whose process ended before they did as interrupted, with the counts
-        of their last report; how many. This host's: their process is gone. Another host's:
-        their process has not said it is alive for SILENT_SECONDS."""
+        of their last report; how many. This host's and pid namespace's: their process is gone.
+        Another's: their process has not said it is alive for SILENT_SECONDS."""
         if not self.database.exists():
             return 0
-        host = socket.gethostname()
+        place = this_place()
         # An audit log that cannot be read leaves the marking to the next that notices.
         with contextlib.suppress(DatabaseError), self.database.transaction() as db:
             rows = db.execute(
@@ -210,7 +213,7 @@ class AuditLog:
             ).fetchall()
             marked = 0
             for row_id, owner, counts, silent in rows:
-                here = (owner or "").startswith(f"{host}:")
+                here = (owner or "").startswith(f"{place}:")
                 if (here and _gone(owner)) or (not here and silent > SILENT_SECONDS):
                     marked += db.execute(
                         "UPDATE actions SET ended_at = ?, outcome = ?, error = ? "
@@ -367,8 +370,18 @@ def database_problem(settings: Settings) -> str | None:
 
 
 def this_process() -> str:
-    """host:pid:start, the start in clock ticks after boot (a pid is reused, a start is not)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+    """place:pid:start, the start in clock ticks after boot (a pid is reused, a start is not)."""
+    return f"{this_place()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def this_place() -> str:
+    """Where this process's pids mean something: its host and its pid namespace (two
+    containers of one pod share a host name, not their pids)."""
+    try:
+        namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def _started(pid: int) -> str:
@@ -386,7 +399,8 @@ def _gone(owner: str) -> bool:
 
 
 def _interrupted_words(owner: str | None, counts: str | None, here: bool) -> str:
-    host, pid, _ = (owner or "unknown:?:").rsplit(":", 2)
+    place, pid, _ = (owner or "unknown:?:").rsplit(":", 2)
+    host = place.split("/")[0]
     known = json.loads(counts) if counts else {}
     in_flight = known.get("in_flight")
     doubled = (

@@ -193,7 +193,9 @@ class Session:
     def recently_changed(self) -> list[str]:
         now = time.monotonic()
         with self._changed_lock:
-            self._changed = {q: at for q, at in self._changed.items() if now - at < CHANGED_SECONDS}
+            # In place: every view of the session (`acting_for`) holds this very dict.
+            for queue in [q for q, at in self._changed.items() if now - at >= CHANGED_SECONDS]:
+                del self._changed[queue]
             return list(self._changed)
 
     def _short_work_connection(self) -> "pika.BlockingConnection":

@@ -23,6 +23,7 @@ class Person(BaseModel):
     """One signed-in person, as their ID token names them, with the role WARREN_ROLES gives."""
 
     email: str
+    email_verified: bool = True
     name: str = ""
     groups: list[str] = []
     role: Role | None = None
@@ -39,6 +40,9 @@ def person_from_claims(claims: dict[str, Any], roles: dict[str, list[str]]) -> P
     groups = claims.get("groups") or []
     person = Person(
         email=str(claims.get("email") or ""),
+        # An address the provider says it has not verified names nobody: `email:` and
+        # `domain:` rules do not match it (anyone may register one at a provider open to all).
+        email_verified=claims.get("email_verified") is not False,
         name=str(claims.get("name") or claims.get("preferred_username") or ""),
         groups=[groups] if isinstance(groups, str) else [str(group) for group in groups],
     )
@@ -53,9 +57,9 @@ def _matches(rule: str, person: Person) -> bool:
     if rule == "*":
         return True
     if kind == "email":
-        return person.email.casefold() == value.casefold()
+        return person.email_verified and person.email.casefold() == value.casefold()
     if kind == "domain":
-        return person.email.casefold().endswith("@" + value.casefold())
+        return person.email_verified and person.email.casefold().endswith("@" + value.casefold())
     if kind == "group":
         return value in person.groups
     return False

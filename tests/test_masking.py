@@ -112,9 +112,30 @@ def test_an_action_s_selection_cannot_find_masked_data_either():
     assert Selection(text="visa").matches(masking, properties, "acme", body)
 
 
-def test_the_first_bytes_of_a_long_json_body_are_not_shown_when_paths_are_masked():
-    masking = Masking([], ["$.card.number"], [])
-    assert masking.masked_body(b'{"card": {"number": "4111', complete=False) == b"***"
+def test_the_first_bytes_of_a_long_body_are_not_shown_when_anything_is_masked():
+    """They may end inside a JSON value or inside a match."""
+    for masking in (Masking([], ["$.card.number"], []), Masking([], [], [r"\d{16}"])):
+        assert masking.masked_body(b'{"card": {"number": "41111111111', complete=False) == b"***"
+
+
+def test_escapes_numbers_and_nested_tables_do_not_slip_through():
+    masking = Masking(["card"], [], [r"\d{2}/\d{2}/\d{4}", r"\d{16}"])
+    body = b'{"dob": "12\\/31\\/1990", "acct": 4111111111111111, "n": 3}'
+
+    assert json.loads(masking.masked_body(body)) == {"dob": "***", "acct": "***", "n": 3}
+    assert masking.masked_headers({"acct": 4111111111111111, "meta": {"card": "x", "k": 1}}) == {
+        "acct": "***", "meta": {"card": "***", "k": 1},
+    }  # fmt: skip
+    untouched = b'{"a": "1"}'
+    assert masking.masked_body(untouched) is untouched
+
+
+def test_message_ids_are_compared_as_shown():
+    masking = Masking([], [], [r"\d{16}"])
+    properties = pika.BasicProperties(message_id=f"m-{CARD}")
+
+    assert not Selection(message_ids=[f"m-{CARD}"]).matches(masking, properties, "acme")
+    assert Selection(message_ids=["m-***"]).matches(masking, properties, "acme")
 
 
 def test_a_viewer_reads_payloads_only_where_the_payload_role_allows(masked_queue, session_for):

@@ -29,6 +29,7 @@ ROLES = {
         ({"email": "bob@example.com", "groups": "sre"}, Role.operator),
         ({"email": "vera@example.com", "groups": ["support"]}, Role.viewer),
         ({"email": "eve@example.com.evil", "groups": ["sre-leadsx"]}, None),
+        ({"email": "boss@example.com", "email_verified": False}, None),
         ({"email": "", "name": "no mail"}, None),
     ],
 )

@@ -15,7 +15,7 @@ from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.broker.sweep import Delivery, Sweep
 from dashboard.errors import WarrenError
-from dashboard.reads.masking import masking_of
+from dashboard.reads.masking import Masking, masking_of
 from dashboard.reads.selection import Selection
 
 
@@ -53,12 +53,13 @@ def plan_discard(session: Session, queue: str, selection: Selection) -> DiscardP
     return DiscardPlan(queue=queue, ready=session.ready_count(queue), selection=selection)
 
 
-def identity(delivery: Delivery) -> str:
-    """How the audit log names a deleted message: its id, else its body's digest."""
+def identity(delivery: Delivery, masking: Masking) -> str:
+    """How the audit log names a deleted message: its id, else its body's digest (both as
+    masking leaves them: the audit log is read by people too)."""
     message_id = delivery.properties.message_id
     if message_id is not None:
-        return str(message_id)
-    return f"sha256:{hashlib.sha256(delivery.body).hexdigest()[:32]}"
+        return str(masking.masked_value(message_id))
+    return f"sha256:{hashlib.sha256(masking.masked_body(delivery.body)).hexdigest()[:32]}"
 
 
 def discard(session: Session, plan: DiscardPlan, actor: str) -> Discarded:
@@ -71,7 +72,7 @@ def discard(session: Session, plan: DiscardPlan, actor: str) -> Discarded:
             masking, delivery.properties, delivery.routing_key, delivery.body
         )
         if chosen:
-            ids.append(identity(delivery))
+            ids.append(identity(delivery, masking))
         return chosen
 
     with change(session, actor, "discard", plan.queue, plan.parameters(session.vhost)) as entry:

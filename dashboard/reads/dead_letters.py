@@ -92,7 +92,8 @@ class _Counting:
         self.matching += 1
         self._count(masking.masked_headers(properties.headers))
         if properties.message_id is not None and len(self.ids) < IDS_MOST:
-            self.ids.append(properties.message_id)
+            # As the page shows them, and as a selection of them compares them.
+            self.ids.append(masking.masked_value(properties.message_id))
         if self.offset < self.matching <= self.offset + self.size:
             self.page.append(letter_of(self.matching, delivery, masking))
         return False

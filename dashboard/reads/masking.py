@@ -50,22 +50,21 @@ class Masking:
         return bool(self.headers or self.paths or self.patterns)
 
     def masked_headers(self, headers: dict | None) -> dict:
-        """Headers with those named masked, and the patterns masked in every text value."""
+        """Headers with those named masked (nested tables too), and the patterns masked in every
+        value."""
         if not headers or not self.active:
             return dict(headers or {})
-        return {
-            name: MASK if str(name).casefold() in self.headers else self._in_value(value)
-            for name, value in headers.items()
-        }
+        return self._in_value(headers, self.headers)
 
     def masked_body(self, body: bytes, complete: bool = True) -> bytes:
-        """The body with the JSON paths' values and the patterns' matches masked: JSON is
-        written again (compact) where a path masked something; a body that is not UTF-8 has
-        the patterns masked in its bytes. The first bytes of a longer body (`complete` False)
-        cannot be read as JSON, so with JSON paths to mask, none of it is shown."""
+        """The body with the JSON paths' values and the patterns' matches masked. JSON is read,
+        its values masked (as text, escapes decoded, and numbers as their digits) and written
+        again, compact, where anything was masked; other text has the patterns masked in it,
+        and a body that is not UTF-8 in its bytes. The first bytes of a longer body (`complete`
+        False) may end inside a match or a JSON value: none of it is shown."""
         if not self.active or not body:
             return body
-        if self.paths and not complete:
+        if not complete:
             return MASK.encode()
         try:
             text = body.decode("utf-8")
@@ -73,11 +72,21 @@ class Masking:
             for pattern in self.byte_patterns:
                 body = pattern.sub(MASK.encode(), body)
             return body
-        if self.paths:
-            text = self._paths_masked(text)
-        for pattern in self.patterns:
-            text = pattern.sub(MASK, text)
-        return text.encode("utf-8")
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            for pattern in self.patterns:
+                text = pattern.sub(MASK, text)
+            return text.encode("utf-8")
+        by_path = any([_mask_at(document, steps) for steps in self.paths])
+        masked = self._in_value(document)
+        if not by_path and masked == document:
+            return body
+        return json.dumps(masked, ensure_ascii=False).encode("utf-8")
+
+    def masked_value(self, value: Any) -> Any:
+        """One value (a message id...) with the patterns masked in it."""
+        return self._in_value(value)
 
     def masked_fields(self, fields: dict) -> dict:
         """A message's other properties (message id, correlation id, reply-to...), with the
@@ -96,17 +105,9 @@ class Masking:
                 setattr(masked, name, self._in_value(value))
         return masked
 
-    def _paths_masked(self, text: str) -> str:
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return text
-        masked = False
-        for steps in self.paths:
-            masked |= _mask_at(document, steps)
-        return json.dumps(document, ensure_ascii=False) if masked else text
-
-    def _in_value(self, value: Any) -> Any:
+    def _in_value(self, value: Any, names: frozenset = frozenset()) -> Any:
+        """`value` with the patterns masked in its text and numbers, and, in tables, the
+        values of the keys in `names`."""
         if isinstance(value, str):
             for pattern in self.patterns:
                 value = pattern.sub(MASK, value)
@@ -115,10 +116,16 @@ class Masking:
             for pattern in self.byte_patterns:
                 value = pattern.sub(MASK.encode(), value)
             return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            digits = str(value)
+            return MASK if any(pattern.search(digits) for pattern in self.patterns) else value
         if isinstance(value, dict):
-            return {key: self._in_value(item) for key, item in value.items()}
+            return {
+                key: MASK if str(key).casefold() in names else self._in_value(item, names)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
-            return [self._in_value(item) for item in value]
+            return [self._in_value(item, names) for item in value]
         return value
 
 

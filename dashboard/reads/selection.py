@@ -40,7 +40,7 @@ class Selection(BaseModel):
     def matches(self, masking: Masking, properties, routing_key: str, body: bytes = b"") -> bool:
         """Whether the message, as `masking` leaves it for a person, holds every criterion
         given (the cheap ones asked first): masked data is never found."""
-        if self._ids and properties.message_id not in self._ids:
+        if self._ids and masking.masked_value(properties.message_id) not in self._ids:
             return False
         headers = masking.masked_headers(properties.headers)
         if self.header is not None and text(headers.get(self.header)) != self.value:

@@ -28,7 +28,8 @@ WAIT_SECONDS = 5
 # PostgreSQL: the lock key that serialises migrations among processes starting at once.
 MIGRATION_LOCK = 0x5741_5252
 TYPES = {
-    # `{now}`: the database's clock, in seconds since 1970, the one clock every host shares.
+    # `{now}`: the database's clock, in seconds since 1970: PostgreSQL's is the one clock every
+    # host of a team shares (SQLite's is the machine's, whose file serves that machine alone).
     "sqlite": {
         "id": "INTEGER PRIMARY KEY",
         "real": "REAL",

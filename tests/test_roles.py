@@ -134,3 +134,27 @@ def test_before_signing_in_the_console_offers_only_the_sign_in(console):
     assert not app.exception
     assert buttons(app) == ["Sign in"]
     assert not app.dataframe
+
+
+def test_the_audit_log_hides_what_records_keep_of_messages_from_who_may_not_read_them(
+    console, tmp_path
+):
+    audit = tmp_path / "audit.sqlite"
+    searched = {"vhost": "/", "filter": {"text": "4111111111111111"}}
+    with AuditLog(audit).action("bob (test)", "discard", "q.dlq", searched, False, "/") as entry:
+        entry.counts = {"discarded": 1, "ids": ["m-4111111111111111"]}
+
+    def audit_page(claims: dict) -> str:
+        app = console(
+            page="pages/audit.py", user=claims, WARREN_AUTH="oidc",
+            WARREN_ROLES=json.dumps(ROLES), WARREN_AUDIT_DB=str(audit),
+        )  # fmt: skip
+        assert not app.exception
+        return app.dataframe[0].value[["counts", "parameters"]].to_string()
+
+    shown_to_vera = audit_page({"email": "vera@example.com", "groups": ["support"]})
+    shown_to_bob = audit_page({"email": "bob@example.com", "groups": ["sre"]})
+
+    assert "4111111111111111" not in shown_to_vera
+    assert "filter hidden" in shown_to_vera and "ids hidden" in shown_to_vera
+    assert "4111111111111111" in shown_to_bob

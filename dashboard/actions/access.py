@@ -204,14 +204,37 @@ def audit_view(session: Session, limit: int) -> AuditView:
     """The audit records the session's user may read, those of dead processes marked
     interrupted first: an administrator all of them, anyone else those of the vhosts the broker
     lets it see (records that name no vhost, from before the audit log kept one, only
-    administrators)."""
+    administrators). For someone who may not read payloads, what the records keep of messages
+    (a search's filter, the ids taken) is hidden: a searched card number is payload too."""
     log = audit_log(session.settings)
     # A console that shows the log notices the actions whose process died since (on any host).
     log.mark_interrupted()
     if "administrator" in _tags(session.whoami().get("tags")):
-        return AuditView(records=log.records(limit), vhosts=None)
-    vhosts = sorted(str(vhost["name"]) for vhost in session.client.list_vhosts())
-    return AuditView(records=log.records(limit, set(vhosts)), vhosts=vhosts)
+        view = AuditView(records=log.records(limit), vhosts=None)
+    else:
+        vhosts = sorted(str(vhost["name"]) for vhost in session.client.list_vhosts())
+        view = AuditView(records=log.records(limit, set(vhosts)), vhosts=vhosts)
+    if access_of(session).payload_refusal() is not None:
+        view.records = [_without_payloads(record) for record in view.records]
+    return view
+
+
+# What a record keeps of the messages an action looked at or took.
+PAYLOAD_PARAMETERS = ("filter", "header")
+PAYLOAD_COUNTS = ("ids",)
+
+
+def _without_payloads(record: AuditRecord) -> AuditRecord:
+    return record.model_copy(
+        update={
+            "parameters": _hidden(record.parameters, PAYLOAD_PARAMETERS),
+            "counts": _hidden(record.counts, PAYLOAD_COUNTS),
+        }
+    )
+
+
+def _hidden(values: dict, keys: tuple[str, ...]) -> dict:
+    return {key: "hidden" if key in keys else value for key, value in values.items()}
 
 
 def _tags(value) -> list[str]:

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from dashboard.errors import WarrenError
+from dashboard.settings import without_credentials
 
 # Seconds to wait for a connection, or for SQLite's lock held by another writer.
 WAIT_SECONDS = 5
@@ -108,10 +108,7 @@ class Database:
         """The database as a sentence names it: the file, or the URL without its password."""
         if isinstance(self.location, Path):
             return str(self.location.expanduser())
-        parts = urlsplit(self.location)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
+        return without_credentials(self.location)
 
     def exists(self) -> bool:
         """Whether there is anything to read: a file that is not there holds no records."""

@@ -85,13 +85,9 @@ class Masking:
         return json.dumps(masked, ensure_ascii=False).encode("utf-8")
 
     def masked_value(self, value: Any) -> Any:
-        """One value (a message id...) with the patterns masked in it."""
+        """A value (a message id, a message's other properties...) with the patterns masked in
+        its text."""
         return self._in_value(value)
-
-    def masked_fields(self, fields: dict) -> dict:
-        """A message's other properties (message id, correlation id, reply-to...), with the
-        patterns masked in their text."""
-        return {name: self._in_value(value) for name, value in fields.items()}
 
     def masked_properties(self, properties: Any) -> Any:
         """A copy of pika's properties with the headers and the other properties masked."""

@@ -222,7 +222,7 @@ def message_of(
 ) -> PeekedMessage:
     """A message decoded for a person, masked: `payload` is the first bytes of `size`."""
     headers = masking.masked_headers(properties.pop("headers", None))
-    properties = masking.masked_fields(properties)
+    properties = masking.masked_value(properties)
     deaths = _deaths(headers.pop("x-death", None))
     complete = len(payload) >= size
     masked = masking.masked_body(payload, complete)

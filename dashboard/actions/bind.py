@@ -15,6 +15,7 @@ from dashboard.actions.audit import count
 from dashboard.broker.amqp import close_quietly
 from dashboard.broker.session import Session
 from dashboard.errors import PreconditionFailed, VhostMissing, WarrenError
+from dashboard.reads.kept_topology import forget_topology
 
 # Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100 characters:
 # safe as a routing key, inside a queue name, in a URL and on a command line.
@@ -196,18 +197,22 @@ def bind(
     """Each tenant on its own, with its own audit record: one failing does not stop the
     others."""
     results = []
-    for spec in specs:
-        parameters = spec.model_dump() | {"exchange": session.exchange}
-        try:
-            with change(session, actor, "bind", spec.tenant, parameters) as entry:
-                result = _bind_tenant(session, spec)
-                entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
-        except VhostMissing:
-            raise  # every tenant would fail the same way: one sentence, not a table of them
-        except WarrenError as exc:
-            result = BindResult(
-                tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
-            )
-        on_result(result)
-        results.append(result)
+    try:
+        for spec in specs:
+            parameters = spec.model_dump() | {"exchange": session.exchange}
+            try:
+                with change(session, actor, "bind", spec.tenant, parameters) as entry:
+                    result = _bind_tenant(session, spec)
+                    entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
+            except VhostMissing:
+                raise  # every tenant would fail the same way: one sentence, not a table of them
+            except WarrenError as exc:
+                result = BindResult(
+                    tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
+                )
+            on_result(result)
+            results.append(result)
+    finally:
+        # Even a failed tenant may have left a binding made.
+        forget_topology(session)
     return results

@@ -7,6 +7,7 @@ from dashboard.actions.access import change
 from dashboard.actions.audit import count
 from dashboard.broker.session import Session
 from dashboard.errors import NotFound, WarrenError
+from dashboard.reads.kept_topology import forget_topology
 from dashboard.reads.overview import tenant_bindings, tenants_by_queue
 
 
@@ -30,9 +31,13 @@ def unbind_sentence(exchange: str, tenant: str, delete: bool, force: bool) -> st
 def unbind(session: Session, tenant: str, delete: bool, force: bool, actor: str) -> UnbindResult:
     """Unbind `tenant`, audited (for callers that confirmed it already)."""
     parameters = {"delete_queue": delete, "force": force}
-    with change(session, actor, "unbind", tenant, parameters) as entry:
-        result = _unbind_tenant(session, tenant, delete, force)
-        entry.counts = {"queues": len(result.queues), "dropped": result.dropped}
+    try:
+        with change(session, actor, "unbind", tenant, parameters) as entry:
+            result = _unbind_tenant(session, tenant, delete, force)
+            entry.counts = {"queues": len(result.queues), "dropped": result.dropped}
+    finally:
+        # A failure part-way may have unbound some of the queues.
+        forget_topology(session)
     return result
 
 

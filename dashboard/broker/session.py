@@ -64,6 +64,8 @@ class Session:
         # Marked by actions (page or job threads), read by the polls' threads.
         self._changed_lock = threading.Lock()
         self._changed: dict[str, float] = {}
+        # vhost -> when an action last changed its tenant bindings (`topology_changed`).
+        self._rebound: dict[str, float] = {}
         # The person of a team this view of the session acts for (`acting_for`); None: the
         # broker user itself.
         self.person: Person | None = None
@@ -189,6 +191,17 @@ class Session:
         now = time.monotonic()
         with self._changed_lock:
             self._changed.update(dict.fromkeys(queues, now))
+
+    def topology_changed(self) -> None:
+        """An action changed the tenant bindings of this vhost: its listings are stale."""
+        with self._changed_lock:
+            self._rebound[self.vhost] = time.monotonic()
+
+    def topology_changed_at(self) -> float:
+        """When (`time.monotonic`) an action last changed this vhost's tenant bindings; 0:
+        never, in this process."""
+        with self._changed_lock:
+            return self._rebound.get(self.vhost, 0.0)
 
     def recently_changed(self) -> list[str]:
         now = time.monotonic()

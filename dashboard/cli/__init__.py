@@ -91,7 +91,10 @@ def _looks(sub, read) -> None:
         "the broker's full queue list (slow at scale: seconds at 10,000 queues). Default: "
         "only where the vhost has at most WARREN_STATISTICS_UP_TO (1,000) queues; without "
         "them, counts come from the metrics endpoint (else a list of counts only), rates are "
-        "null and the no-acks and redelivery-loop flags are not judged",
+        "null and the no-acks and redelivery-loop flags are not judged. At scale the "
+        "topology (bindings, queue settings) is a listing that the console, the watcher or "
+        "an earlier run kept, up to WARREN_TOPOLOGY_SECONDS (60) old, while the counts name "
+        "the same queues; the counts are always read now",
     )
     consumers = read("consumers", reads.consumers, "per-consumer load, grouped by connection (pod)")
     consumers.add_argument(

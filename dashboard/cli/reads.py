@@ -15,6 +15,7 @@ from dashboard.broker.session import Session
 from dashboard.cli.output import cell, format_table, print_json, size
 from dashboard.reads.durations import duration_text
 from dashboard.reads.history import open_history
+from dashboard.reads.kept_topology import kept_topologies
 from dashboard.reads.models import TenantRow, Unrouted, rows_json
 from dashboard.reads.overview import fetch_overview
 from dashboard.reads.stuck import flag_overview
@@ -95,7 +96,7 @@ def open_session(args: argparse.Namespace) -> Iterator[Session]:
 
 def tenants(args: argparse.Namespace) -> int:
     with open_session(args) as session:
-        overview = fetch_overview(session, args.statistics)
+        overview = fetch_overview(session, args.statistics, kept_topologies(session.settings))
         # The history the console and the watcher keep, and the broker's samples.
         history = open_history(session.settings)
         flag_overview(overview, history, session.settings, session=session)

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from dashboard.broker.management import ManagementClient, naming_a_missing_vhost
 from dashboard.broker.metrics import QueueCounts
@@ -256,19 +256,42 @@ def work_queues(session: Session) -> tuple[dict[str, list[str]], set[str]]:
     return tenants, {place.dead_letter_queue for place in topology.places} - {None}
 
 
-def fetch_overview(session: Session, statistics: bool | None = True) -> Overview:
+class TopologyStore(Protocol):
+    """Where listings are kept between processes (`reads/kept_topology.py`)."""
+
+    def load(self, vhost: str, exchange: str) -> "Topology | None": ...
+
+    def keep(self, topology: "Topology") -> None: ...
+
+
+def list_topology(
+    session: Session, statistics: bool = True, kept: TopologyStore | None = None
+) -> Topology:
+    """`fetch_topology`, kept in `kept` for the next process."""
+    topology = fetch_topology(session, statistics)
+    if kept is not None:
+        kept.keep(topology)
+    return topology
+
+
+def fetch_overview(
+    session: Session, statistics: bool | None = True, kept: TopologyStore | None = None
+) -> Overview:
     """The overview in one go. With `statistics`, everything from the management API's full
     queue list; without, counts only (metrics endpoint, else a list of counts only) over the
-    topology, asked at once; None: the statistics too where the vhost has at most
-    WARREN_STATISTICS_UP_TO queues."""
+    topology: a listing `kept` holds whose queues the counts name, else one listed at the same
+    time; None: the statistics too where the vhost has at most WARREN_STATISTICS_UP_TO queues."""
     if statistics:
-        return overview_of(fetch_topology(session))
+        return overview_of(list_topology(session, kept=kept))
     with ThreadPoolExecutor(1) as pool:
         counting = pool.submit(fetch_counts, session)
-        topology = fetch_topology(session, statistics=False)
+        stored = kept.load(session.vhost, session.exchange) if kept is not None else None
+        topology = stored or list_topology(session, False, kept)
         counts, source = counting.result()
+    if stored is not None and counts.keys() != stored.queues.keys():
+        topology = list_topology(session, False, kept)  # a queue appeared or went since
     if statistics is None and len(topology.queues) <= session.settings.statistics_up_to:
-        topology = fetch_topology(session)
+        topology = list_topology(session, kept=kept)
     return overview_of(topology, counts, source)
 
 
@@ -364,18 +387,23 @@ def _counts_of(
 
 class OverviewReader:
     """Overviews for a poll. With a metrics endpoint that answers for this broker, the first
-    read lists the topology without statistics while it reads the counts, so that a first page
-    at scale (above WARREN_STATISTICS_UP_TO queues) does not wait for the broker's slow part;
-    each later read lays fresh counts over the topology, lists it again when a queue appeared
-    or went (at scale without statistics), and lists the statistics when due: on the second
-    read, then every WARREN_TOPOLOGY_SECONDS, in the poll's background.
+    read takes the topology `kept` holds where the counts name its queues, else lists it
+    without statistics while it reads the counts, so that a first page at scale (above
+    WARREN_STATISTICS_UP_TO queues) does not wait for the broker's slow part; each later read
+    lays fresh counts over the topology, lists it again when a queue appeared or went or an
+    action changed the bindings (at scale without statistics), and lists the statistics when
+    due: on the second read, then every WARREN_TOPOLOGY_SECONDS, in the poll's background.
+    Every listing is kept in `kept` for other processes.
     Without the endpoint, every read lists everything with statistics (the counts need them)."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, kept: TopologyStore | None = None):
         self.session = session
+        self.kept = kept
         self.metrics = session.metrics
         self._answered = False
         self._topology: Topology | None = None
+        # When (`time.monotonic`) the topology held was listed, or taken from `kept`.
+        self._topology_at = 0.0
         self._statistics: Statistics | None = None
         self._listed_at = 0.0
         self._last = LastRows()
@@ -385,20 +413,37 @@ class OverviewReader:
             return self._listed()
         with ThreadPoolExecutor(1) as pool:
             first = self._topology is None
-            topology = pool.submit(fetch_topology, self.session, False) if first else None
+            stored = self._stored() if first else None
+            listing = pool.submit(self._list, False) if first and stored is None else None
             counts = self._metric_counts()
             if counts is None:
                 return self._listed()
-            if topology is not None:
-                self._topology = topology.result()
+            if listing is not None:
+                listing.result()
         cheap = len(self._topology.queues) <= self.session.settings.statistics_up_to
-        changed = counts.keys() != self._topology.queues.keys()  # a queue appeared or went
+        # A queue appeared or went, or an action changed the bindings.
+        changed = (
+            counts.keys() != self._topology.queues.keys()
+            or self.session.topology_changed_at() >= self._topology_at
+        )
         if (cheap and changed) or ((cheap or not first) and self._statistics_due()):
             self._list_statistics()
         elif changed:
-            self._topology = fetch_topology(self.session, statistics=False)
+            self._list(statistics=False)
         fresh = counts | self._exact(counts)
         return overview_of(self._topology, fresh, "metrics", self._statistics, self._last)
+
+    def _stored(self) -> Topology | None:
+        if self.kept is None:
+            return None
+        self._topology_at = time.monotonic()
+        self._topology = self.kept.load(self.session.vhost, self.session.exchange)
+        return self._topology
+
+    def _list(self, statistics: bool) -> Topology:
+        self._topology_at = time.monotonic()
+        self._topology = list_topology(self.session, statistics, self.kept)
+        return self._topology
 
     def _metric_counts(self) -> dict[str, QueueCounts] | None:
         """The endpoint's counts; None, and the endpoint given up, where it is another
@@ -422,10 +467,10 @@ class OverviewReader:
     def _list_statistics(self) -> Topology:
         # Dated at its start: no count in it is newer (a silence is proven up to there only).
         started = datetime.now(UTC)
-        self._topology = fetch_topology(self.session)
-        self._statistics = Statistics(self._topology.queues, started)
+        topology = self._list(statistics=True)
+        self._statistics = Statistics(topology.queues, started)
         self._listed_at = time.monotonic()
-        return self._topology
+        return topology
 
     def _listed(self) -> Overview:
         topology = self._list_statistics()

@@ -13,6 +13,7 @@ from dashboard.broker.session import Session
 from dashboard.errors import WarrenError
 from dashboard.reads.consumers import AckWatch, fetch_consumers
 from dashboard.reads.history import History
+from dashboard.reads.kept_topology import kept_topologies
 from dashboard.reads.models import ConsumerReport, Overview, Unrouted
 from dashboard.reads.nodes import Cluster, fetch_cluster
 from dashboard.reads.overview import OverviewReader
@@ -139,7 +140,7 @@ class OverviewPolling:
         self.forget()
 
     def forget(self) -> None:
-        self.reader = OverviewReader(self.session)
+        self.reader = OverviewReader(self.session, kept_topologies(self.session.settings))
         self.memory = Memory()
         if self.session.metrics is not None:
             self.session.metrics.forget()

@@ -287,6 +287,7 @@ def fetch_overview(
         counting = pool.submit(fetch_counts, session)
         stored = kept.load(session.vhost, session.exchange) if kept is not None else None
         topology = stored or list_topology(session, False, kept)
+        _ = topology.places  # laid out while the counts are on their way
         counts, source = counting.result()
     if stored is not None and counts.keys() != stored.queues.keys():
         topology = list_topology(session, False, kept)  # a queue appeared or went since

@@ -13,7 +13,7 @@ import requests
 from dashboard.actions.unbind import unbind
 from dashboard.broker.management import api_path
 from dashboard.reads.kept_topology import kept_topologies
-from dashboard.reads.overview import OverviewReader, fetch_overview
+from dashboard.reads.overview import OverviewReader, fetch_overview, list_topology
 from tests.support.helpers import publish, run_cli, tenant_with_messages, wait_until
 
 ADMIN = ("guest", "guest")
@@ -172,3 +172,30 @@ def test_the_one_shot_cli_keeps_its_listing_for_the_next_run(broker, vhost, tmp_
     assert tenants() == {"acme"}  # the listing the first run kept
     assert run_cli(broker, audit, "unbind", "--tenant", "acme", "--yes", **env).returncode == 0
     assert tenants() == {"initech"}
+
+
+def test_a_listing_the_same_as_the_last_renews_the_kept_date_without_writing_it_again(
+    settings_for, session_for, vhost
+):
+    name, channel = vhost
+    queue = tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
+    given = at_scale(name, topology_seconds=3600)
+    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+
+    def row() -> tuple[float, str]:
+        with kept.database.transaction() as db:
+            return db.execute("SELECT listed_at, body FROM topologies").fetchone()
+
+    first = list_topology(session, kept=kept)
+    # Marked (a space after the JSON): a body written again would lose the mark.
+    with kept.database.transaction() as db:
+        db.execute("UPDATE topologies SET body = body || ' '")
+    listed_at, body = row()
+    list_topology(session, kept=kept, previous=first)
+    renewed_at, same_body = row()
+    channel.queue_bind(queue, "tenants", routing_key="initech")
+    list_topology(session, kept=kept, previous=first)
+    _, new_body = row()
+
+    assert renewed_at > listed_at and same_body == body and body.endswith(" ")
+    assert '"initech"' in new_body and not new_body.endswith(" ")

@@ -209,7 +209,7 @@ def test_a_listed_queue_reads_as_the_queue_model_does(raw):
     def rate(details):
         return None if details is None else (details.rate, type(details.rate))
 
-    for attribute in ("name", "vhost", "type", "state", "messages", "counted", "capacity"):
+    for attribute in ("name", "type", "state", "messages", "counted", "capacity"):
         assert getattr(listed, attribute) == getattr(info, attribute), attribute
     assert repr(listed.head_message_timestamp) == repr(info.head_message_timestamp)
     assert repr(listed.capacity) == repr(info.capacity)
@@ -228,7 +228,7 @@ def test_a_listed_queue_reads_as_the_queue_model_does(raw):
 
 def test_a_listed_queue_of_another_shape_is_a_sentence():
     with pytest.raises(ServerError) as caught:
-        parse_each(ListedQueue, "the queue list")({"name": "q", "vhost": "/", "messages": "x"})
+        parse_each(ListedQueue, "the queue list")({"name": "q", "messages": "x"})
     assert str(caught.value) == (
         "Warren could not read the queue list: the answer does not have the expected shape."
     )
@@ -237,8 +237,6 @@ def test_a_listed_queue_of_another_shape_is_a_sentence():
 def test_a_listed_queue_made_by_field_name_keeps_what_it_is_given():
     """The fields read under the broker's names (aliases) take their own names too."""
     policy = {"dead-letter-exchange": "dlx"}
-    queue = ListedQueue(
-        name="q", vhost="/", has_counts=False, capacity=0.5, dead_letter_policy=policy
-    )
-    assert (queue.has_counts, queue.capacity, queue.dead_letter_policy) == (False, 0.5, policy)
+    queue = ListedQueue(name="q", has_counts=False, dead_letter_policy=policy)
+    assert (queue.has_counts, queue.dead_letter_policy) == (False, policy)
     assert replace(queue, has_counts=True).has_counts

@@ -46,6 +46,12 @@ def at_scale(vhost_name: str, **overrides) -> dict:
     return {"vhost": vhost_name, "tenant_exchange": "tenants", "statistics_up_to": 0} | overrides
 
 
+def scaled(settings_for, session_for, name: str, **overrides):
+    """A session reading vhost `name` as at scale, and its kept topologies."""
+    given = at_scale(name, **overrides)
+    return session_for(**given), kept_topologies(settings_for(**given))
+
+
 def stored_in(database: Path | str) -> dict:
     """The overrides that keep the history (and the topology) in `database`."""
     return {"history_db": database} if isinstance(database, Path) else {"database_url": database}
@@ -66,8 +72,9 @@ def test_a_kept_listing_is_reused_until_a_queue_appears(settings_for, session_fo
     name, channel = vhost
     first = tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
     tenant_with_messages(channel, "tenants", "globex", "q.globex", 1)
-    given = at_scale(name, topology_seconds=3600, **stored_in(database))
-    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+    session, kept = scaled(
+        settings_for, session_for, name, topology_seconds=3600, **stored_in(database)
+    )
     one_shot_when(session, kept, {"acme": 2, "globex": 1})
 
     # Another tool binds a queue that was there under a new id, and publishes to it.
@@ -88,8 +95,7 @@ def test_a_listing_older_than_the_topology_seconds_is_listed_again(
 ):
     name, channel = vhost
     queue = tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
-    given = at_scale(name, topology_seconds=1)
-    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+    session, kept = scaled(settings_for, session_for, name, topology_seconds=1)
     one_shot_when(session, kept, {"acme": 2})
     channel.queue_bind(queue, "tenants", routing_key="initech")
     listed = time.monotonic()
@@ -103,11 +109,10 @@ def test_warren_unbinding_drops_the_kept_listing(settings_for, session_for, vhos
     name, channel = vhost
     tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
     tenant_with_messages(channel, "tenants", "globex", "q.globex", 1)
-    given = at_scale(name, topology_seconds=3600)
-    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+    session, kept = scaled(settings_for, session_for, name, topology_seconds=3600)
     one_shot_when(session, kept, {"acme": 2, "globex": 1})
     # Another process of Warren's (the same database) unbinds, keeping the queue.
-    other = session_for(**given)
+    other, _ = scaled(settings_for, session_for, name, topology_seconds=3600)
 
     unbind(other, "acme", delete=False, force=False, actor="test")
 
@@ -121,8 +126,7 @@ def test_the_console_reader_starts_from_the_kept_listing_and_lists_again_after_a
     name, channel = vhost
     queue = tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
     tenant_with_messages(channel, "tenants", "globex", "q.globex", 1)
-    given = at_scale(name, topology_seconds=3600)
-    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+    session, kept = scaled(settings_for, session_for, name, topology_seconds=3600)
     one_shot_when(session, kept, {"acme": 2, "globex": 1})
     channel.queue_bind(queue, "tenants", routing_key="initech")
     reader = OverviewReader(session, kept)
@@ -142,13 +146,13 @@ def test_a_listing_is_never_reused_for_another_user(
 ):
     name, channel = vhost
     tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
-    given = at_scale(name, topology_seconds=3600)
-    one_shot_when(session_for(**given), kept_topologies(settings_for(**given)), {"acme": 2})
+    session, kept = scaled(settings_for, session_for, name, topology_seconds=3600)
+    one_shot_when(session, kept, {"acme": 2})
     user, password = broker_user("monitoring")
 
-    other = kept_topologies(settings_for(**given, username=user, password=password))
+    _, other = scaled(settings_for, session_for, name, username=user, password=password)
 
-    assert kept_topologies(settings_for(**given)).load(name, "tenants") is not None
+    assert kept.load(name, "tenants") is not None
     assert other.load(name, "tenants") is None
 
 
@@ -179,8 +183,7 @@ def test_a_listing_the_same_as_the_last_renews_the_kept_date_without_writing_it_
 ):
     name, channel = vhost
     queue = tenant_with_messages(channel, "tenants", "acme", "q.acme", 2)
-    given = at_scale(name, topology_seconds=3600)
-    session, kept = session_for(**given), kept_topologies(settings_for(**given))
+    session, kept = scaled(settings_for, session_for, name, topology_seconds=3600)
 
     def row() -> tuple[float, str]:
         with kept.database.transaction() as db:

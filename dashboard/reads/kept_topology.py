@@ -107,39 +107,31 @@ class KeptTopologies:
             },
             separators=(",", ":"),
         )
-        try:
-            with self.database.transaction() as db:
-                # One statement: two processes keeping the same listing at once both succeed.
-                db.execute(
-                    "INSERT INTO topologies (broker, username, vhost, exchange, listed_at, body) "
-                    "VALUES (?, ?, ?, ?, {now}, ?) "
-                    "ON CONFLICT (broker, username, vhost, exchange) "
-                    "DO UPDATE SET listed_at = excluded.listed_at, body = excluded.body",
-                    (*self.key, topology.vhost, topology.exchange, body),
-                )
-        except DatabaseError as exc:
-            log.warning("topology not kept: %s", exc)
+        # One statement: two processes keeping the same listing at once both succeed.
+        self._write(
+            "INSERT INTO topologies (broker, username, vhost, exchange, listed_at, body) "
+            "VALUES (?, ?, ?, ?, {now}, ?) ON CONFLICT (broker, username, vhost, exchange) "
+            "DO UPDATE SET listed_at = excluded.listed_at, body = excluded.body",
+            (*self.key, topology.vhost, topology.exchange, body),
+        )
 
     def _renew(self, topology: Topology) -> None:
-        try:
-            with self.database.transaction() as db:
-                db.execute(
-                    "UPDATE topologies SET listed_at = {now} WHERE broker = ? AND username = ? "
-                    "AND vhost = ? AND exchange = ?",
-                    (*self.key, topology.vhost, topology.exchange),
-                )
-        except DatabaseError as exc:
-            log.warning("topology not kept: %s", exc)
+        self._write(
+            "UPDATE topologies SET listed_at = {now} WHERE broker = ? AND username = ? "
+            "AND vhost = ? AND exchange = ?",
+            (*self.key, topology.vhost, topology.exchange),
+        )
 
     def drop(self, vhost: str) -> None:
         """Every kept listing of `vhost`, whoever listed it: its bindings changed."""
+        self._write("DELETE FROM topologies WHERE broker = ? AND vhost = ?", (self.key[0], vhost))
+
+    def _write(self, sql: str, parameters: tuple) -> None:
         try:
             with self.database.transaction() as db:
-                db.execute(
-                    "DELETE FROM topologies WHERE broker = ? AND vhost = ?", (self.key[0], vhost)
-                )
+                db.execute(sql, parameters)
         except DatabaseError as exc:
-            log.warning("kept topology not dropped: %s", exc)
+            log.warning("kept topologies not written: %s", exc)
 
 
 def _same_settings(one: Topology, other: Topology) -> bool:

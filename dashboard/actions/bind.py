@@ -199,20 +199,23 @@ def bind(
     results = []
     try:
         for spec in specs:
-            parameters = spec.model_dump() | {"exchange": session.exchange}
-            try:
-                with change(session, actor, "bind", spec.tenant, parameters) as entry:
-                    result = _bind_tenant(session, spec)
-                    entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
-            except VhostMissing:
-                raise  # every tenant would fail the same way: one sentence, not a table of them
-            except WarrenError as exc:
-                result = BindResult(
-                    tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc)
-                )
+            result = _audited_bind(session, spec, actor)
             on_result(result)
             results.append(result)
     finally:
         # Even a failed tenant may have left a binding made.
         forget_topology(session)
     return results
+
+
+def _audited_bind(session: Session, spec: TenantSpec, actor: str) -> BindResult:
+    parameters = spec.model_dump() | {"exchange": session.exchange}
+    try:
+        with change(session, actor, "bind", spec.tenant, parameters) as entry:
+            result = _bind_tenant(session, spec)
+            entry.outcome, entry.counts = result.outcome, {"created": len(result.created)}
+    except VhostMissing:
+        raise  # every tenant would fail the same way: one sentence, not a table of them
+    except WarrenError as exc:
+        result = BindResult(tenant=spec.tenant, queue=spec.queue, outcome="failed", error=str(exc))
+    return result

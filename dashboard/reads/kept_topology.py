@@ -16,6 +16,7 @@ that cannot be read or written costs the speed, never the answer.
 
 import json
 import logging
+import operator
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
@@ -134,35 +135,23 @@ class KeptTopologies:
             log.warning("kept topologies not written: %s", exc)
 
 
+# What a listing without statistics says of a queue, under the model's field names.
+SETTINGS = ("name", "type", "state", "policy", "dead_letter_arguments", "dead_letter_policy")
+_settings = operator.attrgetter(*SETTINGS)
+
+
 def _same_settings(one: Topology, other: Topology) -> bool:
     """Whether two listings of a vhost say the same of its bindings and queues' settings."""
     if (one.tenants, one.dead_letter_routes) != (other.tenants, other.dead_letter_routes):
         return False
     if one.queues.keys() != other.queues.keys():
         return False
-    return all(map(_same_queue, one.queues.values(), map(other.queues.get, one.queues)))
-
-
-def _same_queue(one: ListedQueue, other: ListedQueue) -> bool:
-    return (
-        one.type == other.type
-        and one.state == other.state
-        and one.policy == other.policy
-        and one.dead_letter_arguments == other.dead_letter_arguments
-        and one.dead_letter_policy == other.dead_letter_policy
-    )
+    theirs = map(other.queues.get, one.queues)
+    return all(map(operator.eq, map(_settings, one.queues.values()), map(_settings, theirs)))
 
 
 def _settings_of(queue: ListedQueue) -> dict:
-    """What a listing without statistics says of a queue, under the model's field names."""
-    return {
-        "name": queue.name,
-        "type": queue.type,
-        "state": queue.state,
-        "policy": queue.policy,
-        "dead_letter_arguments": queue.dead_letter_arguments,
-        "dead_letter_policy": queue.dead_letter_policy,
-    }
+    return dict(zip(SETTINGS, _settings(queue), strict=True))
 
 
 def kept_topologies(settings: Settings) -> KeptTopologies:
